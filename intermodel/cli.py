@@ -1,0 +1,193 @@
+"""The `intermodel` command: thin wrappers over the library.
+
+Every expected failure (bad config, missing key, unreachable server, unreadable transcript) ends
+as one line on stderr and an exit code, never a traceback: 0 done, 1 the run ended in an error,
+2 bad config or usage, 130 stopped by a signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import anyio
+
+from intermodel.about import __version__
+from intermodel.config import Pairing, load_pairing
+from intermodel.errors import IntermodelError, UsageError
+from intermodel.safety import terminal_safe
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE, EXIT_SIGNAL = 0, 1, 2, 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        args = parser.parse_args(["run", *(argv or [])])
+    try:
+        return int(args.handler(args))
+    except IntermodelError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"intermodel: {terminal_safe(line)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("intermodel: interrupted", file=sys.stderr)
+        return EXIT_SIGNAL
+    except BrokenPipeError:  # output piped into something that stopped reading (`| head`)
+        return EXIT_RUN_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="intermodel",
+        description="Run, watch and record live conversations between two language models.",
+    )
+    parser.add_argument("--version", action="version", version=f"intermodel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a pairing (the demo when no file is given)")
+    run.add_argument("config", nargs="?", help="pairing TOML file (default: the bundled demo)")
+    run.add_argument("--headless", action="store_true",
+                     help="plain streamed output instead of the terminal UI")
+    run.add_argument("--out", metavar="DIR", help="transcript folder (default: the pairing's)")
+    run.add_argument("--turns", type=_positive, metavar="N", help="override the turn budget")
+    run.add_argument("--no-transcript", action="store_true", help="do not write a transcript")
+    _color_option(run)
+    run.set_defaults(handler=_cmd_run)
+
+    validate = sub.add_parser("validate", help="check pairing files without running them")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("--strict", action="store_true",
+                          help="also fail when a key variable the pairing needs is not set")
+    validate.set_defaults(handler=_cmd_validate)
+
+    export = sub.add_parser("export", help="write a transcript in a readable format")
+    export.add_argument("transcript")
+    export.add_argument("--format", choices=["md"], default="md")
+    export.add_argument("-o", "--output", metavar="FILE",
+                        help="output file, or - for stdout (default: beside the transcript)")
+    export.set_defaults(handler=_cmd_export)
+
+    inspect = sub.add_parser("inspect", help="rebuild a turn's exact request and check its hash")
+    inspect.add_argument("transcript")
+    inspect.add_argument("--turn", type=_positive, metavar="N",
+                         help="the turn to show (default: check every turn)")
+    inspect.set_defaults(handler=_cmd_inspect)
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected a number of at least 1")
+    return value
+
+
+def _color_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                        help="colour in headless output (default: auto; NO_COLOR is respected)")
+
+
+def demo_config() -> Path:
+    """The bundled demo pairing, wherever the package is installed."""
+    return Path(str(resources.files("intermodel.configs") / "demo.toml"))
+
+
+def _load(path: str | None, turns: int | None = None) -> Pairing:
+    pairing = load_pairing(path or demo_config())
+    return pairing if turns is None else pairing.with_max_turns(turns)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    pairing = _load(args.config, args.turns)
+    interactive = not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
+    if interactive:
+        try:
+            from intermodel.tui.app import run_tui
+        except ImportError:
+            interactive = False
+        else:
+            return run_tui(pairing, out_dir=args.out, record=not args.no_transcript)
+    from intermodel.headless import run_headless
+
+    return anyio.run(run_headless, pairing, args.out, not args.no_transcript, args.color)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import os
+
+    from intermodel.errors import ConfigError, MissingKeyError
+    from intermodel.secrets import resolve_credentials
+
+    failed = False
+    for file in args.files:
+        try:
+            pairing = load_pairing(file)
+        except ConfigError as exc:
+            failed = True
+            for line in str(exc).splitlines():
+                print(terminal_safe(line), file=sys.stderr)
+            continue
+        agents = ", ".join(f"{a.name}: {a.provider} {a.model}" for a in pairing.agents)
+        print(terminal_safe(f"ok  {file}  ({agents})"))
+        try:
+            resolve_credentials(pairing, os.environ)
+        except MissingKeyError as exc:
+            failed = failed or args.strict
+            for issue in exc.issues:
+                print(terminal_safe(f"    {'error' if args.strict else 'note'}: {issue}"))
+    return EXIT_USAGE if failed else EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from intermodel.transcript.markdown import to_markdown
+    from intermodel.transcript.reader import read_transcript
+
+    transcript = read_transcript(args.transcript)
+    text = to_markdown(transcript)
+    if args.output == "-":
+        sys.stdout.write(terminal_safe(text) if sys.stdout.isatty() else text)
+        return EXIT_OK
+    target = Path(args.output) if args.output else Path(args.transcript).with_suffix(".md")
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    print(f"wrote {target}")
+    return EXIT_OK
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from intermodel.audit import rebuild_request, verify_transcript
+    from intermodel.transcript.reader import read_transcript
+
+    transcript = read_transcript(args.transcript)
+    if args.turn is None:
+        results = verify_transcript(transcript)
+        for result in results:
+            mark = "ok      " if result.matches else "MISMATCH"
+            print(f"{mark} turn {result.turn.index:>4}  {terminal_safe(result.turn.agent)}  "
+                  f"{result.digest}")
+        bad = sum(not r.matches for r in results)
+        print(f"{len(results) - bad} of {len(results)} turns match their recorded request hash")
+        return EXIT_RUN_ERROR if bad else EXIT_OK
+    result = rebuild_request(transcript, args.turn)
+    body = json.dumps(result.request.to_json(), indent=2, ensure_ascii=False)
+    print(terminal_safe(body))
+    verdict = "matches the recorded hash" if result.matches else (
+        f"DOES NOT MATCH the recorded {result.turn.request_hash}")
+    print(f"turn {result.turn.index} ({terminal_safe(result.turn.agent)}): {result.digest} "
+          f"{verdict}")
+    return EXIT_OK if result.matches else EXIT_RUN_ERROR
+

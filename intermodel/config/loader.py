@@ -1,0 +1,312 @@
+"""TOML pairing file → validated, frozen `Pairing`.
+
+Loading is two steps. `normalise` checks the raw TOML table against the schema and produces the
+*resolved* table: every default filled in, prompt and opener files inlined, nothing secret. `build`
+turns a resolved table into dataclasses. Transcripts store the resolved table, so a run can be
+rebuilt from its transcript alone with `from_resolved`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from intermodel.config.model import (
+    AgentConfig,
+    DialogueConfig,
+    Pairing,
+    RetryConfig,
+    ScriptConfig,
+    unknown_placeholders,
+)
+from intermodel.config.schema import AGENT, DIALOGUE, RETRY, SCRIPT, THINKING, TOP, Checker
+from intermodel.errors import ConfigError, ConfigIssue
+from intermodel.providers.base import Sampling
+from intermodel.secrets import SENSITIVE_HEADER
+
+__all__ = ["from_resolved", "load_pairing", "parse_pairing"]
+
+_AGENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+_SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "auth_token"}
+_KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|sk-ant-[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,})")
+DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+DEFAULT_MODEL = {"scripted": "scripted", "local": "bundled"}
+SCRIPT_PLACEHOLDERS = ("name", "partner", "reply")
+
+
+def load_pairing(path: str | Path) -> Pairing:
+    """Read and validate a pairing file. Raises ConfigError listing every problem found."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(shown, [ConfigIssue("", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(shown, [ConfigIssue("", f"cannot read: {exc}")]) from None
+    return parse_pairing(text, source=shown, base_dir=path.parent, default_name=path.stem)
+
+
+def parse_pairing(
+    text: str, *, source: str, base_dir: Path | None = None, default_name: str = "pairing"
+) -> Pairing:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"not valid TOML: {exc}")]) from None
+    resolved = normalise(raw, source=source, base_dir=base_dir or Path("."),
+                         default_name=default_name)
+    return build(resolved, source=source)
+
+
+def from_resolved(resolved: Mapping[str, Any], *, source: str) -> Pairing:
+    """Rebuild a Pairing from the resolved table a transcript stored."""
+    again = normalise(dict(resolved), source=source, base_dir=Path("."), default_name="pairing")
+    return build(again, source=source)
+
+
+def normalise(
+    raw: Mapping[str, Any], *, source: str, base_dir: Path, default_name: str
+) -> dict[str, Any]:
+    check = Checker()
+    top = check.table(raw, "", TOP)
+    top.setdefault("name", default_name)
+    agents = _normalise_agents(check, raw.get("agents"), base_dir)
+    names = list(agents)
+    dialogue = _normalise_dialogue(check, raw.get("dialogue"), names, base_dir)
+    retry = check.table(raw["retry"], "retry", RETRY) if isinstance(raw.get("retry"), dict) else (
+        check.table({}, "retry", RETRY))
+    for phrase_source, text in _texts_to_scan(agents, dialogue):
+        if _KEY_LIKE.search(text):
+            check.fail(phrase_source, "looks like it contains an API key; keys belong in "
+                       "environment variables named by api_key_env")
+    if check.issues:
+        raise ConfigError(source, check.issues)
+    top.update(agents=agents, dialogue=dialogue, retry=retry)
+    return top
+
+
+def _normalise_agents(check: Checker, raw: Any, base_dir: Path) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, dict):
+        return {}  # already reported by the top-level check
+    if len(raw) != 2:
+        check.fail("agents", f"expected exactly two agents, found {len(raw)}"
+                   + (f" ({', '.join(raw)})" if raw else ""))
+    agents: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    for name, table in raw.items():
+        path = f"agents.{name}"
+        if not _AGENT_NAME.match(name):
+            check.fail(path, "agent names start with a letter and use letters, digits, - and _ "
+                       "(at most 32)")
+        if name.lower() in seen or name.lower() in {"both", "a", "b", "human"}:
+            check.fail(path, f"the name {name!r} is taken (duplicate, or reserved for addressing)")
+        seen.add(name.lower())
+        if not isinstance(table, dict):
+            check.fail(path, f"expected a table like [agents.{name}]")
+            continue
+        for secret in _SECRET_KEYS & set(table):
+            check.fail(f"{path}.{secret}", "literal API keys are refused in pairing files (they "
+                       "leak into git and transcripts); export the key in an environment "
+                       "variable and name it with api_key_env = \"VARIABLE_NAME\"")
+        table = {k: v for k, v in table.items() if k not in _SECRET_KEYS}
+        agents[name] = _normalise_agent(check, table, path, base_dir)
+    return agents
+
+
+def _normalise_agent(
+    check: Checker, table: dict[str, Any], path: str, base_dir: Path
+) -> dict[str, Any]:
+    agent = check.table(table, path, AGENT)
+    provider = agent.get("provider")
+    agent["thinking"] = check.table(agent.get("thinking", {}), f"{path}.thinking", THINKING)
+    if "prompt_file" in agent:
+        if "prompt" in table:
+            check.fail(f"{path}.prompt_file", "give either prompt or prompt_file, not both")
+        agent["prompt"] = _read_text(check, base_dir, agent.pop("prompt_file"),
+                                     f"{path}.prompt_file")
+    for header, value in agent.get("extra_headers", {}).items():
+        if SENSITIVE_HEADER.search(header) and "${" not in value:
+            check.fail(f"{path}.extra_headers.{header}", "a credential header needs an "
+                       "environment reference like \"Bearer ${MY_PROXY_KEY}\", not a literal value")
+    for name in unknown_placeholders(agent.get("prompt", "")):
+        check.fail(f"{path}.prompt", f"unknown placeholder {{{name}}}; known: {{name}}, "
+                   "{partner}, {max_turns} (write {{ and }} for literal braces)")
+    if provider is None:
+        return agent
+    if "model" not in agent:
+        if provider in DEFAULT_MODEL:
+            agent["model"] = DEFAULT_MODEL[provider]
+        else:
+            check.fail(f"{path}.model", f"missing; provider {provider!r} needs a model id")
+    if provider not in DEFAULT_KEY_ENV:
+        for key in ("api_key_env", "base_url"):
+            if key in table:
+                check.fail(f"{path}.{key}", f"not used by provider {provider!r}")
+    script = agent.get("script", {})
+    if provider == "scripted":
+        agent["script"] = _normalise_script(check, script, f"{path}.script", base_dir)
+    elif "script" in table:
+        check.fail(f"{path}.script", "only for provider = \"scripted\"")
+    else:
+        agent.pop("script", None)
+    if "context_size" in table and provider != "local":
+        check.fail(f"{path}.context_size", "only for provider = \"local\"")
+    _check_anthropic(check, agent, path, provider)
+    return agent
+
+
+def _normalise_script(
+    check: Checker, table: dict[str, Any], path: str, base_dir: Path
+) -> dict[str, Any]:
+    script = check.table(table, path, SCRIPT)
+    if "file" in script:
+        text = _read_text(check, base_dir, script.pop("file"), f"{path}.file")
+        script["replies"] = list(script.get("replies", [])) + [
+            part.strip() for part in re.split(r"^---\s*$", text, flags=re.MULTILINE)
+            if part.strip()
+        ]
+    for key in ("replies", "thinking"):
+        for text in script.get(key, []):
+            for name in unknown_placeholders(text, SCRIPT_PLACEHOLDERS):
+                check.fail(f"{path}.{key}", f"unknown placeholder {{{name}}}; known: {{name}}, "
+                           "{partner}, {reply} (write {{ and }} for literal braces)")
+    if script.get("rule") == "list" and not script.get("replies"):
+        check.fail(f"{path}.replies", "rule = \"list\" needs at least one reply (or a file)")
+    return script
+
+
+def _check_anthropic(check: Checker, agent: dict[str, Any], path: str, provider: str) -> None:
+    budget = agent["thinking"].get("budget_tokens")
+    if budget is None:
+        return
+    if provider not in ("anthropic", "scripted"):
+        check.fail(f"{path}.thinking.budget_tokens", "a thinking budget is an Anthropic option; "
+                   "for other APIs pass reasoning settings through extra_body")
+        return
+    if provider != "anthropic":
+        return
+    if budget < 1024:
+        check.fail(f"{path}.thinking.budget_tokens", f"expected at least 1024, got {budget}")
+    if budget >= agent.get("max_tokens", 0):
+        check.fail(f"{path}.thinking.budget_tokens",
+                   f"must be below max_tokens ({agent.get('max_tokens')})")
+    if agent.get("temperature") not in (None, 1, 1.0):
+        check.fail(f"{path}.temperature", "Anthropic accepts only temperature = 1 with thinking")
+
+
+def _normalise_dialogue(
+    check: Checker, raw: Any, names: list[str], base_dir: Path
+) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        return {}
+    dialogue = check.table(raw, "dialogue", DIALOGUE)
+    if "opener_file" in dialogue:
+        if "opener" in raw:
+            check.fail("dialogue.opener_file", "give either opener or opener_file, not both")
+        dialogue["opener"] = _read_text(check, base_dir, dialogue.pop("opener_file"),
+                                        "dialogue.opener_file").strip()
+    if not dialogue.get("opener"):
+        check.fail("dialogue.opener", "missing; the first speaker needs an opening message")
+    if len(names) == 2:
+        dialogue.setdefault("first", names[0])
+        dialogue.setdefault("opener_to", dialogue["first"])
+        for key in ("first", "opener_to"):
+            if dialogue[key] not in names:
+                check.fail(f"dialogue.{key}",
+                           f"expected an agent name ({' or '.join(names)}), got {dialogue[key]!r}")
+        if dialogue["opener_to"] != dialogue["first"] and not dialogue["opener_shared"]:
+            check.fail("dialogue.opener_to", f"{dialogue['first']!r} speaks first but would not "
+                       "see the opener; set opener_shared = true or opener_to = "
+                       f"{dialogue['first']!r}")
+    if "{text}" not in dialogue.get("interjection_format", "{text}"):
+        check.fail("dialogue.interjection_format", "must contain {text}")
+    if any(not phrase for phrase in dialogue.get("stop_phrases", [])):
+        check.fail("dialogue.stop_phrases", "an empty stop phrase would end every run")
+    return dialogue
+
+
+def _read_text(check: Checker, base_dir: Path, name: str, path: str) -> str:
+    try:
+        return (base_dir / name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        check.fail(path, f"cannot read {name!r}: {exc.strerror or exc}")
+        return ""
+
+
+def _texts_to_scan(
+    agents: Mapping[str, Mapping[str, Any]], dialogue: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """Every place a user might paste a key by mistake."""
+    out = [("dialogue.opener", str(dialogue.get("opener", "")))]
+    for name, agent in agents.items():
+        for key in ("prompt", "api_key_env", "base_url", "extra_body", "extra_headers"):
+            out.append((f"agents.{name}.{key}", str(agent.get(key, ""))))
+    return out
+
+
+def build(resolved: Mapping[str, Any], *, source: str) -> Pairing:
+    agents = tuple(_build_agent(name, table) for name, table in resolved["agents"].items())
+    d = resolved["dialogue"]
+    dialogue = DialogueConfig(
+        opener=d["opener"],
+        opener_to=d["opener_to"],
+        opener_shared=d["opener_shared"],
+        first=d["first"],
+        max_turns=d["max_turns"],
+        max_total_tokens=d.get("max_total_tokens"),
+        max_seconds=d.get("max_seconds"),
+        stop_phrases=tuple(d["stop_phrases"]),
+        share_thinking=d["share_thinking"],
+        interjection_format=d["interjection_format"],
+        empty_reply=d["empty_reply"],
+    )
+    return Pairing(
+        name=resolved["name"],
+        description=resolved["description"],
+        agents=cast("tuple[AgentConfig, AgentConfig]", agents),
+        dialogue=dialogue,
+        retry=RetryConfig(**resolved["retry"]),
+        transcripts=resolved["transcripts"],
+        source=source,
+        resolved=resolved,
+    )
+
+
+def _build_agent(name: str, a: Mapping[str, Any]) -> AgentConfig:
+    script = a.get("script")
+    return AgentConfig(
+        name=name,
+        provider=a["provider"],
+        model=a["model"],
+        prompt=a["prompt"],
+        base_url=a.get("base_url"),
+        api_key_env=a.get("api_key_env") or DEFAULT_KEY_ENV.get(a["provider"]),
+        # A key is optional for a custom base_url (local servers) unless the file names one.
+        key_required="api_key_env" in a or "base_url" not in a,
+        sampling=Sampling(
+            temperature=a.get("temperature"),
+            top_p=a.get("top_p"),
+            max_tokens=a["max_tokens"],
+            seed=a.get("seed"),
+            stop=tuple(a["stop"]),
+        ),
+        thinking_budget=a["thinking"].get("budget_tokens"),
+        send_thinking_back=a["thinking"]["send_back"],
+        extra_body=dict(a["extra_body"]),
+        extra_headers=dict(a["extra_headers"]),
+        timeout=float(a["timeout"]),
+        context_size=a.get("context_size"),
+        script=None if script is None else ScriptConfig(
+            replies=tuple(script["replies"]),
+            thinking=tuple(script["thinking"]),
+            rule=script["rule"],
+            when_exhausted=script["when_exhausted"],
+            chunk_words=script["chunk_words"],
+            delay=float(script["delay"]),
+            first_token_delay=float(script["first_token_delay"]),
+        ),
+    )

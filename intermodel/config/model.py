@@ -1,0 +1,150 @@
+"""The validated, frozen form of a pairing file. Built only by `intermodel.config.loader`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from intermodel.providers.base import Sampling
+
+__all__ = [
+    "PLACEHOLDERS",
+    "AgentConfig",
+    "DialogueConfig",
+    "Pairing",
+    "ProviderName",
+    "RetryConfig",
+    "ScriptConfig",
+    "render_placeholders",
+]
+
+ProviderName = Literal["openai", "anthropic", "scripted", "local"]
+
+# Placeholders a role prompt may use, filled once per agent when the run starts.
+PLACEHOLDERS = ("name", "partner", "max_turns")
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+
+
+def render_placeholders(template: str, values: Mapping[str, object]) -> str:
+    """Fill `{name}`-style placeholders; `{{` and `}}` stand for literal braces."""
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "{{":
+            return "{"
+        if token == "}}":
+            return "}"
+        return str(values[match.group(1)])
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def unknown_placeholders(template: str, known: tuple[str, ...] = PLACEHOLDERS) -> list[str]:
+    """Placeholder names in `template` that `render_placeholders` would not be given."""
+    return [
+        m.group(1)
+        for m in _PLACEHOLDER.finditer(template)
+        if m.group(1) is not None and m.group(1) not in known
+    ]
+
+
+@dataclass(frozen=True)
+class ScriptConfig:
+    """Replies of the `scripted` provider: a list, one file, or a rule."""
+
+    replies: tuple[str, ...] = ()
+    thinking: tuple[str, ...] = ()
+    rule: Literal["list", "echo", "count"] = "list"
+    when_exhausted: Literal["cycle", "repeat_last", "fail"] = "cycle"
+    chunk_words: int = 1
+    delay: float = 0.0
+    first_token_delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    name: str
+    provider: ProviderName
+    model: str
+    prompt: str = ""
+    base_url: str | None = None
+    api_key_env: str | None = None
+    # False when a missing key variable is acceptable (a local OpenAI-compatible server).
+    key_required: bool = True
+    sampling: Sampling = field(default_factory=Sampling)
+    thinking_budget: int | None = None
+    send_thinking_back: bool = False
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 120.0
+    context_size: int | None = None
+    script: ScriptConfig | None = None
+
+
+@dataclass(frozen=True)
+class DialogueConfig:
+    opener: str
+    opener_to: str
+    opener_shared: bool
+    first: str
+    max_turns: int
+    max_total_tokens: int | None = None
+    max_seconds: float | None = None
+    stop_phrases: tuple[str, ...] = ()
+    share_thinking: bool = False
+    interjection_format: str = "[Human]: {text}"
+    empty_reply: str = "[no reply]"
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    attempts: int = 6
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    max_retry_after: float = 300.0
+    max_wait: float = 900.0
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """A whole pairing. `resolved` is the normalised config (every default filled in, prompt
+    files inlined, no secrets): what transcripts store and what `from_resolved` loads back."""
+
+    name: str
+    description: str
+    agents: tuple[AgentConfig, AgentConfig]
+    dialogue: DialogueConfig
+    retry: RetryConfig
+    transcripts: str
+    source: str
+    resolved: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def agent_names(self) -> tuple[str, str]:
+        return (self.agents[0].name, self.agents[1].name)
+
+    def agent(self, name: str) -> AgentConfig:
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        raise KeyError(name)
+
+    def partner_of(self, name: str) -> str:
+        first, second = self.agent_names
+        return second if name == first else first
+
+    def with_max_turns(self, max_turns: int) -> Pairing:
+        """The same pairing with another turn budget (as if the file said so)."""
+        resolved = {**self.resolved, "dialogue": {**self.resolved["dialogue"],
+                                                  "max_turns": max_turns}}
+        return replace(self, dialogue=replace(self.dialogue, max_turns=max_turns),
+                       resolved=resolved)
+
+    def system_prompt(self, name: str) -> str:
+        """The agent's role prompt with its placeholders filled."""
+        return render_placeholders(
+            self.agent(name).prompt,
+            {"name": name, "partner": self.partner_of(name), "max_turns": self.dialogue.max_turns},
+        )

@@ -1,0 +1,238 @@
+"""The pairing file's schema: every key, its type, default and one line of documentation.
+
+The schema drives validation (types, ranges, unknown keys with the closest valid key suggested)
+and is checked against docs/config.md by a test, so the reference cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from intermodel.errors import ConfigIssue
+
+__all__ = [
+    "AGENT",
+    "DIALOGUE",
+    "RETRY",
+    "SCRIPT",
+    "THINKING",
+    "TOP",
+    "Checker",
+    "Field",
+    "Kind",
+]
+
+REQUIRED: Any = object()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A value type: its name for messages and a predicate."""
+
+    name: str
+    accepts: Callable[[Any], bool]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+STR = Kind("a string", lambda v: isinstance(v, str))
+INT = Kind("an integer", _is_int)
+NUMBER = Kind("a number", _is_number)
+BOOL = Kind("true or false", lambda v: isinstance(v, bool))
+STR_LIST = Kind(
+    "a list of strings", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v)
+)
+TABLE = Kind("a table", lambda v: isinstance(v, dict))
+STR_TABLE = Kind(
+    "a table of strings",
+    lambda v: isinstance(v, dict) and all(isinstance(s, str) for s in v.values()),
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: Kind
+    doc: str
+    default: Any = None  # None: optional with no value; REQUIRED: must be present
+    check: Callable[[Any], str | None] | None = None  # returns what was expected, or None
+    choices: tuple[str, ...] = ()
+
+
+def at_least(low: float) -> Callable[[Any], str | None]:
+    return lambda v: None if v >= low else f"a value of at least {low}"
+
+
+def between(low: float, high: float) -> Callable[[Any], str | None]:
+    return lambda v: None if low <= v <= high else f"a value from {low} to {high}"
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_URL = re.compile(r"^https?://[^\s/]+", re.IGNORECASE)
+
+
+def env_name(v: str) -> str | None:
+    if _ENV_NAME.match(v):
+        return None
+    return "the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key itself"
+
+
+def url(v: str) -> str | None:
+    return None if _URL.match(v) else "an http:// or https:// URL"
+
+
+SCRIPT: dict[str, Field] = {
+    "replies": Field(STR_LIST, "Replies in order; may use {name}, {partner}, {reply} (its number).", []),
+    "file": Field(STR, "A text file of replies separated by lines holding only `---`."),
+    "thinking": Field(STR_LIST, "Thinking streamed before the reply of the same index.", []),
+    "rule": Field(
+        STR,
+        "`list` (the replies), `echo` (repeat the partner's last message), `count`.",
+        "list",
+        choices=("list", "echo", "count"),
+    ),
+    "when_exhausted": Field(
+        STR,
+        "After the last reply: `cycle`, `repeat_last`, or `fail`.",
+        "cycle",
+        choices=("cycle", "repeat_last", "fail"),
+    ),
+    "chunk_words": Field(INT, "Words per streamed chunk.", 1, at_least(1)),
+    "delay": Field(NUMBER, "Seconds between chunks.", 0.0, at_least(0)),
+    "first_token_delay": Field(NUMBER, "Seconds before the first chunk.", 0.0, at_least(0)),
+}
+
+THINKING: dict[str, Field] = {
+    "budget_tokens": Field(
+        INT, "Anthropic extended thinking budget (>= 1024, below max_tokens).", None, at_least(1)
+    ),
+    "send_back": Field(
+        BOOL, "Send the agent's own earlier thinking back to it with its turns.", False
+    ),
+}
+
+AGENT: dict[str, Field] = {
+    "provider": Field(
+        STR, "Which API this agent talks to.", REQUIRED,
+        choices=("openai", "anthropic", "scripted", "local"),
+    ),
+    "model": Field(STR, "Model id (for `local`, a path to a GGUF file; default: bundled)."),
+    "base_url": Field(STR, "Server address for OpenAI-compatible or proxied APIs.", None, url),
+    "api_key_env": Field(STR, "Name of the environment variable holding the key.", None, env_name),
+    "prompt": Field(STR, "Role prompt (system); may use {name}, {partner}, {max_turns}.", ""),
+    "prompt_file": Field(STR, "Read the role prompt from this file instead (relative path)."),
+    "temperature": Field(NUMBER, "Sampling temperature.", None, between(0, 2)),
+    "top_p": Field(NUMBER, "Nucleus sampling.", None, between(0, 1)),
+    "max_tokens": Field(INT, "Most tokens per reply.", 1024, at_least(1)),
+    "seed": Field(INT, "Sampling seed, where the API supports one."),
+    "stop": Field(STR_LIST, "Stop sequences that end a reply (not the run).", []),
+    "timeout": Field(NUMBER, "Seconds to wait for the next piece of a reply.", 120.0, at_least(1)),
+    "context_size": Field(INT, "Context window of a local model (tokens).", None, at_least(128)),
+    "thinking": Field(TABLE, "Reasoning options (see [agents.NAME.thinking]).", {}),
+    "extra_body": Field(TABLE, "Extra request body fields, passed through unchanged.", {}),
+    "extra_headers": Field(STR_TABLE, "Extra HTTP headers; ${VAR} in a value is read from the environment.",
+                           {}),
+    "script": Field(TABLE, "Replies of a `scripted` agent (see [agents.NAME.script]).", {}),
+}
+
+DIALOGUE: dict[str, Field] = {
+    "opener": Field(STR, "The opening message."),
+    "opener_file": Field(STR, "Read the opening message from this file instead."),
+    "opener_to": Field(STR, "Agent that receives the opener (default: the first speaker)."),
+    "opener_shared": Field(BOOL, "Whether the other agent sees the opener too.", False),
+    "first": Field(STR, "Agent that speaks first (default: the first agent in the file)."),
+    "max_turns": Field(INT, "Turn budget: replies in total, both agents together.", 10, at_least(1)),
+    "max_total_tokens": Field(INT, "Stop once input+output tokens of all turns reach this.",
+                              None, at_least(1)),
+    "max_seconds": Field(NUMBER, "Stop after this much wall-clock time.", None, at_least(1)),
+    "stop_phrases": Field(STR_LIST, "Either agent saying one of these ends the run.", []),
+    "share_thinking": Field(BOOL, "Show each agent its partner's thinking.", False),
+    "interjection_format": Field(STR, "How a human message appears to an agent; has {text}.",
+                                 "[Human]: {text}"),
+    "empty_reply": Field(STR, "What an agent sees when its partner replied with nothing.",
+                         "[no reply]"),
+}
+
+RETRY: dict[str, Field] = {
+    "attempts": Field(INT, "Retries of a failed turn before the run ends.", 6, at_least(0)),
+    "backoff_initial": Field(NUMBER, "First backoff in seconds (doubles each retry).", 1.0,
+                             at_least(0)),
+    "backoff_max": Field(NUMBER, "Longest backoff in seconds.", 60.0, at_least(0)),
+    "max_retry_after": Field(NUMBER, "Longest server-requested wait honoured (seconds).", 300.0,
+                             at_least(0)),
+    "max_wait": Field(NUMBER, "Longest total wait for one turn across its retries (seconds).",
+                      900.0, at_least(0)),
+}
+
+TOP: dict[str, Field] = {
+    "name": Field(STR, "Name of the pairing (default: the file name)."),
+    "description": Field(STR, "Free text for people.", ""),
+    "transcripts": Field(STR, "Folder for transcripts.", "transcripts"),
+    "dialogue": Field(TABLE, "The conversation (see [dialogue]).", REQUIRED),
+    "retry": Field(TABLE, "Retry policy for transient errors (see [retry]).", {}),
+    "agents": Field(TABLE, "Exactly two agents, keyed by name (see [agents.NAME]).", REQUIRED),
+}
+
+
+class Checker:
+    """Collects every issue in one file rather than stopping at the first."""
+
+    def __init__(self) -> None:
+        self.issues: list[ConfigIssue] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.issues.append(ConfigIssue(path, message))
+
+    def table(self, data: Mapping[str, Any], path: str, schema: Mapping[str, Field]) -> dict[str, Any]:
+        """Check `data` against `schema`; return known keys with defaults filled in.
+        Invalid or missing values are left out of the result (and reported)."""
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            where = f"{path}.{key}" if path else key
+            spec = schema.get(key)
+            if spec is None:
+                self.fail(where, _unknown_key_message(key, schema))
+                continue
+            if not spec.kind.accepts(value):
+                self.fail(where, f"expected {spec.kind.name}, got {_describe(value)}")
+                continue
+            if spec.choices and value not in spec.choices:
+                options = ", ".join(repr(c) for c in spec.choices)
+                self.fail(where, f"expected one of {options}, got {value!r}")
+                continue
+            expected = spec.check(value) if spec.check else None
+            if expected:
+                self.fail(where, f"expected {expected}, got {value!r}")
+                continue
+            out[key] = value
+        for key, spec in schema.items():
+            if key in data:
+                continue
+            if spec.default is REQUIRED:
+                self.fail(f"{path}.{key}" if path else key, f"missing ({spec.doc.rstrip('.')})")
+            elif spec.default is not None:
+                default = spec.default
+                out[key] = default.copy() if isinstance(default, dict | list) else default
+        return out
+
+
+def _unknown_key_message(key: str, schema: Mapping[str, Field]) -> str:
+    close = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown key{hint} (valid keys: {', '.join(schema)})"
+
+
+def _describe(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a table"}
+    return f"{names.get(type(value), type(value).__name__)} ({value!r})"[:80]

@@ -1,0 +1,444 @@
+"""The orchestrator: the one loop that runs a conversation between two agents.
+
+Turn i is spoken by the first speaker when i is odd and by the other agent when it is even, so the
+speaker of any turn follows from its number (and a resumed run needs no extra state). For each turn
+the dialogue builds the speaker's view (`views.build_request`), streams its provider, and emits
+events. Events that belong in the transcript are handed to the recorder and awaited *before* they
+are published: whatever a person saw on screen is already on disk.
+
+Controls arrive through a memory object stream and are handled by a task beside the turn loop:
+interjections are recorded at once and seen by their addressees from their next turn; pause and
+step take effect between turns; stop either finishes or discards the streaming turn.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import aclosing, contextmanager
+from dataclasses import dataclass, field
+from typing import NoReturn, Protocol
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from intermodel.bus import EventBus, Subscription
+from intermodel.config.model import Pairing
+from intermodel.controls import Command, Controls, Extend, Interject, Pause, Resume, Step, Stop
+from intermodel.errors import ProviderError, StreamInterrupted, TransientError, UsageError
+from intermodel.events import (
+    RECORDED,
+    BudgetExtended,
+    Event,
+    Interjected,
+    Notice,
+    Paused,
+    Resumed,
+    Retrying,
+    RunFinished,
+    RunStarted,
+    TextChunk,
+    ThinkingChunk,
+    TurnCompleted,
+    TurnDiscarded,
+    TurnStarted,
+)
+from intermodel.providers.base import (
+    Finished,
+    Provider,
+    Request,
+    TextDelta,
+    ThinkingDelta,
+    UsageReport,
+)
+from intermodel.records import (
+    BudgetChange,
+    Discard,
+    HistoryEntry,
+    Interjection,
+    Retry,
+    RunEnd,
+    Turn,
+    Usage,
+    now_iso,
+)
+from intermodel.retry import RetryPolicy
+from intermodel.secrets import Redactor
+from intermodel.views import build_request
+
+__all__ = ["Dialogue", "DialogueState", "Recorder", "new_run_id", "speaker_of"]
+
+
+class Recorder(Protocol):
+    """A durable consumer (the transcript writer): awaited for every recorded event."""
+
+    async def record(self, event: Event) -> None: ...
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def speaker_of(pairing: Pairing, turn: int) -> str:
+    first = pairing.dialogue.first
+    return first if turn % 2 == 1 else pairing.partner_of(first)
+
+
+@dataclass
+class DialogueState:
+    """Where a conversation stands: enough to start it, or to continue it after a resume."""
+
+    history: list[HistoryEntry] = field(default_factory=list)
+    max_turns: int = 0
+    usage: dict[str, Usage] = field(default_factory=dict)
+
+    @property
+    def turns(self) -> list[Turn]:
+        return [e for e in self.history if isinstance(e, Turn)]
+
+    @property
+    def next_turn(self) -> int:
+        turns = self.turns
+        return turns[-1].index + 1 if turns else 1
+
+
+class _Ended(Exception):
+    """Internal: the run ends with this outcome."""
+
+    def __init__(self, end: RunEnd) -> None:
+        super().__init__(end.reason)
+        self.end = end
+
+
+@dataclass
+class _Partial:
+    """A reply as it streams in."""
+
+    text: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    finished: Finished | None = None
+    ttft: float | None = None
+
+    @property
+    def chars(self) -> int:
+        return sum(map(len, self.text)) + sum(map(len, self.thinking))
+
+
+class Dialogue:
+    def __init__(
+        self,
+        pairing: Pairing,
+        providers: Mapping[str, Provider],
+        *,
+        recorder: Recorder | None = None,
+        transcript_path: str | None = None,
+        state: DialogueState | None = None,
+        redactor: Redactor | None = None,
+        run_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.pairing = pairing
+        self.run_id = run_id or new_run_id()
+        self.state = state or DialogueState()
+        if not self.state.max_turns:
+            self.state.max_turns = pairing.dialogue.max_turns
+        for name in pairing.agent_names:
+            self.state.usage.setdefault(name, Usage())
+        self._resumed = bool(self.state.history)
+        self._providers = providers
+        self._recorder = recorder
+        self._transcript_path = transcript_path
+        self._redact = redactor or Redactor()
+        self._retry = RetryPolicy(pairing.retry, rng)
+        self.bus = EventBus()
+        self._command_send, self._commands = anyio.create_memory_object_stream[Command](math.inf)
+        self.controls = Controls(self._command_send)
+        self._paused = False
+        self._steps = 0  # turns allowed to run while paused
+        self._stop: Stop | None = None
+        self._gate_changed = anyio.Event()
+        self._in_flight: int | None = None  # number of the turn being produced, if any
+        self._turn_scope: anyio.CancelScope | None = None
+        self._sleeping = False  # the in-flight turn is waiting to retry
+        self._started = 0.0
+
+    def subscribe(self) -> Subscription:
+        return self.bus.subscribe()
+
+    async def run(self) -> RunEnd:
+        """Run until a budget, a stop phrase, a stop command or a fatal error ends it."""
+        self._started = anyio.current_time()
+        end: RunEnd | None = None
+        try:
+            await self._emit(RunStarted(self.run_id, self.pairing, self._transcript_path,
+                                        now_iso(), resumed=self._resumed))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._read_commands, self._commands)
+                end = await self._turn_loop()
+                tg.cancel_scope.cancel()
+        except BaseException as exc:
+            if end is None:
+                if isinstance(exc, anyio.get_cancelled_exc_class()):
+                    end = self._end(self._stop.reason if self._stop else "stopped")
+                else:
+                    end = self._end("error", f"internal error: {exc!r}")
+            raise
+        finally:
+            self._command_send.close()  # later commands are refused: Controls.send -> False
+            self._commands.close()
+            if end is not None:
+                # Shielded: even a run cancelled from outside leaves a final record.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                    await self._emit(RunFinished(end))
+            self.bus.close()
+        return end
+
+    # -- the turn loop -----------------------------------------------------------------------
+
+    async def _turn_loop(self) -> RunEnd:
+        try:
+            while True:
+                self._check_budgets()
+                await self._wait_at_gate()
+                self._check_budgets()
+                turn = await self._produce_turn(self.state.next_turn)
+                self.state.history.append(turn)
+                self.state.usage[turn.agent] = self.state.usage[turn.agent] + turn.usage
+                await self._emit(TurnCompleted(turn))
+                self._check_stop_phrases(turn)
+        except _Ended as ended:
+            return ended.end
+
+    def _check_budgets(self) -> None:
+        d = self.pairing.dialogue
+        if self._stop is not None:
+            raise _Ended(self._end(self._stop.reason))
+        if self.state.next_turn > self.state.max_turns:
+            raise _Ended(self._end("max_turns", f"{self.state.max_turns} turns"))
+        total = sum(u.total for u in self.state.usage.values())
+        if d.max_total_tokens is not None and total >= d.max_total_tokens:
+            raise _Ended(self._end("token_budget", f"{total} of {d.max_total_tokens} tokens"))
+        if d.max_seconds is not None and self._elapsed() >= d.max_seconds:
+            raise _Ended(self._end("time_budget", f"{d.max_seconds:g} s"))
+
+    def _check_stop_phrases(self, turn: Turn) -> None:
+        for phrase in self.pairing.dialogue.stop_phrases:
+            if phrase in turn.text:
+                raise _Ended(self._end("stop_phrase", f"{turn.agent} said {phrase!r}",
+                                       ended_by=turn.agent))
+
+    async def _wait_at_gate(self) -> None:
+        """Block while paused, unless a step allows one turn."""
+        while self._paused and self._steps == 0 and self._stop is None:
+            await self._gate_changed.wait()
+            self._gate_changed = anyio.Event()
+        if self._paused and self._steps:
+            self._steps -= 1
+
+    async def _produce_turn(self, index: int) -> Turn:
+        """One turn, retried on transient errors. Raises _Ended if it cannot complete."""
+        agent = speaker_of(self.pairing, index)
+        request = build_request(self.pairing, self.state.history, agent, index)
+        provider = self._providers[agent]
+        failures = 0
+        waited = 0.0
+        self._in_flight = index
+        try:
+            while True:
+                partial = _Partial()
+                await self._emit(TurnStarted(index, agent, failures + 1, self.state.max_turns))
+                started = anyio.current_time()
+                try:
+                    with self._cancellable() as scope:
+                        await self._stream(provider, request, index, agent, partial, started)
+                except TransientError as error:
+                    failures += 1
+                    wait = self._retry.wait_before_retry(error, failures, waited)
+                    if wait is None:
+                        await self._fail(index, agent, partial, error, failures, gave_up=True)
+                    await self._emit(Retrying(Retry(
+                        index, agent, failures, error.kind, self._redact(error.message),
+                        error.status, wait, partial.chars, now_iso())))
+                    with self._cancellable(sleeping=True) as scope:
+                        await anyio.sleep(wait)
+                    waited += wait
+                    if scope.cancelled_caught:
+                        await self._discard_and_end(index, agent, _Partial())
+                    continue
+                except ProviderError as error:  # fatal: retrying cannot help
+                    await self._fail(index, agent, partial, error, failures + 1)
+                except anyio.get_cancelled_exc_class():  # cancelled from outside the run
+                    with anyio.CancelScope(shield=True):
+                        await self._discard(index, agent, "stopped", partial)
+                    raise
+                if scope.cancelled_caught:
+                    await self._discard_and_end(index, agent, partial)
+                return self._completed_turn(index, agent, partial, request.digest(),
+                                            anyio.current_time() - started, failures + 1)
+        finally:
+            self._in_flight = None
+
+    @contextmanager
+    def _cancellable(self, *, sleeping: bool = False) -> Iterator[anyio.CancelScope]:
+        """A scope that a stop command (or the time budget) cancels."""
+        with anyio.CancelScope(deadline=self._deadline()) as scope:
+            self._turn_scope, self._sleeping = scope, sleeping
+            try:
+                yield scope
+            finally:
+                self._turn_scope, self._sleeping = None, False
+
+    async def _stream(self, provider: Provider, request: Request, index: int, agent: str,
+                      partial: _Partial, started: float) -> None:
+        publish = self.bus.publish
+        async with aclosing(provider.stream(request)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if partial.ttft is None:
+                        partial.ttft = anyio.current_time() - started
+                    partial.text.append(event.text)
+                    publish(TextChunk(index, agent, event.text))
+                elif isinstance(event, ThinkingDelta):
+                    if partial.ttft is None:
+                        partial.ttft = anyio.current_time() - started
+                    partial.thinking.append(event.text)
+                    publish(ThinkingChunk(index, agent, event.text))
+                elif isinstance(event, UsageReport):
+                    partial.usage = Usage(event.input_tokens, event.output_tokens,
+                                          event.reasoning_tokens)
+                elif isinstance(event, Finished):
+                    partial.finished = event
+        if partial.finished is None:
+            raise StreamInterrupted("the stream ended without a finish", provider=provider.name)
+
+    async def _fail(self, index: int, agent: str, partial: _Partial, error: ProviderError,
+                    attempts: int, *, gave_up: bool = False) -> NoReturn:
+        await self._discard(index, agent, "error", partial)
+        tried = f" (gave up after {attempts} attempts)" if gave_up else ""
+        raise _Ended(self._end("error", self._redact(f"{agent}: {error.describe()}{tried}")))
+
+    def _completed_turn(self, index: int, agent: str, partial: _Partial, digest: str,
+                        latency: float, attempts: int) -> Turn:
+        finished = partial.finished
+        assert finished is not None
+        return Turn(
+            index=index,
+            agent=agent,
+            text="".join(partial.text),
+            thinking="".join(partial.thinking),
+            signature=finished.signature,
+            usage=partial.usage,
+            latency=round(latency, 4),
+            ttft=None if partial.ttft is None else round(partial.ttft, 4),
+            stop_reason=finished.stop_reason,
+            model=finished.model,
+            attempts=attempts,
+            request_hash=digest,
+            at=now_iso(),
+        )
+
+    async def _discard_and_end(self, index: int, agent: str, partial: _Partial) -> None:
+        """The turn's scope was cancelled: by a stop command or by the time budget."""
+        if self._stop is not None:
+            await self._discard(index, agent, self._stop.reason, partial)
+            raise _Ended(self._end(self._stop.reason))
+        await self._discard(index, agent, "time_budget", partial)
+        seconds = self.pairing.dialogue.max_seconds or 0
+        raise _Ended(self._end("time_budget", f"{seconds:g} s"))
+
+    async def _discard(self, index: int, agent: str, reason: str, partial: _Partial) -> None:
+        if partial.text or partial.thinking or reason != "error":
+            await self._emit(TurnDiscarded(Discard(
+                index, agent, reason, "".join(partial.text), "".join(partial.thinking),
+                now_iso())))
+
+    # -- controls -----------------------------------------------------------------------------
+
+    async def _read_commands(self, commands: MemoryObjectReceiveStream[Command]) -> None:
+        async for command in commands:
+            await self._apply(command)
+
+    async def _apply(self, command: Command) -> None:
+        if isinstance(command, Interject):
+            try:
+                to = self._addressees(command.to)
+            except UsageError as exc:
+                self.bus.publish(Notice(str(exc)))
+                return
+            upcoming = self._in_flight + 1 if self._in_flight is not None else self.state.next_turn
+            interjection = Interjection(upcoming, to, command.text, now_iso())
+            self.state.history.append(interjection)
+            await self._emit(Interjected(interjection))
+        elif isinstance(command, Pause):
+            if not self._paused:
+                self._paused, self._steps = True, 0
+                await self._emit(Paused())
+        elif isinstance(command, Resume):
+            if self._paused:
+                self._paused, self._steps = False, 0
+                self._open_gate()
+                await self._emit(Resumed())
+        elif isinstance(command, Step):
+            if self._paused:
+                self._steps += 1
+                self._open_gate()
+                await self._emit(Resumed(step=True))
+            else:  # running: finish the turn under way, then pause
+                self._paused, self._steps = True, 0 if self._in_flight is not None else 1
+                await self._emit(Paused())
+        elif isinstance(command, Stop):
+            self._stop = command
+            self._open_gate()
+            if (command.now or self._sleeping) and self._turn_scope is not None:
+                self._turn_scope.cancel()
+        elif isinstance(command, Extend):
+            self.state.max_turns = max(self.state.next_turn - 1, self.state.max_turns
+                                       + command.turns)
+            await self._emit(BudgetExtended(BudgetChange(self.state.max_turns, now_iso())))
+
+    def _addressees(self, to: str) -> tuple[str, ...]:
+        names = self.pairing.agent_names
+        key = to.strip().lower()
+        if key == "both":
+            return names
+        if key in ("a", "b"):
+            return (names[0] if key == "a" else names[1],)
+        for name in names:
+            if name.lower() == key:
+                return (name,)
+        raise UsageError(f"cannot address {to!r}: use a, b, both, {names[0]} or {names[1]}")
+
+    def _open_gate(self) -> None:
+        self._gate_changed.set()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    async def _emit(self, event: Event) -> None:
+        if self._recorder is not None and isinstance(event, RECORDED):
+            await self._recorder.record(event)
+        self.bus.publish(event)
+
+    def _elapsed(self) -> float:
+        return anyio.current_time() - self._started
+
+    def _deadline(self) -> float:
+        seconds = self.pairing.dialogue.max_seconds
+        return math.inf if seconds is None else self._started + seconds
+
+    def _end(self, reason: str, detail: str = "", ended_by: str | None = None) -> RunEnd:
+        return RunEnd(
+            reason=reason,
+            detail=detail,
+            ended_by=ended_by,
+            turns=len(self.state.turns),
+            usage=dict(self.state.usage),
+            duration=round(self._elapsed(), 3),
+            at=now_iso(),
+        )
+
+    @property
+    def history(self) -> Sequence[HistoryEntry]:
+        return self.state.history

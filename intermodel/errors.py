@@ -1,0 +1,203 @@
+"""The project's one exception tree.
+
+    IntermodelError                    anything this tool reports to a user (one line, an exit code)
+    ├── ConfigError                    a pairing file is wrong (file, dotted key path, what was expected)
+    │   └── MissingKeyError            an API key variable named by the pairing is not set
+    ├── UsageError                     the command line is wrong
+    ├── DependencyMissing              an optional extra is not installed (says how to install it)
+    ├── TranscriptError                a transcript cannot be written or read
+    └── ProviderError                  a model call failed; raised only by providers
+        ├── TransientError             worth retrying: the same request may succeed later
+        │   ├── RateLimited            429 and friends; may carry Retry-After
+        │   ├── ServerUnavailable      5xx, 529 overloaded, an error event inside a stream
+        │   ├── ConnectionFailed       refused, reset, DNS, TLS
+        │   ├── StreamInterrupted      the connection dropped or the stream broke after it began
+        │   └── TimedOut               connect or read timeout
+        └── FatalError                 retrying cannot help
+            ├── AuthenticationFailed   401, 403
+            ├── QuotaExhausted         402, or a 429 that says the account is out of credit
+            ├── ModelNotFound          404 for the model or endpoint
+            ├── BadRequest             400, 422 and other refusals of the request itself
+            │   └── ContextTooLong     the conversation no longer fits the model's context window
+            └── ProviderBroken         the provider answered with something we cannot understand
+
+Providers translate every foreign exception (SDK, httpx2, llama.cpp) into a ProviderError at their
+boundary, so the dialogue's retry policy never needs to know which library raised what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "AuthenticationFailed",
+    "BadRequest",
+    "ConfigError",
+    "ConfigIssue",
+    "ConnectionFailed",
+    "ContextTooLong",
+    "DependencyMissing",
+    "FatalError",
+    "IntermodelError",
+    "MissingKeyError",
+    "ModelNotFound",
+    "ProviderBroken",
+    "ProviderError",
+    "QuotaExhausted",
+    "RateLimited",
+    "ServerUnavailable",
+    "StreamInterrupted",
+    "TimedOut",
+    "TranscriptError",
+    "TransientError",
+    "UsageError",
+]
+
+
+class IntermodelError(Exception):
+    """Base of every error this tool reports; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem found in a pairing file."""
+
+    path: str  # dotted key path, e.g. "agents.ada.temperature"; "" for the whole file
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(IntermodelError):
+    """A pairing file is invalid. Carries every issue found, not only the first."""
+
+    exit_code = 2
+
+    def __init__(self, file: str, issues: list[ConfigIssue]) -> None:
+        self.file = file
+        self.issues = issues
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        return "\n".join(f"{self.file}: {issue}" for issue in self.issues)
+
+
+class MissingKeyError(ConfigError):
+    """An API key variable that a pairing needs is not set in the environment."""
+
+
+class UsageError(IntermodelError):
+    exit_code = 2
+
+
+class DependencyMissing(IntermodelError):
+    exit_code = 2
+
+
+class TranscriptError(IntermodelError):
+    pass
+
+
+class ProviderError(IntermodelError):
+    """A model call failed. `status` is the HTTP status when there was one."""
+
+    transient = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.status = status
+        # Seconds the server asked us to wait; only meaningful for transient errors.
+        self.retry_after = retry_after
+
+    @property
+    def kind(self) -> str:
+        """A short stable name for transcripts and status lines, e.g. "rate_limited"."""
+        return _KIND_NAMES.get(type(self), type(self).__name__)
+
+    def describe(self) -> str:
+        """One line for people: what failed, with the status code when known."""
+        where = f"{self.provider} " if self.provider else ""
+        status = f"{self.status} " if self.status else ""
+        return f"{where}{status}{self.kind.replace('_', ' ')}: {self.message}"
+
+
+class TransientError(ProviderError):
+    transient = True
+
+
+class RateLimited(TransientError):
+    pass
+
+
+class ServerUnavailable(TransientError):
+    pass
+
+
+class ConnectionFailed(TransientError):
+    pass
+
+
+class StreamInterrupted(TransientError):
+    pass
+
+
+class TimedOut(TransientError):
+    pass
+
+
+class FatalError(ProviderError):
+    pass
+
+
+class AuthenticationFailed(FatalError):
+    pass
+
+
+class QuotaExhausted(FatalError):
+    pass
+
+
+class ModelNotFound(FatalError):
+    pass
+
+
+class BadRequest(FatalError):
+    pass
+
+
+class ContextTooLong(BadRequest):
+    pass
+
+
+class ProviderBroken(FatalError):
+    pass
+
+
+_KIND_NAMES: dict[type[ProviderError], str] = {
+    ProviderError: "provider_error",
+    TransientError: "transient_error",
+    RateLimited: "rate_limited",
+    ServerUnavailable: "server_unavailable",
+    ConnectionFailed: "connection_failed",
+    StreamInterrupted: "stream_interrupted",
+    TimedOut: "timed_out",
+    FatalError: "fatal_error",
+    AuthenticationFailed: "authentication_failed",
+    QuotaExhausted: "quota_exhausted",
+    ModelNotFound: "model_not_found",
+    BadRequest: "bad_request",
+    ContextTooLong: "context_too_long",
+    ProviderBroken: "provider_broken",
+}

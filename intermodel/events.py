@@ -1,0 +1,116 @@
+"""Events a running dialogue publishes, in order. Consumers `match` on the class.
+
+Records that end up in the transcript (turns, interjections, retries, ...) travel inside events, so
+every consumer — transcript writer, headless console, the Textual UI — sees the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from intermodel.config.model import Pairing
+from intermodel.records import BudgetChange, Discard, Interjection, Retry, RunEnd, Turn
+
+__all__ = [
+    "BudgetExtended",
+    "Event",
+    "Interjected",
+    "Notice",
+    "Paused",
+    "Resumed",
+    "Retrying",
+    "RunFinished",
+    "RunStarted",
+    "TextChunk",
+    "ThinkingChunk",
+    "TurnCompleted",
+    "TurnDiscarded",
+    "TurnStarted",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: str
+    pairing: Pairing
+    transcript: str | None  # path of the transcript file, when one is written
+    started_at: str
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStarted:
+    turn: int
+    agent: str
+    attempt: int
+    max_turns: int
+
+
+@dataclass(frozen=True, slots=True)
+class TextChunk:
+    turn: int
+    agent: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingChunk:
+    turn: int
+    agent: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnCompleted:
+    turn: Turn
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDiscarded:
+    discard: Discard
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    retry: Retry
+
+
+@dataclass(frozen=True, slots=True)
+class Interjected:
+    interjection: Interjection
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    step: bool = False  # True when resumed for a single turn
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetExtended:
+    change: BudgetChange
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something a person should know that is not an error (e.g. a config warning)."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    end: RunEnd
+
+
+Event = (
+    RunStarted | TurnStarted | TextChunk | ThinkingChunk | TurnCompleted | TurnDiscarded
+    | Retrying | Interjected | Paused | Resumed | BudgetExtended | Notice | RunFinished
+)
+# Events whose content belongs in the transcript; the writer gets them before anyone else.
+RECORDED = (RunStarted, TurnCompleted, TurnDiscarded, Retrying, Interjected, BudgetExtended,
+            RunFinished)

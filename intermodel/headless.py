@@ -1,0 +1,64 @@
+"""A run without the terminal UI: the console renders events, signals stop the run.
+
+The first SIGINT or SIGTERM stops the run at once: the streaming turn is discarded and recorded as
+such, and the transcript gets its final record. A second one cancels everything immediately; the
+final record is still written (shielded), so the transcript stays valid.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+
+from intermodel.config.model import Pairing
+from intermodel.console import run_console, use_color
+from intermodel.controls import Controls
+from intermodel.records import RunEnd
+from intermodel.runner import prepared_run
+
+__all__ = ["exit_code_for", "run_headless"]
+
+
+def exit_code_for(end: RunEnd | None) -> int:
+    if end is None or end.reason == "interrupted":
+        return 130
+    return 1 if end.reason == "error" else 0
+
+
+async def run_headless(
+    pairing: Pairing, out_dir: str | Path | None = None, record: bool = True,
+    color: str = "auto",
+) -> int:
+    stream = sys.stdout
+    end: RunEnd | None = None
+    async with prepared_run(pairing, out_dir=out_dir, record=record) as run:
+        subscription = run.dialogue.subscribe()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_stop_on_signals, run.dialogue.controls, tg.cancel_scope)
+            console_done = anyio.Event()
+
+            async def console() -> None:
+                try:
+                    await run_console(subscription, stream, color=use_color(stream, color))
+                finally:
+                    console_done.set()
+
+            tg.start_soon(console)
+            end = await run.dialogue.run()
+            await console_done.wait()
+            tg.cancel_scope.cancel()
+    return exit_code_for(end)
+
+
+async def _stop_on_signals(controls: Controls, scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        received = 0
+        async for _ in signals:
+            received += 1
+            if received == 1:
+                controls.stop(now=True, reason="interrupted")
+            else:
+                scope.cancel()

@@ -1,0 +1,119 @@
+"""OpenAI Chat Completions, and every server that speaks it (Ollama, vLLM, llama.cpp, LM Studio,
+OpenRouter, DeepSeek).
+
+Reasoning arrives three ways depending on the server: a `reasoning_content` field (DeepSeek,
+llama.cpp), a `reasoning` field (Ollama, vLLM, OpenRouter), or `<think>` tags inside the content;
+all three become ThinkingDelta. Servers that ignore `stream_options` send no usage; then the turn
+has no token counts rather than invented ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import openai
+
+from intermodel.config.model import AgentConfig
+from intermodel.errors import StreamInterrupted
+from intermodel.providers.base import (
+    Finished,
+    Request,
+    StreamEvent,
+    ThinkingDelta,
+    UsageReport,
+)
+from intermodel.providers.errors import StreamPhase, translate
+from intermodel.providers.thinktags import ThinkTagParser
+from intermodel.secrets import Credentials
+
+__all__ = ["OpenAIProvider", "chat_messages"]
+
+_OFFICIAL_HOST = "api.openai.com"
+
+
+def chat_messages(request: Request) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    for message in request.messages:
+        item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.role == "assistant" and message.thinking:
+            # DeepSeek's convention for handing reasoning back; other servers ignore the field.
+            item["reasoning_content"] = message.thinking
+        messages.append(item)
+    return messages
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(self, agent: AgentConfig, credentials: Credentials) -> None:
+        self.agent = agent
+        self._official = agent.base_url is None or _OFFICIAL_HOST in agent.base_url
+        self._client = openai.AsyncOpenAI(
+            api_key=credentials.api_key,
+            base_url=agent.base_url,
+            max_retries=0,  # the dialogue owns retries, so every one is recorded
+            timeout=httpx2.Timeout(agent.timeout, connect=min(15.0, agent.timeout)),
+            default_headers=dict(credentials.headers),
+        )
+
+    def _params(self, request: Request) -> dict[str, Any]:
+        s = request.sampling
+        params: dict[str, Any] = {
+            "model": request.model,
+            "messages": chat_messages(request),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        # OpenAI's own reasoning models refuse max_tokens; compatible servers know only it.
+        params["max_completion_tokens" if self._official else "max_tokens"] = s.max_tokens
+        for key, value in (("temperature", s.temperature), ("top_p", s.top_p), ("seed", s.seed)):
+            if value is not None:
+                params[key] = value
+        if s.stop:
+            params["stop"] = list(s.stop)
+        if request.extra_body:
+            params["extra_body"] = dict(request.extra_body)
+        return params
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        phase = StreamPhase()
+        parser = ThinkTagParser()
+        finish: str | None = None
+        model = request.model
+        with translate(openai, self.name, phase):
+            stream = await self._client.chat.completions.create(**self._params(request))
+            async with stream:
+                async for chunk in stream:
+                    phase.streaming = True
+                    model = chunk.model or model
+                    if chunk.usage is not None:
+                        details = chunk.usage.completion_tokens_details
+                        yield UsageReport(chunk.usage.prompt_tokens, chunk.usage.completion_tokens,
+                                          details.reasoning_tokens if details else None)
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    delta = choice.delta
+                    extra = delta.model_extra or {}
+                    reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+                    if isinstance(reasoning, str) and reasoning:
+                        yield ThinkingDelta(reasoning)
+                    if delta.content:
+                        for piece in parser.feed(delta.content):
+                            yield piece
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+        for piece in parser.flush():
+            yield piece
+        if finish is None:
+            # A server that ends a stream with no finish reason (llama.cpp's python server does
+            # when another request interrupts it) has not given us a whole reply.
+            raise StreamInterrupted("the stream ended without a finish reason", provider=self.name)
+        yield Finished(finish, model)
+
+    async def aclose(self) -> None:
+        await self._client.close()

@@ -1,0 +1,100 @@
+"""A provider that needs nothing: deterministic replies, streamed in chunks.
+
+For demos, tests and benchmarks. Replies come from a list (or file), or from a rule; each is
+streamed a few words at a time with optional delays, so it behaves like a model on screen. Every
+request received is kept in `requests`, which lets tests check exactly what an agent was sent.
+Token counts are estimates (about four characters per token), clearly not a real tokenizer's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import anyio
+
+from intermodel.config.model import AgentConfig, ScriptConfig, render_placeholders
+from intermodel.errors import BadRequest
+from intermodel.providers.base import (
+    Finished,
+    Request,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    UsageReport,
+)
+
+__all__ = ["ScriptedProvider", "estimate_tokens"]
+
+_WORD = re.compile(r"\S+\s*|\s+")
+
+
+def estimate_tokens(text: str) -> int:
+    return max(1, (len(text) + 3) // 4) if text else 0
+
+
+def chunk_words(text: str, per_chunk: int) -> list[str]:
+    """Split into pieces of `per_chunk` words, keeping all whitespace (joins back exactly)."""
+    words = _WORD.findall(text)
+    return ["".join(words[i:i + per_chunk]) for i in range(0, len(words), per_chunk)]
+
+
+class ScriptedProvider:
+    name = "scripted"
+
+    def __init__(self, agent: AgentConfig, partner: str) -> None:
+        self.agent = agent
+        self.partner = partner
+        self.script = agent.script or ScriptConfig(rule="count")
+        self.requests: list[Request] = []
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        self.requests.append(request)
+        # The agent's own earlier replies are its assistant messages; counting them (rather than
+        # calls) keeps replies stable across retries and resumed runs.
+        index = sum(1 for m in request.messages if m.role == "assistant")
+        reply, thinking = self._reply(request, index)
+        script = self.script
+        if script.first_token_delay:
+            await anyio.sleep(script.first_token_delay)
+        for piece in chunk_words(thinking, script.chunk_words):
+            yield ThinkingDelta(piece)
+            await self._pace()
+        for piece in chunk_words(reply, script.chunk_words):
+            yield TextDelta(piece)
+            await self._pace()
+        prompt = request.system + "".join(m.content for m in request.messages)
+        yield UsageReport(estimate_tokens(prompt), estimate_tokens(thinking + reply))
+        yield Finished("end_turn", self.agent.model)
+
+    async def _pace(self) -> None:
+        # Always yield to the event loop, so even a zero-delay script lets other tasks run.
+        await anyio.sleep(self.script.delay)
+
+    def _reply(self, request: Request, index: int) -> tuple[str, str]:
+        script = self.script
+        reply_number = index + 1
+        values = {"name": self.agent.name, "partner": self.partner, "reply": reply_number}
+        if script.rule == "echo":
+            last = request.messages[-1].content if request.messages else ""
+            return last, ""
+        if script.rule == "count":
+            return f"{self.agent.name} speaks for the {_ordinal(reply_number)} time.", ""
+        replies = script.replies
+        if index >= len(replies):
+            if script.when_exhausted == "fail":
+                raise BadRequest(f"script of {self.agent.name} has only {len(replies)} replies",
+                                 provider=self.name)
+            index = len(replies) - 1 if script.when_exhausted == "repeat_last" else (
+                index % len(replies))
+        thinking = script.thinking[index] if index < len(script.thinking) else ""
+        return (render_placeholders(replies[index], values),
+                render_placeholders(thinking, values))
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -1,0 +1,168 @@
+"""What happened in a run: the values the dialogue produces, the transcript stores and views read.
+
+Each record is a frozen dataclass that converts to and from one JSON object (one transcript line).
+The conversation history an agent's view is built from is just the ordered `Turn`s and
+`Interjection`s, so a transcript holds everything needed to rebuild any request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+__all__ = [
+    "BudgetChange",
+    "Discard",
+    "HistoryEntry",
+    "Interjection",
+    "Retry",
+    "RunEnd",
+    "Turn",
+    "Usage",
+    "now_iso",
+]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens of one request (or a sum). None where the server did not report a figure."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    @property
+    def total(self) -> int:
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+    def __add__(self, other: Usage) -> Usage:
+        def add(a: int | None, b: int | None) -> int | None:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return Usage(
+            add(self.input_tokens, other.input_tokens),
+            add(self.output_tokens, other.output_tokens),
+            add(self.reasoning_tokens, other.reasoning_tokens),
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Usage:
+        data = data or {}
+        return cls(data.get("input_tokens"), data.get("output_tokens"),
+                   data.get("reasoning_tokens"))
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One completed reply. `index` counts turns of the run from 1, both agents together."""
+
+    KIND: ClassVar[str] = "turn"
+    index: int
+    agent: str
+    text: str
+    thinking: str = ""
+    signature: str = ""
+    usage: Usage = field(default_factory=Usage)
+    latency: float = 0.0  # seconds from request to last piece, successful attempt only
+    ttft: float | None = None  # seconds to the first text or thinking piece
+    stop_reason: str = ""
+    model: str = ""  # as reported by the server
+    attempts: int = 1
+    request_hash: str = ""
+    at: str = ""  # when the turn completed
+
+
+@dataclass(frozen=True, slots=True)
+class Interjection:
+    """A human message. Agents in `to` see it before their turns numbered `before_turn` and on."""
+
+    KIND: ClassVar[str] = "interjection"
+    before_turn: int
+    to: tuple[str, ...]
+    text: str
+    at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A failed attempt that will be retried after `wait` seconds."""
+
+    KIND: ClassVar[str] = "retry"
+    turn: int
+    agent: str
+    attempt: int
+    error: str  # ProviderError.kind, e.g. "rate_limited"
+    message: str
+    status: int | None
+    wait: float
+    partial_chars: int = 0  # how much of the reply had streamed before the failure (discarded)
+    at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Discard:
+    """A turn that started but was not completed (stop, error, deadline). Kept for honesty; it is
+    not part of the conversation any agent sees."""
+
+    KIND: ClassVar[str] = "discard"
+    turn: int
+    agent: str
+    reason: str
+    text: str = ""
+    thinking: str = ""
+    at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetChange:
+    KIND: ClassVar[str] = "budget"
+    max_turns: int
+    at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """How the run ended. `reason` is one of: max_turns, stop_phrase, token_budget, time_budget,
+    stopped, error. `ended_by` names the agent whose stop phrase ended it."""
+
+    KIND: ClassVar[str] = "end"
+    reason: str
+    detail: str = ""
+    ended_by: str | None = None
+    turns: int = 0
+    usage: Mapping[str, Usage] = field(default_factory=dict)
+    duration: float = 0.0
+    at: str = ""
+
+
+HistoryEntry = Turn | Interjection
+Record = Turn | Interjection | Retry | Discard | BudgetChange | RunEnd
+RECORD_TYPES: dict[str, type[Record]] = {
+    cls.KIND: cls for cls in (Turn, Interjection, Retry, Discard, BudgetChange, RunEnd)
+}
+
+
+def record_to_json(record: Record) -> dict[str, Any]:
+    data = asdict(record)
+    if isinstance(record, Interjection):
+        data["to"] = list(record.to)
+    return {"kind": record.KIND, **data}
+
+
+def record_from_json(data: Mapping[str, Any]) -> Record:
+    """The inverse of `record_to_json`; raises KeyError/TypeError on a malformed record."""
+    cls = RECORD_TYPES[data["kind"]]
+    fields = {k: v for k, v in data.items() if k != "kind"}
+    if cls is Turn:
+        fields["usage"] = Usage.from_json(fields.get("usage"))
+    elif cls is Interjection:
+        fields["to"] = tuple(fields["to"])
+    elif cls is RunEnd:
+        fields["usage"] = {k: Usage.from_json(v) for k, v in fields.get("usage", {}).items()}
+    return cls(**fields)

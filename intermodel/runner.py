@@ -1,0 +1,83 @@
+"""Assembling a run: credentials, providers, transcript, dialogue — and tearing it down cleanly.
+
+Front ends (headless console, Textual UI, tests) call `prepared_run` and then drive the dialogue
+they get back; everything that must be released (HTTP clients, loaded models, the transcript file)
+is released when the context exits, however the run ended.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from intermodel.config.model import AgentConfig, Pairing
+from intermodel.dialogue import Dialogue, DialogueState, new_run_id
+from intermodel.providers.registry import make_provider
+from intermodel.providers.base import Provider
+from intermodel.secrets import Credentials, Redactor, resolve_credentials
+from intermodel.transcript.writer import TranscriptWriter
+
+__all__ = ["ProviderFactory", "Run", "prepared_run", "transcripts_dir"]
+
+ProviderFactory = Callable[[AgentConfig, str, Credentials], Provider]
+
+
+def transcripts_dir(pairing: Pairing, override: str | Path | None = None) -> Path:
+    """Where transcripts go: the command line, then INTERMODEL_TRANSCRIPTS, then the pairing."""
+    return Path(override or os.environ.get("INTERMODEL_TRANSCRIPTS") or pairing.transcripts)
+
+
+@dataclass
+class Run:
+    dialogue: Dialogue
+    providers: Mapping[str, Provider]
+    transcript: Path | None
+
+
+@asynccontextmanager
+async def prepared_run(
+    pairing: Pairing,
+    *,
+    out_dir: str | Path | None = None,
+    record: bool = True,
+    environ: Mapping[str, str] | None = None,
+    provider_factory: ProviderFactory = make_provider,
+    state: DialogueState | None = None,
+    writer: TranscriptWriter | None = None,
+    run_id: str | None = None,
+) -> AsyncIterator[Run]:
+    """Everything a run needs, checked before the first request (a missing key fails here)."""
+    credentials = resolve_credentials(pairing, os.environ if environ is None else environ)
+    redactor = Redactor.for_credentials(credentials)
+    async with AsyncExitStack() as stack:
+        providers: dict[str, Provider] = {}
+        for agent in pairing.agents:
+            provider = provider_factory(agent, pairing.partner_of(agent.name),
+                                        credentials[agent.name])
+            providers[agent.name] = provider
+            stack.push_async_callback(_close_quietly, provider)
+        run_id = run_id or new_run_id()
+        if writer is None and record:
+            writer = TranscriptWriter.create(transcripts_dir(pairing, out_dir), pairing, run_id,
+                                             redactor=redactor)
+        if writer is not None:
+            stack.callback(writer.close)
+        dialogue = Dialogue(
+            pairing, providers, recorder=writer, state=state, redactor=redactor, run_id=run_id,
+            transcript_path=str(writer.path) if writer else None,
+        )
+        yield Run(dialogue, providers, writer.path if writer else None)
+
+
+async def _close_quietly(provider: Provider) -> None:
+    # Closing must not mask how the run ended, and must finish even while cancelled.
+    with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+        try:
+            await provider.aclose()
+        except Exception:  # noqa: BLE001 - a failing close changes nothing for the user
+            pass

@@ -1,0 +1,139 @@
+"""Append-only JSON Lines transcripts, one file per run.
+
+Each record is written with a single `write` on a file opened for appending, then flushed and
+fsynced before the dialogue goes on, so a crash loses at most the turn that was streaming. File
+names start with the UTC start time, so a folder of runs sorts by time, followed by the pairing name
+and a short run id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from intermodel.about import versions
+from intermodel.config.model import Pairing
+from intermodel.errors import TranscriptError
+from intermodel.events import (
+    BudgetExtended,
+    Event,
+    Interjected,
+    Retrying,
+    RunFinished,
+    RunStarted,
+    TurnCompleted,
+    TurnDiscarded,
+)
+from intermodel.records import Record, record_to_json
+from intermodel.secrets import Redactor
+
+__all__ = ["FORMAT_VERSION", "TranscriptWriter", "transcript_name"]
+
+FORMAT_VERSION = 1
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def transcript_name(pairing_name: str, run_id: str, started: datetime | None = None) -> str:
+    started = started or datetime.now(UTC)
+    slug = _SLUG.sub("-", pairing_name).strip("-")[:60] or "run"
+    return f"{started:%Y%m%d-%H%M%S}-{slug}-{run_id[:6]}.jsonl"
+
+
+class TranscriptWriter:
+    """A recorder (see `Dialogue`) that turns recorded events into transcript lines."""
+
+    def __init__(self, path: Path, *, redactor: Redactor | None = None) -> None:
+        self.path = path
+        self._redact = redactor or Redactor()
+        self._fd: int | None = None
+
+    @classmethod
+    def create(cls, directory: str | Path, pairing: Pairing, run_id: str, *,
+               redactor: Redactor | None = None) -> TranscriptWriter:
+        folder = Path(directory)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TranscriptError(f"cannot create transcript folder {folder}: {exc.strerror}") from None
+        writer = cls(folder / transcript_name(pairing.name, run_id), redactor=redactor)
+        writer.open(new=True)
+        return writer
+
+    def open(self, *, new: bool = False) -> None:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (os.O_EXCL if new else 0)
+        try:
+            # Transcripts may hold private conversations: readable by their owner only.
+            self._fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:
+            raise TranscriptError(f"cannot open transcript {self.path}: {exc.strerror}") from None
+
+    async def record(self, event: Event) -> None:
+        data = self.to_json(event)
+        if data is not None:
+            await self.write(data)
+
+    def to_json(self, event: Event) -> dict[str, Any] | None:
+        record: Record
+        if isinstance(event, RunStarted):
+            return header(event)
+        if isinstance(event, TurnCompleted):
+            record = event.turn
+        elif isinstance(event, Interjected):
+            record = event.interjection
+        elif isinstance(event, Retrying):
+            record = event.retry
+        elif isinstance(event, TurnDiscarded):
+            record = event.discard
+        elif isinstance(event, BudgetExtended):
+            record = event.change
+        elif isinstance(event, RunFinished):
+            record = event.end
+        else:
+            return None
+        return record_to_json(record)
+
+    async def write(self, data: dict[str, Any]) -> None:
+        line = json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+        payload = self._redact.known(line).encode("utf-8")
+        await anyio.to_thread.run_sync(self._write_durably, payload)
+
+    def _write_durably(self, payload: bytes) -> None:
+        if self._fd is None:
+            raise TranscriptError(f"transcript {self.path} is closed")
+        try:
+            written = os.write(self._fd, payload)
+            if written != len(payload):
+                raise OSError(28, "short write (disk full?)")
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise TranscriptError(
+                f"cannot write transcript {self.path}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def header(event: RunStarted) -> dict[str, Any]:
+    """The first record of a run; a resumed run appends a `resume` record instead."""
+    pairing = event.pairing
+    if event.resumed:
+        return {"kind": "resume", "run_id": event.run_id, "at": event.started_at,
+                "versions": versions()}
+    return {
+        "kind": "header",
+        "format": FORMAT_VERSION,
+        "run_id": event.run_id,
+        "started_at": event.started_at,
+        "pairing": pairing.name,
+        "source": pairing.source,
+        "versions": versions(),
+        "config": dict(pairing.resolved),
+    }

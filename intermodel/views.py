@@ -1,0 +1,82 @@
+"""Each agent's own view of the conversation: a pure function of the pairing and the history.
+
+An agent sees its role prompt as the system message, its own turns as `assistant`, its partner's
+turns as `user`, the opener if it is addressed to it (or shared), and human interjections addressed
+to it, marked as from the human. Consecutive messages of one role are merged so that every API
+accepts the list (Anthropic insists on strict alternation). Because this is pure, the same function
+serves the live run, `inspect` (rebuild a turn's request and check its hash) and `resume`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from intermodel.config.model import Pairing
+from intermodel.providers.base import Message, Request
+from intermodel.records import HistoryEntry, Interjection, Turn
+
+__all__ = ["build_request", "conversation_order", "merge_roles"]
+
+
+def conversation_order(history: Iterable[HistoryEntry]) -> list[HistoryEntry]:
+    """History in the order agents see it: an interjection stands just before the turn it was
+    aimed at, even when it arrived while the previous turn was still streaming."""
+    def key(entry: HistoryEntry) -> tuple[int, int]:
+        return (entry.before_turn, 0) if isinstance(entry, Interjection) else (entry.index, 1)
+
+    return sorted(history, key=key)  # stable: interjections keep their arrival order
+
+
+def build_request(
+    pairing: Pairing, history: Sequence[HistoryEntry], agent: str, turn: int
+) -> Request:
+    """The exact request `agent` is sent for turn number `turn`."""
+    dialogue = pairing.dialogue
+    config = pairing.agent(agent)
+    messages: list[Message] = []
+    if dialogue.opener_to == agent or dialogue.opener_shared:
+        messages.append(Message("user", dialogue.opener))
+    for entry in conversation_order(history):
+        if isinstance(entry, Interjection):
+            if entry.before_turn <= turn and agent in entry.to:
+                text = dialogue.interjection_format.replace("{text}", entry.text)
+                messages.append(Message("user", text))
+        elif entry.index < turn:
+            messages.append(_turn_message(pairing, entry, agent))
+    return Request(
+        model=config.model,
+        system=pairing.system_prompt(agent),
+        messages=tuple(merge_roles(messages)),
+        sampling=config.sampling,
+        thinking_budget=config.thinking_budget,
+        extra_body=config.extra_body,
+        extra_headers=config.extra_headers,
+    )
+
+
+def _turn_message(pairing: Pairing, turn: Turn, viewer: str) -> Message:
+    text = turn.text if turn.text.strip() else pairing.dialogue.empty_reply
+    if turn.agent == viewer:
+        if pairing.agent(viewer).send_thinking_back and turn.thinking:
+            return Message("assistant", text, thinking=turn.thinking, signature=turn.signature)
+        return Message("assistant", text)
+    if pairing.dialogue.share_thinking and turn.thinking:
+        text = f"<thinking>\n{turn.thinking}\n</thinking>\n\n{text}"
+    return Message("user", text)
+
+
+def merge_roles(messages: Iterable[Message]) -> list[Message]:
+    """Join consecutive messages of one role with a blank line between them."""
+    merged: list[Message] = []
+    for message in messages:
+        if merged and merged[-1].role == message.role:
+            last = merged[-1]
+            thinking = "\n\n".join(t for t in (last.thinking, message.thinking) if t)
+            # A signature vouches for one thinking block; a merged block has none.
+            signature = last.signature if not message.thinking else (
+                message.signature if not last.thinking else "")
+            merged[-1] = Message(last.role, f"{last.content}\n\n{message.content}",
+                                 thinking, signature)
+        else:
+            merged.append(message)
+    return merged

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from intermodel.config import Pairing, parse_pairing
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test writes into the repository's transcripts/ or sees a developer's real keys."""
+    monkeypatch.setenv("INTERMODEL_TRANSCRIPTS", str(tmp_path / "transcripts"))
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+SCRIPTED = """
+name = "test-pair"
+
+[dialogue]
+opener = "Hello there."
+max_turns = 4
+
+[agents.ada]
+provider = "scripted"
+prompt = "You are {name}, talking with {partner} for {max_turns} turns."
+[agents.ada.script]
+replies = ["ada one", "ada two", "ada three"]
+
+[agents.bo]
+provider = "scripted"
+prompt = "You are {name}."
+[agents.bo.script]
+replies = ["bo one", "bo two", "bo three"]
+"""
+
+PairingFactory = Callable[..., Pairing]
+
+
+@pytest.fixture
+def make_pairing(tmp_path: Path) -> PairingFactory:
+    """Parse TOML text (by default a small scripted pairing) into a Pairing; `extra` is appended,
+    so later tables or keys can override or extend it."""
+
+    def make(text: str = SCRIPTED, extra: str = "") -> Pairing:
+        source = textwrap.dedent(text) + "\n" + textwrap.dedent(extra)
+        return parse_pairing(source, source="test.toml", base_dir=tmp_path)
+
+    return make
