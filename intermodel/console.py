@@ -140,8 +140,8 @@ class ConsoleRenderer:
         pairing = event.pairing
         self._slots = {name: i for i, name in enumerate(pairing.agent_names)}
         self._transcript = event.transcript
-        lines = [s(f"intermodel · {pairing.name}", "1") + s.dim(f" · run {event.run_id}"
-                                                              + (" (resumed)" if event.resumed else ""))]
+        resumed = " (resumed)" if event.resumed else ""
+        lines = [s(f"intermodel · {pairing.name}", "1") + s.dim(f" · run {event.run_id}{resumed}")]
         for i, agent in enumerate(pairing.agents):
             where = f" @ {agent.base_url}" if agent.base_url else ""
             lines.append(f"  {s.agent(agent.name, i)}  {agent.provider} {agent.model}{where}")
@@ -201,7 +201,7 @@ class ConsoleRenderer:
         head = f"══ finished: {why}{by}{detail} · {end.turns} turns · {end.duration:.1f} s"
         lines = [s.bad(head) if end.reason == "error" else s(head, "1")]
         rows = [("agent", "turns", "tokens in", "tokens out", "mean s", "first tok s", "thinking")]
-        for name, slot in self._slots.items():
+        for name in self._slots:
             turns = [t for t in self._turns if t.agent == name]
             usage = end.usage.get(name)
             rows.append((

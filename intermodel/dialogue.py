@@ -194,6 +194,7 @@ class Dialogue:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                     await self._emit(RunFinished(end))
             self.bus.close()
+        assert end is not None  # set on every path that gets here
         return end
 
     # -- the turn loop -----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The project's one exception tree.
 
     IntermodelError                    anything this tool reports to a user (one line, an exit code)
-    ├── ConfigError                    a pairing file is wrong (file, dotted key path, what was expected)
+    ├── ConfigError                    a pairing file is wrong (file, key path, what was expected)
     │   └── MissingKeyError            an API key variable named by the pairing is not set
     ├── UsageError                     the command line is wrong
     ├── DependencyMissing              an optional extra is not installed (says how to install it)

@@ -29,7 +29,7 @@ class RetryPolicy:
         c = self.config
         if not error.transient or failures > c.attempts:
             return None
-        backoff = min(c.backoff_max, c.backoff_initial * 2 ** (failures - 1))
+        backoff = min(c.backoff_max, c.backoff_initial * 2.0 ** (failures - 1))
         # Equal jitter: at least half the backoff, so waits still grow, but clients desynchronise.
         wait = backoff * (0.5 + self._rng.random() / 2)
         if error.retry_after is not None:

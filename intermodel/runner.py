@@ -7,6 +7,7 @@ is released when the context exits, however the run ended.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,8 +18,8 @@ import anyio
 
 from intermodel.config.model import AgentConfig, Pairing
 from intermodel.dialogue import Dialogue, DialogueState, new_run_id
-from intermodel.providers.registry import make_provider
 from intermodel.providers.base import Provider
+from intermodel.providers.registry import make_provider
 from intermodel.secrets import Credentials, Redactor, resolve_credentials
 from intermodel.transcript.writer import TranscriptWriter
 
@@ -76,8 +77,6 @@ async def prepared_run(
 
 async def _close_quietly(provider: Provider) -> None:
     # Closing must not mask how the run ended, and must finish even while cancelled.
-    with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-        try:
-            await provider.aclose()
-        except Exception:  # noqa: BLE001 - a failing close changes nothing for the user
-            pass
+    # A failing close changes nothing for the user.
+    with anyio.CancelScope(shield=True), anyio.move_on_after(5), contextlib.suppress(Exception):
+        await provider.aclose()

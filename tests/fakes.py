@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 import anyio
 
@@ -27,7 +27,7 @@ class FailingProvider:
         self.partial = partial
         self.calls = 0
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         call = self.calls
         self.calls += 1
         error = self.plan[call] if call < len(self.plan) else None
@@ -62,10 +62,12 @@ async def run_dialogue(
     *,
     react: Callable[[Dialogue, Event], Awaitable[None] | None] | None = None,
     recorder: Recorder | None = None,
+    run_id: str | None = None,
     timeout: float = 20,
 ) -> tuple[RunEnd, list[Event]]:
     """Run to the end; `react` sees every published event and may send controls."""
-    dialogue = Dialogue(pairing, providers or scripted_providers(pairing), recorder=recorder)
+    dialogue = Dialogue(pairing, providers or scripted_providers(pairing), recorder=recorder,
+                        run_id=run_id)
     subscription = dialogue.subscribe()
     seen: list[Event] = []
     end: RunEnd | None = None

@@ -212,7 +212,7 @@ async def test_extend_raises_the_budget_and_is_recorded(make_pairing: PairingFac
         if isinstance(event, TurnCompleted) and event.turn.index == 3:
             dialogue.controls.extend(2)
 
-    end, events = await run_dialogue(make_pairing(), react=react, recorder=recorder)
+    end, _ = await run_dialogue(make_pairing(), react=react, recorder=recorder)
     assert end.turns == 6
     [change] = [e.change for e in recorder.events if isinstance(e, BudgetExtended)]
     assert change.max_turns == 6

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from intermodel.providers.base import Message
 from intermodel.records import Interjection, Turn
 from intermodel.views import build_request, merge_roles
@@ -100,14 +102,15 @@ def test_views_always_alternate_and_start_with_user(make_pairing: PairingFactory
         kinds = [m.role for m in request.messages]
         assert kinds[0] == "user"
         assert kinds[-1] == "user"
-        assert all(a != b for a, b in zip(kinds, kinds[1:], strict=False))
+        assert all(a != b for a, b in itertools.pairwise(kinds))
         history.append(turn(index, agent, f"{agent} {index}"))
 
 
 def test_merge_keeps_a_signature_only_for_a_single_thinking_block() -> None:
     merged = merge_roles([Message("assistant", "a", "t1", "s1"), Message("assistant", "b")])
     assert merged == [Message("assistant", "a\n\nb", "t1", "s1")]
-    both = merge_roles([Message("assistant", "a", "t1", "s1"), Message("assistant", "b", "t2", "s2")])
+    both = merge_roles([Message("assistant", "a", "t1", "s1"),
+                        Message("assistant", "b", "t2", "s2")])
     assert both == [Message("assistant", "a\n\nb", "t1\n\nt2", "")]
 
 

@@ -31,7 +31,7 @@ __all__ = ["from_resolved", "load_pairing", "parse_pairing"]
 
 _AGENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "auth_token"}
-_KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|sk-ant-[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,})")
+_KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,})")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 DEFAULT_MODEL = {"scripted": "scripted", "local": "bundled"}
 SCRIPT_PLACEHOLDERS = ("name", "partner", "reply")
@@ -232,9 +232,11 @@ def _normalise_dialogue(
 def _read_text(check: Checker, base_dir: Path, name: str, path: str) -> str:
     try:
         return (base_dir / name).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         check.fail(path, f"cannot read {name!r}: {exc.strerror or exc}")
-        return ""
+    except UnicodeDecodeError:
+        check.fail(path, f"cannot read {name!r}: not UTF-8 text")
+    return ""
 
 
 def _texts_to_scan(

@@ -92,7 +92,9 @@ def url(v: str) -> str | None:
 
 
 SCRIPT: dict[str, Field] = {
-    "replies": Field(STR_LIST, "Replies in order; may use {name}, {partner}, {reply} (its number).", []),
+    "replies": Field(
+        STR_LIST, "Replies in order; may use {name}, {partner}, {reply} (its number).", []
+    ),
     "file": Field(STR, "A text file of replies separated by lines holding only `---`."),
     "thinking": Field(STR_LIST, "Thinking streamed before the reply of the same index.", []),
     "rule": Field(
@@ -140,8 +142,9 @@ AGENT: dict[str, Field] = {
     "context_size": Field(INT, "Context window of a local model (tokens).", None, at_least(128)),
     "thinking": Field(TABLE, "Reasoning options (see [agents.NAME.thinking]).", {}),
     "extra_body": Field(TABLE, "Extra request body fields, passed through unchanged.", {}),
-    "extra_headers": Field(STR_TABLE, "Extra HTTP headers; ${VAR} in a value is read from the environment.",
-                           {}),
+    "extra_headers": Field(
+        STR_TABLE, "Extra HTTP headers; ${VAR} in a value is read from the environment.", {}
+    ),
     "script": Field(TABLE, "Replies of a `scripted` agent (see [agents.NAME.script]).", {}),
 }
 
@@ -151,7 +154,9 @@ DIALOGUE: dict[str, Field] = {
     "opener_to": Field(STR, "Agent that receives the opener (default: the first speaker)."),
     "opener_shared": Field(BOOL, "Whether the other agent sees the opener too.", False),
     "first": Field(STR, "Agent that speaks first (default: the first agent in the file)."),
-    "max_turns": Field(INT, "Turn budget: replies in total, both agents together.", 10, at_least(1)),
+    "max_turns": Field(
+        INT, "Turn budget: replies in total, both agents together.", 10, at_least(1)
+    ),
     "max_total_tokens": Field(INT, "Stop once input+output tokens of all turns reach this.",
                               None, at_least(1)),
     "max_seconds": Field(NUMBER, "Stop after this much wall-clock time.", None, at_least(1)),
@@ -193,7 +198,9 @@ class Checker:
     def fail(self, path: str, message: str) -> None:
         self.issues.append(ConfigIssue(path, message))
 
-    def table(self, data: Mapping[str, Any], path: str, schema: Mapping[str, Field]) -> dict[str, Any]:
+    def table(
+        self, data: Mapping[str, Any], path: str, schema: Mapping[str, Field]
+    ) -> dict[str, Any]:
         """Check `data` against `schema`; return known keys with defaults filled in.
         Invalid or missing values are left out of the result (and reported)."""
         out: dict[str, Any] = {}
@@ -219,7 +226,8 @@ class Checker:
             if key in data:
                 continue
             if spec.default is REQUIRED:
-                self.fail(f"{path}.{key}" if path else key, f"missing ({spec.doc.rstrip('.')})")
+                where = f"{path}.{key}" if path else key
+                self.fail(where, f"missing ({spec.doc.rstrip('.')})")
             elif spec.default is not None:
                 default = spec.default
                 out[key] = default.copy() if isinstance(default, dict | list) else default

@@ -6,7 +6,7 @@ would deliver every piece twice (raw deltas plus its own text events).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anthropic
@@ -79,7 +79,7 @@ class AnthropicProvider:
             params["extra_body"] = dict(request.extra_body)
         return params
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         phase = StreamPhase()
         model = request.model
         stop_reason: str | None = None

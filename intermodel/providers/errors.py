@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx2
@@ -55,7 +55,9 @@ class StreamPhase:
     streaming: bool = False
 
 
-def parse_retry_after(headers: Mapping[str, str] | None, now: datetime | None = None) -> float | None:
+def parse_retry_after(
+    headers: Mapping[str, str] | None, now: datetime | None = None
+) -> float | None:
     """Seconds from `retry-after-ms`, or `retry-after` as seconds or an HTTP date."""
     if not headers:
         return None
@@ -87,7 +89,7 @@ def _body_error(body: object) -> tuple[str, str]:
         try:
             body = json.loads(body)
         except ValueError:
-            return body, ""
+            return str(body), ""
     if not isinstance(body, Mapping):
         return "", ""
     error: Any = body.get("error", body)

@@ -9,7 +9,7 @@ has no token counts rather than invented ones.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx2
@@ -79,7 +79,7 @@ class OpenAIProvider:
             params["extra_body"] = dict(request.extra_body)
         return params
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         phase = StreamPhase()
         parser = ThinkTagParser()
         finish: str | None = None

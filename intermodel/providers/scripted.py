@@ -9,7 +9,7 @@ Token counts are estimates (about four characters per token), clearly not a real
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import anyio
 
@@ -48,7 +48,7 @@ class ScriptedProvider:
         self.script = agent.script or ScriptConfig(rule="count")
         self.requests: list[Request] = []
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         self.requests.append(request)
         # The agent's own earlier replies are its assistant messages; counting them (rather than
         # calls) keeps replies stable across retries and resumed runs.

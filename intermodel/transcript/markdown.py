@@ -31,9 +31,10 @@ def to_markdown(transcript: Transcript) -> str:
     for name, agent in agents.items():
         where = f" at {agent['base_url']}" if agent.get("base_url") else ""
         out.append(f"- **{name}**: {agent['provider']} `{agent['model']}`{where}")
+    pairing = transcript.pairing()
     out += ["", "## Role prompts", ""]
-    for name, agent in agents.items():
-        out += [f"**{name}**", "", _quote(agent.get("prompt") or "(none)"), ""]
+    for name in agents:
+        out += [f"**{name}**", "", _quote(pairing.system_prompt(name) or "(none)"), ""]
     shared = "both agents" if dialogue["opener_shared"] else dialogue["opener_to"]
     out += [f"## Opener (to {shared})", "", _quote(dialogue["opener"]), "", "## Conversation", ""]
     for resume in transcript.resumes:

@@ -45,7 +45,8 @@ class Transcript:
         try:
             return from_resolved(self.header["config"], source=f"{self.path} (header)")
         except ConfigError as exc:
-            raise TranscriptError(f"{self.path}: its stored config no longer loads: {exc}") from None
+            raise TranscriptError(
+                f"{self.path}: its stored config no longer loads: {exc}") from None
 
     @property
     def turns(self) -> list[Turn]:

@@ -60,7 +60,8 @@ class TranscriptWriter:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise TranscriptError(f"cannot create transcript folder {folder}: {exc.strerror}") from None
+            raise TranscriptError(
+                f"cannot create transcript folder {folder}: {exc.strerror}") from None
         writer = cls(folder / transcript_name(pairing.name, run_id), redactor=redactor)
         writer.open(new=True)
         return writer

@@ -1,0 +1,138 @@
+"""The `intermodel` command end to end, in subprocesses, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from intermodel.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def intermodel(*args: str, env: dict[str, str] | None = None, timeout: float = 60
+               ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "intermodel", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    return {**clean, "INTERMODEL_TRANSCRIPTS": str(tmp_path / "runs"), "NO_COLOR": "1"}
+
+
+def only_transcript(folder: Path) -> Path:
+    [path] = folder.glob("*.jsonl")
+    return path
+
+
+def test_headless_run_streams_records_and_exports(env: dict[str, str], tmp_path: Path) -> None:
+    result = intermodel("run", "configs/scripted.toml", "--headless", env=env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "── ada · turn 1/8 " in out and "── bo · turn 2/8 " in out
+    assert "══ finished: stop phrase by ada" in out
+    assert "\x1b" not in out  # NO_COLOR and not a terminal
+    assert result.stderr == ""
+    transcript = only_transcript(tmp_path / "runs")
+    assert "scripted-demo" in transcript.name
+    records = [json.loads(line) for line in transcript.read_text().splitlines()]
+    assert records[-1]["kind"] == "end" and records[-1]["ended_by"] == "ada"
+
+    exported = intermodel("export", str(transcript), "--format", "md", env=env)
+    assert exported.returncode == 0, exported.stderr
+    markdown = transcript.with_suffix(".md").read_text()
+    assert "### Turn 7 · ada" in markdown
+
+    inspected = intermodel("inspect", str(transcript), "--turn", "3", env=env)
+    assert inspected.returncode == 0
+    assert "matches the recorded hash" in inspected.stdout
+    every = intermodel("inspect", str(transcript), env=env)
+    assert "7 of 7 turns match" in every.stdout
+
+
+def test_turns_override_and_no_transcript(env: dict[str, str], tmp_path: Path) -> None:
+    result = intermodel("run", "configs/scripted.toml", "--headless", "--turns", "2",
+                        "--no-transcript", env=env)
+    assert result.returncode == 0
+    assert "finished: max turns (2 turns)" in result.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_config_is_one_line_per_problem_and_exit_2(env: dict[str, str],
+                                                       tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text((REPO / "configs" / "scripted.toml").read_text().replace(
+        "max_turns = 8", "max_turn = 8"))
+    result = intermodel("run", str(bad), "--headless", env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        f"intermodel: {bad}: dialogue.max_turn: unknown key; did you mean 'max_turns'? "
+        "(valid keys: opener, opener_file, opener_to, opener_shared, first, max_turns, "
+        "max_total_tokens, max_seconds, stop_phrases, share_thinking, interjection_format, "
+        "empty_reply)")
+    assert intermodel("validate", str(bad), env=env).returncode == 2
+
+
+def test_missing_key_is_reported_before_any_request(env: dict[str, str]) -> None:
+    result = intermodel("run", "configs/claude-vs-gpt.toml", "--headless", env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "ANTHROPIC_API_KEY is not set" in result.stderr
+    assert "OPENAI_API_KEY is not set" in result.stderr
+
+
+def test_validate_checks_every_example(env: dict[str, str]) -> None:
+    files = sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.toml"))
+    result = intermodel("validate", *files, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ok  ") == len(files)
+    strict = intermodel("validate", "--strict", "configs/claude-vs-gpt.toml", env=env)
+    assert strict.returncode == 2
+
+
+def test_unreadable_transcript_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    result = intermodel("export", str(tmp_path / "missing.jsonl"), env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("intermodel: cannot read transcript")
+    assert "Traceback" not in result.stderr
+
+
+def test_sigint_stops_gracefully_and_closes_the_transcript(env: dict[str, str],
+                                                          tmp_path: Path) -> None:
+    slow = tmp_path / "slow.toml"
+    slow.write_text((REPO / "configs" / "scripted.toml").read_text().replace(
+        "delay = 0.03", "delay = 0.3"))
+    proc = subprocess.Popen([sys.executable, "-m", "intermodel", "run", str(slow), "--headless"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until a turn is streaming
+        if line.startswith("── ada · turn 1"):
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "finished: interrupted" in out
+    assert "Traceback" not in err
+    records = [json.loads(line) for line in only_transcript(tmp_path / "runs").read_text()
+               .splitlines()]
+    assert [r["kind"] for r in records[-2:]] == ["discard", "end"]
+    assert records[-1]["reason"] == "interrupted"
+
+
+def test_version_and_help_work_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("intermodel ")

@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import anyio
+import pytest
+
+from intermodel.audit import rebuild_request, verify_transcript
+from intermodel.dialogue import Dialogue
+from intermodel.errors import TranscriptError
+from intermodel.events import Event, TextChunk, TurnCompleted, TurnStarted
+from intermodel.records import Interjection, Turn
+from intermodel.runner import prepared_run
+from intermodel.secrets import Redactor
+from intermodel.transcript.markdown import to_markdown
+from intermodel.transcript.reader import read_transcript
+from intermodel.transcript.writer import TranscriptWriter, transcript_name
+
+from .conftest import SCRIPTED, PairingFactory
+from .fakes import run_dialogue, scripted_providers
+
+pytestmark = pytest.mark.anyio
+
+THINKING_PAIR = SCRIPTED.replace("max_turns = 4", "max_turns = 8\nshare_thinking = true").replace(
+    'replies = ["ada one", "ada two", "ada three"]',
+    'replies = ["ada one", "ada two", "ada three"]\nthinking = ["hm", "", "ah"]',
+).replace("[agents.bo.script]", "[agents.bo.thinking]\nsend_back = true\n[agents.bo.script]"
+          ).replace('replies = ["bo one", "bo two", "bo three"]',
+                    'replies = ["bo one", "bo two", "bo three"]\nthinking = ["b-think"]')
+
+
+async def record_run(pairing, tmp_path: Path, react=None) -> Path:  # type: ignore[no-untyped-def]
+    writer = TranscriptWriter.create(tmp_path, pairing, "abcdef123456")
+    try:
+        await run_dialogue(pairing, scripted_providers(pairing), react=react, recorder=writer,
+                           run_id="abcdef123456")
+    finally:
+        writer.close()
+    return writer.path
+
+
+def test_names_sort_by_time_and_show_the_pairing() -> None:
+    from datetime import UTC, datetime
+
+    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    name = transcript_name("claude vs/gpt", "0123456789ab", started)
+    assert name == "20260102-030405-claude-vs-gpt-012345.jsonl"
+
+
+async def test_a_run_writes_header_turns_and_end(make_pairing: PairingFactory,
+                                                  tmp_path: Path) -> None:
+    path = await record_run(make_pairing(), tmp_path)
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [line["kind"] for line in lines] == ["header", "turn", "turn", "turn", "turn", "end"]
+    header = lines[0]
+    assert header["format"] == 1
+    assert header["run_id"] == "abcdef123456"
+    assert header["versions"]["intermodel"]
+    assert header["config"]["agents"]["ada"]["provider"] == "scripted"
+    turn = lines[1]
+    for key in ("agent", "text", "thinking", "usage", "latency", "ttft", "stop_reason", "model",
+                "attempts", "request_hash"):
+        assert key in turn
+    assert lines[-1]["reason"] == "max_turns"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+async def test_every_turn_request_can_be_rebuilt_from_the_transcript(
+        make_pairing: PairingFactory, tmp_path: Path) -> None:
+    pairing = make_pairing(THINKING_PAIR)
+
+    def react(dialogue: Dialogue, event: Event) -> None:
+        if isinstance(event, TurnStarted) and event.turn in (2, 5):
+            dialogue.controls.interject(f"note before {event.turn + 1}",
+                                        to="a" if event.turn == 2 else "both")
+        if isinstance(event, TextChunk) and event.turn == 6:
+            dialogue.controls.interject("mid-stream note", to="b")
+
+    path = await record_run(pairing, tmp_path, react)
+    transcript = read_transcript(path)
+    assert len(transcript.turns) == 8
+    assert sum(isinstance(r, Interjection) for r in transcript.records) >= 3
+    assert any(t.thinking for t in transcript.turns)
+    results = verify_transcript(transcript)
+    assert [r.turn.index for r in results] == list(range(1, 9))
+    assert all(r.matches for r in results), [r.turn.index for r in results if not r.matches]
+    # The rebuilt request really is what the provider received.
+    providers_view = rebuild_request(transcript, 4).request
+    assert providers_view.messages[-1].content.endswith("ada two")
+    assert providers_view.messages[1].thinking == "b-think"  # bo's own thinking sent back
+
+
+async def test_a_tampered_turn_no_longer_matches(make_pairing: PairingFactory,
+                                                 tmp_path: Path) -> None:
+    path = await record_run(make_pairing(), tmp_path)
+    text = path.read_text(encoding="utf-8").replace('"text":"ada one"', '"text":"ada 1"')
+    path.write_text(text, encoding="utf-8")
+    results = verify_transcript(read_transcript(path))
+    assert [r.matches for r in results] == [True, False, False, False]  # every later request
+
+
+async def test_a_torn_last_line_is_reported_not_read(make_pairing: PairingFactory,
+                                                     tmp_path: Path) -> None:
+    path = await record_run(make_pairing(), tmp_path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:3]) + lines[3][:25])  # header, 2 turns, half a turn
+    transcript = read_transcript(path)
+    assert [t.index for t in transcript.turns] == [1, 2]
+    assert transcript.torn is not None and transcript.torn.startswith('{"kind":"turn"')
+    assert transcript.end is None
+    assert "incomplete record" in to_markdown(transcript)
+
+
+def test_a_corrupt_middle_line_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"kind":"header","format":1,"config":{}}\nnot json\n{"kind":"end"}\n')
+    with pytest.raises(TranscriptError, match="line 2 is not a JSON object"):
+        read_transcript(path)
+
+
+def test_a_foreign_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"hello": 1}\n')
+    with pytest.raises(TranscriptError, match="not an intermodel transcript"):
+        read_transcript(path)
+
+
+async def test_secrets_never_reach_the_transcript(make_pairing: PairingFactory,
+                                                  tmp_path: Path) -> None:
+    secret = "sk-live-0123456789abcdefghij"
+    text = SCRIPTED.replace('"ada two"', f'"my key is {secret}"')
+    pairing = make_pairing(text)
+    writer = TranscriptWriter.create(tmp_path, pairing, "r1", redactor=Redactor([secret]))
+    try:
+        await run_dialogue(pairing, recorder=writer)
+    finally:
+        writer.close()
+    content = writer.path.read_text(encoding="utf-8")
+    assert secret not in content
+    assert "my key is [redacted]" in content
+
+
+async def test_prepared_run_resolves_keys_and_redacts_them(tmp_path: Path,
+                                                           make_pairing: PairingFactory) -> None:
+    text = SCRIPTED.replace('"ada two"', '"the key: k-0123456789-secret"')
+    pairing = make_pairing(text.replace('[agents.bo.script]', '[agents.bo.extra_headers]\n'
+                                        'X-Api-Key = "${MY_SECRET}"\n[agents.bo.script]'))
+    env = {"MY_SECRET": "k-0123456789-secret"}
+    async with prepared_run(pairing, out_dir=tmp_path, environ=env) as run:
+        await run.dialogue.run()
+    assert run.transcript is not None
+    content = run.transcript.read_text(encoding="utf-8")
+    assert "k-0123456789-secret" not in content
+    assert "${MY_SECRET}" in content  # the reference is kept, the value is not
+
+
+async def test_write_failure_stops_the_run_with_a_clear_error(
+        make_pairing: PairingFactory, tmp_path: Path) -> None:
+    pairing = make_pairing()
+    writer = TranscriptWriter.create(tmp_path, pairing, "r2")
+    writer.close()  # every later write fails, as on a vanished disk
+    dialogue = Dialogue(pairing, scripted_providers(pairing), recorder=writer)
+    with pytest.raises(TranscriptError, match="is closed"):
+        with anyio.fail_after(5):
+            await dialogue.run()
+
+
+async def test_markdown_export_reads_as_a_conversation(make_pairing: PairingFactory,
+                                                       tmp_path: Path) -> None:
+    pairing = make_pairing(THINKING_PAIR)
+
+    def react(dialogue: Dialogue, event: Event) -> None:
+        if isinstance(event, TurnCompleted) and event.turn.index == 2:
+            dialogue.controls.interject("a human note", to="both")
+
+    path = await record_run(pairing, tmp_path, react)
+    markdown = to_markdown(read_transcript(path))
+    assert markdown.startswith("# test-pair\n")
+    assert "### Turn 1 · ada" in markdown
+    assert "<details><summary>thinking</summary>" in markdown
+    assert "**Human → ada and bo**" in markdown
+    assert "You are ada, talking with bo for 8 turns." in markdown  # rendered role prompt
+    assert "- reason: **max_turns**" in markdown
+
+
+def test_turn_records_round_trip() -> None:
+    from intermodel.records import Usage, record_from_json, record_to_json
+
+    turn = Turn(3, "ada", "hi", "th", "sig", Usage(1, 2, None), 0.5, 0.1, "stop", "m", 2,
+                "sha256:x", "t")
+    assert record_from_json(json.loads(json.dumps(record_to_json(turn)))) == turn
