@@ -1,0 +1,21 @@
+"""A fake OpenAI/Anthropic-compatible streaming server on loopback, with injectable faults."""
+
+from __future__ import annotations
+
+from .faults import TRANSIENT_MIX, Fault, FaultQueue, http_date
+from .replies import DefaultResponder, Reply, Responder, ScriptedResponder, split_tokens
+from .server import FakeServer, RecordedRequest
+
+__all__ = [
+    "TRANSIENT_MIX",
+    "DefaultResponder",
+    "FakeServer",
+    "Fault",
+    "FaultQueue",
+    "RecordedRequest",
+    "Reply",
+    "Responder",
+    "ScriptedResponder",
+    "http_date",
+    "split_tokens",
+]
