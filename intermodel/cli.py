@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="output file, or - for stdout (default: beside the transcript)")
     export.set_defaults(handler=_cmd_export)
 
+    replay = sub.add_parser("replay", help="watch a recorded run again in the terminal UI")
+    replay.add_argument("transcript")
+    replay.add_argument("--speed", type=_speed, default=1.0, metavar="X",
+                        help="playback speed: 1 is the original pace, 4 four times faster")
+    replay.set_defaults(handler=_cmd_replay)
+
     inspect = sub.add_parser("inspect", help="rebuild a turn's exact request and check its hash")
     inspect.add_argument("transcript")
     inspect.add_argument("--turn", type=_positive, metavar="N",
@@ -89,6 +95,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("expected a number of at least 1")
+    return value
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError("expected a speed above 0 and at most 1000")
     return value
 
 
@@ -120,6 +136,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from intermodel.headless import run_headless
 
     return anyio.run(run_headless, pairing, args.out, not args.no_transcript, args.color)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from intermodel.transcript.reader import read_transcript
+
+    path = Path(args.transcript)
+    read_transcript(path)  # an unreadable transcript is one clear line, before any UI starts
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("replay needs a terminal; use `intermodel export` for a readable file")
+    from intermodel.tui.app import run_replay
+
+    return run_replay(path, speed=args.speed)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from intermodel.console import run_console, use_color
 from intermodel.controls import Controls
 from intermodel.records import RunEnd
 from intermodel.runner import prepared_run
+from intermodel.safety import terminal_safe
 
 __all__ = ["exit_code_for", "run_headless"]
 
@@ -50,6 +51,9 @@ async def run_headless(
             end = await run.dialogue.run()
             await console_done.wait()
             tg.cancel_scope.cancel()
+    if end is not None and end.reason == "error":
+        # Also on stderr, where scripts running many pairings look for failures.
+        print(f"intermodel: {terminal_safe(end.detail)}", file=sys.stderr)
     return exit_code_for(end)
 
 

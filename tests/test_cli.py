@@ -136,3 +136,55 @@ def test_version_and_help_work_in_process(capsys: pytest.CaptureFixture[str]) ->
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.startswith("intermodel ")
+
+
+def _wire_pairing(tmp_path: Path, base_url: str) -> Path:
+    config = tmp_path / "wire.toml"
+    config.write_text(f"""
+name = "wire"
+[dialogue]
+opener = "Start."
+max_turns = 4
+[retry]
+backoff_initial = 0.01
+[agents.ada]
+provider = "openai"
+model = "m-a"
+base_url = "{base_url}/v1"
+[agents.bo]
+provider = "anthropic"
+model = "m-b"
+base_url = "{base_url}"
+api_key_env = "TEST_KEY"
+""")
+    return config
+
+
+def test_headless_run_against_real_sdks_with_a_retry(env: dict[str, str], tmp_path: Path) -> None:
+    from .fakeserver import FakeServer, Fault, Reply, ScriptedResponder
+
+    with FakeServer() as srv:
+        srv.responder = ScriptedResponder([Reply("Hello \x1b[2J[bold red]there[/]",
+                                                 thinking="quietly", thinking_style="think_tags")])
+        srv.faults.push(Fault.ok(), Fault.status(529))
+        result = intermodel("run", str(_wire_pairing(tmp_path, srv.base_url)), "--headless",
+                            env={**env, "TEST_KEY": "k"})
+    assert result.returncode == 0, result.stderr
+    assert "↻ bo turn 2: server unavailable 529 — retrying in" in result.stdout
+    assert "Hello ␛[2J[bold red]there[/]" in result.stdout
+    assert "\x1b" not in result.stdout
+    assert "  ┆ quietly" in result.stdout
+
+
+def test_fatal_provider_error_is_one_line_and_exit_1(env: dict[str, str], tmp_path: Path) -> None:
+    from .fakeserver import FakeServer, Fault
+
+    with FakeServer() as srv:
+        srv.faults.push(Fault.status(404))
+        result = intermodel("run", str(_wire_pairing(tmp_path, srv.base_url)), "--headless",
+                            env={**env, "TEST_KEY": "k"})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    line = "ada: openai 404 model not found: The model does not exist."
+    assert f"══ finished: error ({line})" in result.stdout
+    assert result.stderr == f"intermodel: {line}\n"

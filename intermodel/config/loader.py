@@ -180,6 +180,12 @@ def _normalise_script(
 
 
 def _check_anthropic(check: Checker, agent: dict[str, Any], path: str, provider: str) -> None:
+    if provider == "anthropic":
+        for key in ("temperature", "top_p", "seed"):
+            if key in agent:
+                check.fail(f"{path}.{key}", "not accepted by the Anthropic Messages API (version "
+                           "2026-10-21, which the anthropic SDK sends, refuses sampling settings); "
+                           "for an Anthropic-compatible server that takes it, use extra_body")
     budget = agent["thinking"].get("budget_tokens")
     if budget is None:
         return
@@ -194,8 +200,6 @@ def _check_anthropic(check: Checker, agent: dict[str, Any], path: str, provider:
     if budget >= agent.get("max_tokens", 0):
         check.fail(f"{path}.thinking.budget_tokens",
                    f"must be below max_tokens ({agent.get('max_tokens')})")
-    if agent.get("temperature") not in (None, 1, 1.0):
-        check.fail(f"{path}.temperature", "Anthropic accepts only temperature = 1 with thinking")
 
 
 def _normalise_dialogue(

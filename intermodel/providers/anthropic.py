@@ -69,10 +69,8 @@ class AnthropicProvider:
             params["system"] = request.system
         if request.thinking_budget:
             params["thinking"] = {"type": "enabled", "budget_tokens": request.thinking_budget}
-        if s.temperature is not None:
-            params["temperature"] = s.temperature
-        if s.top_p is not None:
-            params["top_p"] = s.top_p
+        # No temperature or top_p: API version 2026-10-21 refuses every sampling setting (the
+        # config check says so); compatible servers that take them get them via extra_body.
         if s.stop:
             params["stop_sequences"] = list(s.stop)
         if request.extra_body:

@@ -50,7 +50,7 @@ from email.utils import formatdate
 from typing import Any, Literal
 
 FaultKind = Literal[
-    "status", "context_too_long", "reset", "refuse", "cut_midway", "stall", "malformed_sse",
+    "ok", "status", "context_too_long", "reset", "refuse", "cut_midway", "stall", "malformed_sse",
     "stream_error",
 ]
 StreamErrorKind = Literal["overloaded", "rate_limit", "api_error"]
@@ -80,6 +80,11 @@ class Fault:
     seconds: float = 0.0
     stream_error_kind: StreamErrorKind = "overloaded"
     context_variant: Literal["llamacpp", "openai"] = "llamacpp"
+
+    @classmethod
+    def ok(cls) -> Fault:
+        """No fault: lets one request through, so a queue can aim at later requests."""
+        return cls("ok")
 
     @classmethod
     def status(
@@ -212,7 +217,10 @@ class FaultQueue:
         """The fault for a request that has arrived; a refusal is left for the server to arm."""
         with self._lock:
             if self._queue:
-                return None if self._queue[0].kind == "refuse" else self._queue.popleft()
+                if self._queue[0].kind == "refuse":
+                    return None
+                queued = self._queue.popleft()
+                return None if queued.kind == "ok" else queued
             fault = self._draw()
             if fault is not None and fault.kind == "refuse":
                 return None

@@ -1,0 +1,1 @@
+"""Example pairings; installed as intermodel.configs so `intermodel run` finds its demo."""
