@@ -19,20 +19,51 @@ from intermodel.events import Event, TextChunk, ThinkingChunk
 __all__ = ["EventBus", "Subscription"]
 
 
+Chunk = TextChunk | ThinkingChunk
+_CHUNK_TYPES = (TextChunk, ThinkingChunk)
+
+
+class _Merged:
+    """Pieces of adjacent chunks waiting to be delivered as one (joined once, not per piece)."""
+
+    __slots__ = ("agent", "kind", "parts", "turn")
+
+    def __init__(self, first: Chunk, second: Chunk) -> None:
+        self.kind = type(first)
+        self.turn = first.turn
+        self.agent = first.agent
+        self.parts = [first.text, second.text]
+
+    def continues(self, chunk: Chunk) -> bool:
+        return type(chunk) is self.kind and chunk.turn == self.turn and chunk.agent == self.agent
+
+    def event(self) -> Chunk:
+        return self.kind(self.turn, self.agent, "".join(self.parts))
+
+
+def _deliver(item: Event | _Merged) -> Event:
+    return item.event() if isinstance(item, _Merged) else item
+
+
 class Subscription:
     """An async iterator of events; ends after the bus closes and the queue drains."""
 
     def __init__(self) -> None:
-        self._queue: deque[Event] = deque()
+        self._queue: deque[Event | _Merged] = deque()
         self._ready = anyio.Event()
         self._closed = False
 
     def push(self, event: Event) -> None:
         queue = self._queue
-        if queue and isinstance(event, TextChunk | ThinkingChunk):
+        if queue and isinstance(event, _CHUNK_TYPES):  # a tuple: the fast isinstance
             last = queue[-1]
-            if type(last) is type(event) and last.turn == event.turn and last.agent == event.agent:
-                queue[-1] = type(event)(event.turn, event.agent, last.text + event.text)
+            if isinstance(last, _Merged):
+                if last.continues(event):
+                    last.parts.append(event.text)
+                    return
+            elif (isinstance(last, _CHUNK_TYPES) and type(last) is type(event)
+                  and last.turn == event.turn and last.agent == event.agent):
+                queue[-1] = _Merged(last, event)
                 return
         queue.append(event)
         self._ready.set()
@@ -43,7 +74,7 @@ class Subscription:
 
     def drain(self) -> list[Event]:
         """Everything queued now, without waiting (for consumers that render in batches)."""
-        items = list(self._queue)
+        items = [_deliver(item) for item in self._queue]
         self._queue.clear()
         return items
 
@@ -62,7 +93,7 @@ class Subscription:
     async def __anext__(self) -> Event:
         if not await self.wait():
             raise StopAsyncIteration
-        return self._queue.popleft()
+        return _deliver(self._queue.popleft())
 
 
 class EventBus:

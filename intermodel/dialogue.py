@@ -294,13 +294,15 @@ class Dialogue:
 
     async def _stream(self, provider: Provider, request: Request, index: int, agent: str,
                       partial: _Partial, started: float) -> None:
+        # The hot path: once per token. Exact type checks and bound methods keep it cheap.
         publish = self.bus.publish
+        add_text = partial.text.append
         async with aclosing(provider.stream(request)) as events:
             async for event in events:
-                if isinstance(event, TextDelta):
+                if type(event) is TextDelta:
                     if partial.ttft is None:
                         partial.ttft = anyio.current_time() - started
-                    partial.text.append(event.text)
+                    add_text(event.text)
                     publish(TextChunk(index, agent, event.text))
                 elif isinstance(event, ThinkingDelta):
                     if partial.ttft is None:

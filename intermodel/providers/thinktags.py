@@ -23,6 +23,9 @@ class ThinkTagParser:
         self._trim = False  # drop whitespace that separates a closing tag from the reply
 
     def feed(self, chunk: str) -> list[TextDelta | ThinkingDelta]:
+        if not self._buffer and "<" not in chunk and not self._trim:
+            # The common case, once per token: nothing held back and no tag can start here.
+            return [ThinkingDelta(chunk) if self._close else TextDelta(chunk)] if chunk else []
         self._buffer += chunk
         out: list[TextDelta | ThinkingDelta] = []
         while self._buffer:

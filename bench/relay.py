@@ -1,0 +1,176 @@
+"""Relay overhead: a bare SDK streaming loop against a full intermodel run, same server, same reply.
+
+The loopback fake server (a separate process, so it does not share our GIL) streams replies of
+exactly N chunks as fast as it can. For each protocol we time, in alternation:
+
+- bare: the SDK's own `create(stream=True)` loop, counting content chunks;
+- intermodel: a whole dialogue turn — provider, orchestrator, event bus, transcript writer (fsync
+  per record) and the headless console rendering into a null stream.
+
+Throughput is chunks per second of the turn (request start to last chunk); time to first token is
+measured from just before the request. Prints a table of medians and the ratio.
+
+    python bench/relay.py [--chunks 2000] [--runs 9] [--protocol openai anthropic]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anthropic
+import anyio
+import openai
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from intermodel.config import parse_pairing  # noqa: E402
+from intermodel.console import run_console  # noqa: E402
+from intermodel.runner import prepared_run  # noqa: E402
+from intermodel.transcript.reader import read_transcript  # noqa: E402
+
+Sample = tuple[float, float]  # (chunks per second, seconds to first chunk)
+
+
+def start_server(chunks: int) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakeserver", "--port", "0", "--chunks", str(chunks)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("READY "):
+        proc.kill()
+        raise SystemExit(f"fake server did not start: {line!r}")
+    return proc, line.split()[1]
+
+
+async def bare_openai(base_url: str, chunks: int) -> Sample:
+    client = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key="k", max_retries=0)
+    started = time.perf_counter()
+    first = None
+    count = 0
+    stream = await client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "Go."}], max_tokens=chunks + 10,
+        stream=True, stream_options={"include_usage": True})
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            if first is None:
+                first = time.perf_counter() - started
+            count += 1
+    elapsed = time.perf_counter() - started
+    await client.close()
+    assert count == chunks, count
+    return count / elapsed, first or 0.0
+
+
+async def bare_anthropic(base_url: str, chunks: int) -> Sample:
+    client = anthropic.AsyncAnthropic(base_url=base_url, api_key="k", max_retries=0)
+    started = time.perf_counter()
+    first = None
+    count = 0
+    stream = await client.messages.create(
+        model="m", messages=[{"role": "user", "content": "Go."}], max_tokens=chunks + 10,
+        stream=True)
+    async for event in stream:
+        if event.type == "content_block_delta" and event.delta.type == "text_delta":
+            if first is None:
+                first = time.perf_counter() - started
+            count += 1
+    elapsed = time.perf_counter() - started
+    await client.close()
+    assert count == chunks, count
+    return count / elapsed, first or 0.0
+
+
+def pairing_text(protocol: str, base_url: str, chunks: int) -> str:
+    url = base_url + "/v1" if protocol == "openai" else base_url
+    agents = "".join(f"""
+[agents.{name}]
+provider = "{protocol}"
+model = "m"
+base_url = "{url}"
+api_key_env = "BENCH_KEY"
+max_tokens = {chunks + 10}
+""" for name in ("ada", "bo"))
+    return f'name = "relay"\n[dialogue]\nopener = "Go."\nmax_turns = 1\n{agents}'
+
+
+async def through_intermodel(protocol: str, base_url: str, chunks: int, folder: str) -> Sample:
+    pairing = parse_pairing(pairing_text(protocol, base_url, chunks), source="relay.toml")
+    async with prepared_run(pairing, out_dir=folder, environ={"BENCH_KEY": "k"}) as run:
+        console = run.dialogue.subscribe()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: run_console(console, io.StringIO(), color=True, width=100,
+                                              write=lambda text: None))
+            await run.dialogue.run()
+    assert run.transcript is not None
+    [turn] = read_transcript(run.transcript).turns
+    assert turn.text and turn.ttft is not None
+    return chunks / turn.latency, turn.ttft
+
+
+def median(samples: list[Sample], index: int) -> float:
+    return statistics.median(s[index] for s in samples)
+
+
+async def measure(protocol: str, base_url: str, chunks: int, runs: int) -> dict[str, list[Sample]]:
+    bare: Callable[[str, int], object] = bare_openai if protocol == "openai" else bare_anthropic
+    results: dict[str, list[Sample]] = {"bare": [], "intermodel": []}
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(2):  # warm up both paths (imports, connection setup, caches)
+            await bare(base_url, chunks)  # type: ignore[misc]
+            await through_intermodel(protocol, base_url, chunks, folder)
+        for _ in range(runs):  # alternate, so drift in machine load hits both alike
+            results["bare"].append(await bare(base_url, chunks))  # type: ignore[misc]
+            results["intermodel"].append(await through_intermodel(protocol, base_url, chunks,
+                                                                  folder))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--protocol", nargs="+", default=["openai", "anthropic"],
+                        choices=["openai", "anthropic"])
+    parser.add_argument("--samples", action="store_true", help="print every run's figures too")
+    args = parser.parse_args()
+    proc, base_url = start_server(args.chunks)
+    try:
+        rows = []
+        for protocol in args.protocol:
+            results = anyio.run(measure, protocol, base_url, args.chunks, args.runs)
+            bare, ours = results["bare"], results["intermodel"]
+            if args.samples:
+                for name, samples in results.items():
+                    print(f"{protocol} {name}: " + ", ".join(
+                        f"{rate:,.0f}/s {ttft * 1000:.1f} ms" for rate, ttft in samples))
+            added = [o[1] - b[1] for b, o in zip(bare, ours, strict=True)]
+            rows.append((protocol, median(bare, 0), median(ours, 0),
+                         median(ours, 0) / median(bare, 0), median(bare, 1) * 1000,
+                         statistics.median(added) * 1000))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    print(f"relay: {args.chunks} chunks per reply, median of {args.runs} runs, "
+          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    print()
+    print("| protocol | bare SDK chunks/s | intermodel chunks/s | ratio | bare TTFT ms "
+          "| added TTFT ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for protocol, bare_rate, our_rate, ratio, ttft, added_ttft in rows:
+        print(f"| {protocol} | {bare_rate:,.0f} | {our_rate:,.0f} | {ratio:.3f} | {ttft:.2f} "
+              f"| {added_ttft:+.3f} |")
+
+
+if __name__ == "__main__":
+    main()
