@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import anyio
 from intermodel.about import __version__
 from intermodel.config import Pairing, load_pairing
 from intermodel.errors import IntermodelError, UsageError
+from intermodel.headless import RunOpener
 from intermodel.safety import terminal_safe
 
 __all__ = ["main"]
@@ -74,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
                         help="output file, or - for stdout (default: beside the transcript)")
     export.set_defaults(handler=_cmd_export)
 
+    resume = sub.add_parser("resume", help="continue an interrupted run from its transcript")
+    resume.add_argument("transcript")
+    resume.add_argument("--turns", type=_positive, metavar="N",
+                        help="new turn budget (needed to continue a run that finished)")
+    resume.add_argument("--headless", action="store_true",
+                        help="plain streamed output instead of the terminal UI")
+    _color_option(resume)
+    resume.set_defaults(handler=_cmd_resume)
+
     replay = sub.add_parser("replay", help="watch a recorded run again in the terminal UI")
     replay.add_argument("transcript")
     replay.add_argument("--speed", type=_speed, default=1.0, metavar="X",
@@ -124,18 +135,30 @@ def _load(path: str | None, turns: int | None = None) -> Pairing:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from intermodel.runner import prepared_run
+
     pairing = _load(args.config, args.turns)
-    interactive = not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
-    if interactive:
-        try:
-            from intermodel.tui.app import run_tui
-        except ImportError:
-            interactive = False
-        else:
-            return run_tui(pairing, out_dir=args.out, record=not args.no_transcript)
+    return _drive(partial(prepared_run, pairing, out_dir=args.out,
+                          record=not args.no_transcript), args)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from intermodel.resume import plan_resume, prepared_resume
+    from intermodel.transcript.reader import read_transcript
+
+    plan_resume(read_transcript(args.transcript), turns=args.turns)  # refusals, before any UI
+    return _drive(partial(prepared_resume, args.transcript, turns=args.turns), args)
+
+
+def _drive(open_run: RunOpener, args: argparse.Namespace) -> int:
+    """The terminal UI on a terminal, plain streamed output otherwise (or with --headless)."""
+    if not args.headless and sys.stdin.isatty() and sys.stdout.isatty():
+        from intermodel.tui.app import run_tui
+
+        return run_tui(open_run)
     from intermodel.headless import run_headless
 
-    return anyio.run(run_headless, pairing, args.out, not args.no_transcript, args.color)
+    return anyio.run(run_headless, open_run, args.color)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

@@ -58,6 +58,7 @@ from intermodel.records import (
     Discard,
     HistoryEntry,
     Interjection,
+    Resumption,
     Retry,
     RunEnd,
     Turn,
@@ -139,6 +140,7 @@ class Dialogue:
         redactor: Redactor | None = None,
         run_id: str | None = None,
         rng: random.Random | None = None,
+        resume: Resumption | None = None,
     ) -> None:
         self.pairing = pairing
         self.run_id = run_id or new_run_id()
@@ -147,7 +149,7 @@ class Dialogue:
             self.state.max_turns = pairing.dialogue.max_turns
         for name in pairing.agent_names:
             self.state.usage.setdefault(name, Usage())
-        self._resumed = bool(self.state.history)
+        self._resume = resume
         self._providers = providers
         self._recorder = recorder
         self._transcript_path = transcript_path
@@ -174,7 +176,7 @@ class Dialogue:
         end: RunEnd | None = None
         try:
             await self._emit(RunStarted(self.run_id, self.pairing, self._transcript_path,
-                                        now_iso(), resumed=self._resumed))
+                                        now_iso(), resume=self._resume))
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_commands, self._commands)
                 end = await self._turn_loop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from intermodel.config.model import Pairing
-from intermodel.records import BudgetChange, Discard, Interjection, Retry, RunEnd, Turn
+from intermodel.records import BudgetChange, Discard, Interjection, Resumption, Retry, RunEnd, Turn
 
 __all__ = [
     "BudgetExtended",
@@ -35,7 +35,11 @@ class RunStarted:
     pairing: Pairing
     transcript: str | None  # path of the transcript file, when one is written
     started_at: str
-    resumed: bool = False
+    resume: Resumption | None = None  # set when this process continues an earlier run
+
+    @property
+    def resumed(self) -> bool:
+        return self.resume is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import anyio
 
-from intermodel.config.model import Pairing
 from intermodel.console import run_console, use_color
 from intermodel.controls import Controls
 from intermodel.records import RunEnd
-from intermodel.runner import prepared_run
+from intermodel.runner import Run
 from intermodel.safety import terminal_safe
 
-__all__ = ["exit_code_for", "run_headless"]
+__all__ = ["RunOpener", "exit_code_for", "run_headless"]
+
+# Prepares a run when entered: `functools.partial(prepared_run, pairing, ...)` or a resume.
+RunOpener = Callable[[], AbstractAsyncContextManager[Run]]
 
 
 def exit_code_for(end: RunEnd | None) -> int:
@@ -29,13 +32,11 @@ def exit_code_for(end: RunEnd | None) -> int:
     return 1 if end.reason == "error" else 0
 
 
-async def run_headless(
-    pairing: Pairing, out_dir: str | Path | None = None, record: bool = True,
-    color: str = "auto",
-) -> int:
+async def run_headless(open_run: RunOpener, color: str = "auto") -> int:
+    """Run what `open_run` prepares (a new run, or a resumed one) with console output."""
     stream = sys.stdout
     end: RunEnd | None = None
-    async with prepared_run(pairing, out_dir=out_dir, record=record) as run:
+    async with open_run() as run:
         subscription = run.dialogue.subscribe()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signals, run.dialogue.controls, tg.cancel_scope)

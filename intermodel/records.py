@@ -17,6 +17,7 @@ __all__ = [
     "Discard",
     "HistoryEntry",
     "Interjection",
+    "Resumption",
     "Retry",
     "RunEnd",
     "Turn",
@@ -127,6 +128,19 @@ class BudgetChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Resumption:
+    """A later process took the run up again after turn `after_turn`."""
+
+    KIND: ClassVar[str] = "resume"
+    run_id: str
+    after_turn: int
+    max_turns: int
+    torn_bytes: int = 0  # an incomplete record the crash left behind, removed before appending
+    versions: Mapping[str, str] = field(default_factory=dict)
+    at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RunEnd:
     """How the run ended. `reason` is one of: max_turns, stop_phrase, token_budget, time_budget,
     stopped, error. `ended_by` names the agent whose stop phrase ended it."""
@@ -142,9 +156,9 @@ class RunEnd:
 
 
 HistoryEntry = Turn | Interjection
-Record = Turn | Interjection | Retry | Discard | BudgetChange | RunEnd
+Record = Turn | Interjection | Retry | Discard | BudgetChange | Resumption | RunEnd
 RECORD_TYPES: dict[str, type[Record]] = {
-    cls.KIND: cls for cls in (Turn, Interjection, Retry, Discard, BudgetChange, RunEnd)
+    cls.KIND: cls for cls in (Turn, Interjection, Retry, Discard, BudgetChange, Resumption, RunEnd)
 }
 
 

@@ -20,12 +20,14 @@ from intermodel.config.model import AgentConfig, Pairing
 from intermodel.dialogue import Dialogue, DialogueState, new_run_id
 from intermodel.providers.base import Provider
 from intermodel.providers.registry import make_provider
+from intermodel.records import Resumption
 from intermodel.secrets import Credentials, Redactor, resolve_credentials
 from intermodel.transcript.writer import TranscriptWriter
 
-__all__ = ["ProviderFactory", "Run", "prepared_run", "transcripts_dir"]
+__all__ = ["ProviderFactory", "Run", "WriterFactory", "prepared_run", "transcripts_dir"]
 
 ProviderFactory = Callable[[AgentConfig, str, Credentials], Provider]
+WriterFactory = Callable[[Redactor], TranscriptWriter]
 
 
 def transcripts_dir(pairing: Pairing, override: str | Path | None = None) -> Path:
@@ -49,10 +51,14 @@ async def prepared_run(
     environ: Mapping[str, str] | None = None,
     provider_factory: ProviderFactory = make_provider,
     state: DialogueState | None = None,
-    writer: TranscriptWriter | None = None,
+    open_writer: WriterFactory | None = None,
     run_id: str | None = None,
+    resume: Resumption | None = None,
 ) -> AsyncIterator[Run]:
-    """Everything a run needs, checked before the first request (a missing key fails here)."""
+    """Everything a run needs, checked before the first request (a missing key fails here).
+
+    The transcript is a new file in the transcripts folder unless `open_writer` provides one
+    (resume reopens the run's own file); `record=False` writes none."""
     credentials = resolve_credentials(pairing, os.environ if environ is None else environ)
     redactor = Redactor.for_credentials(credentials)
     async with AsyncExitStack() as stack:
@@ -63,14 +69,17 @@ async def prepared_run(
             providers[agent.name] = provider
             stack.push_async_callback(_close_quietly, provider)
         run_id = run_id or new_run_id()
-        if writer is None and record:
+        writer: TranscriptWriter | None = None
+        if open_writer is not None:
+            writer = open_writer(redactor)
+        elif record:
             writer = TranscriptWriter.create(transcripts_dir(pairing, out_dir), pairing, run_id,
                                              redactor=redactor)
         if writer is not None:
             stack.callback(writer.close)
         dialogue = Dialogue(
             pairing, providers, recorder=writer, state=state, redactor=redactor, run_id=run_id,
-            transcript_path=str(writer.path) if writer else None,
+            transcript_path=str(writer.path) if writer else None, resume=resume,
         )
         yield Run(dialogue, providers, writer.path if writer else None)
 

@@ -137,15 +137,16 @@ async def test_pause_holds_and_step_runs_exactly_one_turn(make_pairing: PairingF
     log: list[str] = []
 
     async def react(dialogue: Dialogue, event: Event) -> None:
-        if isinstance(event, TurnCompleted):
-            log.append(f"turn {event.turn.index}")
+        if isinstance(event, TurnStarted) and event.turn == 1:
+            dialogue.controls.send(Pause())  # takes effect when turn 1 is done
+        if isinstance(event, TurnStarted):
+            log.append(f"turn {event.turn}")
+        if isinstance(event, TurnCompleted) and event.turn.index in (1, 2):
+            await anyio.sleep(0.2)  # nothing may happen while paused
             if event.turn.index == 1:
-                dialogue.controls.send(Pause())
-                await anyio.sleep(0.2)  # nothing may happen while paused
                 log.append("step")
                 dialogue.controls.send(Step())
-            elif event.turn.index == 2:
-                await anyio.sleep(0.2)
+            else:
                 log.append("resume")
                 dialogue.controls.resume()
 

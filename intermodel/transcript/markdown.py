@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import json
 
-from intermodel.records import BudgetChange, Discard, Interjection, Retry, RunEnd, Turn
+from intermodel.records import BudgetChange, Discard, Interjection, Resumption, Retry, RunEnd, Turn
 from intermodel.transcript.reader import Transcript
 
 __all__ = ["to_markdown"]
@@ -37,8 +37,6 @@ def to_markdown(transcript: Transcript) -> str:
         out += [f"**{name}**", "", _quote(pairing.system_prompt(name) or "(none)"), ""]
     shared = "both agents" if dialogue["opener_shared"] else dialogue["opener_to"]
     out += [f"## Opener (to {shared})", "", _quote(dialogue["opener"]), "", "## Conversation", ""]
-    for resume in transcript.resumes:
-        out.append(f"> resumed at {resume.get('at', '?')}")
     for record in transcript.records:
         out += _record(record)
     if transcript.torn:
@@ -71,6 +69,10 @@ def _record(record: object) -> list[str]:
     if isinstance(record, Discard):
         return [f"<sub>✗ turn {record.turn} ({record.agent}) discarded: "
                 f"{html.escape(record.reason)}</sub>", ""]
+    if isinstance(record, Resumption):
+        torn = f"; an incomplete record ({record.torn_bytes} bytes) was set aside" \
+            if record.torn_bytes else ""
+        return [f"> ⟳ **resumed** after turn {record.after_turn} at {record.at}{torn}", ""]
     if isinstance(record, BudgetChange):
         return [f"<sub>+ turn budget now {record.max_turns}</sub>", ""]
     if isinstance(record, RunEnd):

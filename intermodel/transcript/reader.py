@@ -20,6 +20,7 @@ from intermodel.records import (
     HistoryEntry,
     Interjection,
     Record,
+    Resumption,
     RunEnd,
     Turn,
     record_from_json,
@@ -34,8 +35,8 @@ class Transcript:
     path: Path
     header: dict[str, Any]
     records: list[Record] = field(default_factory=list)
-    resumes: list[dict[str, Any]] = field(default_factory=list)
     torn: str | None = None  # an incomplete last line, if the writer was interrupted
+    torn_bytes: int = 0
 
     @property
     def run_id(self) -> str:
@@ -47,6 +48,10 @@ class Transcript:
         except ConfigError as exc:
             raise TranscriptError(
                 f"{self.path}: its stored config no longer loads: {exc}") from None
+
+    @property
+    def resumes(self) -> list[Resumption]:
+        return [r for r in self.records if isinstance(r, Resumption)]
 
     @property
     def turns(self) -> list[Turn]:
@@ -66,7 +71,7 @@ class Transcript:
         """The turn budget in force at the end, counting extensions."""
         budget = int(self.header["config"]["dialogue"]["max_turns"])
         for record in self.records:
-            if isinstance(record, BudgetChange):
+            if isinstance(record, BudgetChange | Resumption):
                 budget = record.max_turns
         return budget
 
@@ -106,11 +111,8 @@ def read_transcript(path: str | Path) -> Transcript:
     if head.get("format") != FORMAT_VERSION:
         raise TranscriptError(f"{path}: transcript format {head.get('format')!r} is not "
                               f"supported (this version reads {FORMAT_VERSION})")
-    transcript = Transcript(path=path, header=head, torn=torn)
+    transcript = Transcript(path=path, header=head, torn=torn, torn_bytes=len(tail))
     for number, data in enumerate(objects[1:], start=2):
-        if data.get("kind") == "resume":
-            transcript.resumes.append(data)
-            continue
         try:
             transcript.records.append(record_from_json(data))
         except (KeyError, TypeError) as exc:

@@ -8,6 +8,7 @@ and a short run id.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -66,13 +67,43 @@ class TranscriptWriter:
         writer.open(new=True)
         return writer
 
+    @classmethod
+    def reopen(cls, path: str | Path, *, redactor: Redactor | None = None
+               ) -> tuple[TranscriptWriter, int]:
+        """Open an existing transcript to continue it. An incomplete last record (the process
+        died mid-write) is cut off first, so new records start on a line of their own; returns
+        the writer and how many bytes were cut."""
+        writer = cls(Path(path), redactor=redactor)
+        writer.open(new=False)
+        assert writer._fd is not None
+        try:
+            size = os.fstat(writer._fd).st_size
+            with open(writer.path, "rb") as reader:
+                data = reader.read()
+            keep = data.rfind(b"\n") + 1
+            if keep < size:
+                os.ftruncate(writer._fd, keep)
+        except OSError as exc:
+            writer.close()
+            raise TranscriptError(f"cannot repair transcript {path}: {exc.strerror}") from None
+        return writer, size - keep
+
     def open(self, *, new: bool = False) -> None:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (os.O_EXCL if new else 0)
+        flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT | os.O_EXCL if new else 0)
         try:
             # Transcripts may hold private conversations: readable by their owner only.
-            self._fd = os.open(self.path, flags, 0o600)
+            fd = os.open(self.path, flags, 0o600)
         except OSError as exc:
             raise TranscriptError(f"cannot open transcript {self.path}: {exc.strerror}") from None
+        try:
+            # One writer per transcript. The lock dies with its process, so a crashed run can be
+            # resumed at once, while a live one cannot be written to twice.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise TranscriptError(f"{self.path} belongs to a run in progress (another intermodel "
+                                  "process is writing it)") from None
+        self._fd = fd
 
     async def record(self, event: Event) -> None:
         data = self.to_json(event)
@@ -125,9 +156,8 @@ class TranscriptWriter:
 def header(event: RunStarted) -> dict[str, Any]:
     """The first record of a run; a resumed run appends a `resume` record instead."""
     pairing = event.pairing
-    if event.resumed:
-        return {"kind": "resume", "run_id": event.run_id, "at": event.started_at,
-                "versions": versions()}
+    if event.resume is not None:
+        return record_to_json(event.resume)
     return {
         "kind": "header",
         "format": FORMAT_VERSION,
