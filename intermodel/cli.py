@@ -35,14 +35,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except IntermodelError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
-            print(f"intermodel: {terminal_safe(line)}", file=sys.stderr)
-        return exc.exit_code
+        return _report(exc)
+    except BaseExceptionGroup as group:  # an error that left through a task group
+        found = group.subgroup(lambda e: isinstance(e, IntermodelError))
+        if found is None:
+            raise
+        first = found.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        return _report(first)  # type: ignore[arg-type]
     except KeyboardInterrupt:
         print("intermodel: interrupted", file=sys.stderr)
         return EXIT_SIGNAL
     except BrokenPipeError:  # output piped into something that stopped reading (`| head`)
         return EXIT_RUN_ERROR
+
+
+def _report(exc: IntermodelError) -> int:
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        print(f"intermodel: {terminal_safe(line)}", file=sys.stderr)
+    return exc.exit_code
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -27,7 +27,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from intermodel.bus import EventBus, Subscription
 from intermodel.config.model import Pairing
 from intermodel.controls import Command, Controls, Extend, Interject, Pause, Resume, Step, Stop
-from intermodel.errors import ProviderError, StreamInterrupted, TransientError, UsageError
+from intermodel.errors import (
+    ProviderError,
+    StreamInterrupted,
+    TranscriptError,
+    TransientError,
+    UsageError,
+)
 from intermodel.events import (
     RECORDED,
     BudgetExtended,
@@ -165,6 +171,7 @@ class Dialogue:
         self._in_flight: int | None = None  # number of the turn being produced, if any
         self._turn_scope: anyio.CancelScope | None = None
         self._sleeping = False  # the in-flight turn is waiting to retry
+        self._recorder_broken = False  # a transcript write failed: the run stops, unrecorded
         self._started = 0.0
 
     def subscribe(self) -> Subscription:
@@ -177,10 +184,20 @@ class Dialogue:
         try:
             await self._emit(RunStarted(self.run_id, self.pairing, self._transcript_path,
                                         now_iso(), resume=self._resume))
+            failure: Exception | None = None
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_commands, self._commands)
-                end = await self._turn_loop()
+                try:
+                    end = await self._turn_loop()
+                except Exception as exc:  # re-raised below, unwrapped from the task group's group
+                    failure = exc
                 tg.cancel_scope.cancel()
+            if failure is not None:
+                raise failure
+        except TranscriptError as exc:
+            self._recorder_broken = True  # nothing more can be recorded; say so on screen
+            end = self._end("error", str(exc))
+            raise
         except BaseException as exc:
             if end is None:
                 if isinstance(exc, anyio.get_cancelled_exc_class()):
@@ -422,7 +439,8 @@ class Dialogue:
     # -- helpers ------------------------------------------------------------------------------
 
     async def _emit(self, event: Event) -> None:
-        if self._recorder is not None and isinstance(event, RECORDED):
+        if self._recorder is not None and isinstance(event, RECORDED) \
+                and not self._recorder_broken:
             await self._recorder.record(event)
         self.bus.publish(event)
 

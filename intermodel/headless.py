@@ -49,9 +49,12 @@ async def run_headless(open_run: RunOpener, color: str = "auto") -> int:
                     console_done.set()
 
             tg.start_soon(console)
-            end = await run.dialogue.run()
-            await console_done.wait()
-            tg.cancel_scope.cancel()
+            try:
+                end = await run.dialogue.run()
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                    await console_done.wait()  # let the console show how it ended
+                tg.cancel_scope.cancel()
     if end is not None and end.reason == "error":
         # Also on stderr, where scripts running many pairings look for failures.
         print(f"intermodel: {terminal_safe(end.detail)}", file=sys.stderr)

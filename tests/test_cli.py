@@ -107,8 +107,10 @@ def test_unreadable_transcript_is_one_line(env: dict[str, str], tmp_path: Path) 
     assert "Traceback" not in result.stderr
 
 
-def test_sigint_stops_gracefully_and_closes_the_transcript(env: dict[str, str],
-                                                          tmp_path: Path) -> None:
+@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM],
+                                     [signal.SIGINT, signal.SIGINT]], ids=["int", "term", "int-int"])
+def test_signals_stop_gracefully_and_close_the_transcript(
+        env: dict[str, str], tmp_path: Path, signals: list[signal.Signals]) -> None:
     slow = tmp_path / "slow.toml"
     slow.write_text((REPO / "configs" / "scripted.toml").read_text().replace(
         "delay = 0.03", "delay = 0.3"))
@@ -120,11 +122,13 @@ def test_sigint_stops_gracefully_and_closes_the_transcript(env: dict[str, str],
         if line.startswith("── ada · turn 1"):
             break
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    for sig in signals:
+        proc.send_signal(sig)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
-    assert "finished: interrupted" in out
     assert "Traceback" not in err
+    if len(signals) == 1:  # a second signal exits at once, without the summary
+        assert "finished: interrupted" in out
     records = [json.loads(line) for line in only_transcript(tmp_path / "runs").read_text()
                .splitlines()]
     assert [r["kind"] for r in records[-2:]] == ["discard", "end"]
@@ -188,3 +192,27 @@ def test_fatal_provider_error_is_one_line_and_exit_1(env: dict[str, str], tmp_pa
     line = "ada: openai 404 model not found: The model does not exist."
     assert f"══ finished: error ({line})" in result.stdout
     assert result.stderr == f"intermodel: {line}\n"
+
+
+def test_a_full_disk_stops_the_run_with_one_clear_line(env: dict[str, str],
+                                                       tmp_path: Path) -> None:
+    import resource
+
+    def small_disk() -> None:  # files may not grow past 6 kB: the header fits, turns soon don't
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
+
+    long = tmp_path / "long.toml"
+    long.write_text((REPO / "configs" / "scripted.toml").read_text().replace(
+        "max_turns = 8", "max_turns = 40").replace('stop_phrases = ["^C^C"]', "").replace(
+        "delay = 0.03", "delay = 0").replace("delay = 0.04", "delay = 0"))
+    result = subprocess.run([sys.executable, "-m", "intermodel", "run", str(long), "--headless"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+                            preexec_fn=small_disk, check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("intermodel: cannot write transcript ")
+    assert "the disk is full or the file reached a size limit" in line
+    assert "══ finished: error (cannot write transcript" in result.stdout
+    transcript = only_transcript(tmp_path / "runs")
+    assert transcript.stat().st_size <= 6000

@@ -27,7 +27,7 @@ def test_scripted_pairing_fills_defaults(make_pairing: PairingFactory) -> None:
     assert pairing.dialogue.opener_shared is False
     assert pairing.dialogue.share_thinking is False
     assert pairing.agent("ada").sampling.max_tokens == 1024
-    assert pairing.retry.attempts == 6
+    assert pairing.retry.attempts == 30
 
 
 def test_placeholders_fill_name_partner_and_budget(make_pairing: PairingFactory) -> None:

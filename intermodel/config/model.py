@@ -100,11 +100,14 @@ class DialogueConfig:
 
 @dataclass(frozen=True)
 class RetryConfig:
-    attempts: int = 6
-    backoff_initial: float = 1.0
-    backoff_max: float = 60.0
-    max_retry_after: float = 300.0
-    max_wait: float = 900.0
+    """Defaults suit an unattended night: a provider outage of an hour or two is waited out
+    (30 attempts, backoff up to 5 minutes, at most 3 hours for one turn)."""
+
+    attempts: int = 30
+    backoff_initial: float = 2.0
+    backoff_max: float = 300.0
+    max_retry_after: float = 600.0
+    max_wait: float = 10800.0
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,8 @@ AGENT: dict[str, Field] = {
     "max_tokens": Field(INT, "Most tokens per reply.", 1024, at_least(1)),
     "seed": Field(INT, "Sampling seed, where the API supports one."),
     "stop": Field(STR_LIST, "Stop sequences that end a reply (not the run).", []),
-    "timeout": Field(NUMBER, "Seconds to wait for the next piece of a reply.", 120.0, at_least(1)),
+    "timeout": Field(NUMBER, "Seconds to wait for the next piece of a reply.", 120.0,
+                     at_least(0.1)),
     "context_size": Field(INT, "Context window of a local model (tokens).", None, at_least(128)),
     "thinking": Field(TABLE, "Reasoning options (see [agents.NAME.thinking]).", {}),
     "extra_body": Field(TABLE, "Extra request body fields, passed through unchanged.", {}),
@@ -169,14 +170,14 @@ DIALOGUE: dict[str, Field] = {
 }
 
 RETRY: dict[str, Field] = {
-    "attempts": Field(INT, "Retries of a failed turn before the run ends.", 6, at_least(0)),
-    "backoff_initial": Field(NUMBER, "First backoff in seconds (doubles each retry).", 1.0,
+    "attempts": Field(INT, "Retries of a failed turn before the run ends.", 30, at_least(0)),
+    "backoff_initial": Field(NUMBER, "First backoff in seconds (doubles each retry).", 2.0,
                              at_least(0)),
-    "backoff_max": Field(NUMBER, "Longest backoff in seconds.", 60.0, at_least(0)),
-    "max_retry_after": Field(NUMBER, "Longest server-requested wait honoured (seconds).", 300.0,
+    "backoff_max": Field(NUMBER, "Longest backoff in seconds.", 300.0, at_least(0)),
+    "max_retry_after": Field(NUMBER, "Longest server-requested wait honoured (seconds).", 600.0,
                              at_least(0)),
     "max_wait": Field(NUMBER, "Longest total wait for one turn across its retries (seconds).",
-                      900.0, at_least(0)),
+                      10800.0, at_least(0)),
 }
 
 TOP: dict[str, Field] = {

@@ -8,6 +8,7 @@ and a short run id.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -141,7 +142,8 @@ class TranscriptWriter:
         try:
             written = os.write(self._fd, payload)
             if written != len(payload):
-                raise OSError(28, "short write (disk full?)")
+                raise OSError(errno.ENOSPC, f"the disk is full or the file reached a size limit "
+                              f"(wrote {written} of {len(payload)} bytes)")
             os.fsync(self._fd)
         except OSError as exc:
             raise TranscriptError(
