@@ -108,7 +108,8 @@ def test_unreadable_transcript_is_one_line(env: dict[str, str], tmp_path: Path) 
 
 
 @pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM],
-                                     [signal.SIGINT, signal.SIGINT]], ids=["int", "term", "int-int"])
+                                     [signal.SIGINT, signal.SIGINT]],
+                         ids=["int", "term", "int-int"])
 def test_signals_stop_gracefully_and_close_the_transcript(
         env: dict[str, str], tmp_path: Path, signals: list[signal.Signals]) -> None:
     slow = tmp_path / "slow.toml"
