@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = found.exceptions[0]
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
-        return _report(first)  # type: ignore[arg-type]
+        return _report(first)
     except KeyboardInterrupt:
         print("intermodel: interrupted", file=sys.stderr)
         return EXIT_SIGNAL
@@ -96,6 +96,27 @@ def _parser() -> argparse.ArgumentParser:
                         help="plain streamed output instead of the terminal UI")
     _color_option(resume)
     resume.set_defaults(handler=_cmd_resume)
+
+    say = sub.add_parser("say", help="send a human message to a run in progress")
+    say.add_argument("transcript", help="the run's transcript")
+    say.add_argument("text")
+    say.add_argument("--to", default="both", metavar="WHO",
+                     help="a, b, both (default) or an agent's name")
+    say.set_defaults(handler=_cmd_say)
+
+    control = sub.add_parser("control", help="pause, resume, step, stop or extend a run in "
+                             "progress")
+    control.add_argument("transcript", help="the run's transcript")
+    control.add_argument("action", choices=["pause", "resume", "step", "stop", "extend"])
+    control.add_argument("turns", nargs="?", type=_positive, help="for extend: how many turns")
+    control.add_argument("--now", action="store_true",
+                         help="with stop: discard the streaming turn instead of finishing it")
+    control.set_defaults(handler=_cmd_control)
+
+    status = sub.add_parser("status", help="list runs in progress")
+    status.add_argument("folders", nargs="*", metavar="DIR",
+                        help="transcript folders to look in (default: the transcripts folder)")
+    status.set_defaults(handler=_cmd_status)
 
     replay = sub.add_parser("replay", help="watch a recorded run again in the terminal UI")
     replay.add_argument("transcript")
@@ -183,6 +204,54 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from intermodel.tui.app import run_replay
 
     return run_replay(path, speed=args.speed)
+
+
+def _control_socket(transcript: str) -> Path:
+    from intermodel.control_channel import runtime_dir
+    from intermodel.transcript.reader import read_transcript
+
+    found = read_transcript(transcript)
+    if found.end is not None:
+        raise UsageError(f"{transcript} has finished ({found.end.reason}); nothing to steer")
+    beside = Path(f"{transcript}.sock")
+    return beside if beside.exists() else runtime_dir() / f"{found.run_id}.sock"
+
+
+def _send(transcript: str, payload: dict[str, object]) -> int:
+    from intermodel.control_channel import request
+
+    reply = request(_control_socket(transcript), payload)
+    if not reply.get("ok"):
+        raise UsageError(str(reply.get("error", "the run refused the request")))
+    return EXIT_OK
+
+
+def _cmd_say(args: argparse.Namespace) -> int:
+    return _send(args.transcript, {"command": "interject", "text": args.text, "to": args.to})
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    if args.action == "extend" and args.turns is None:
+        raise UsageError("extend needs a number of turns, e.g. `intermodel control RUN extend 4`")
+    return _send(args.transcript, {"command": args.action, "turns": args.turns, "now": args.now})
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import os
+
+    from intermodel.control_channel import live_runs
+
+    folders = [Path(f) for f in args.folders] or [
+        Path(os.environ.get("INTERMODEL_TRANSCRIPTS") or "transcripts")]
+    runs = list(live_runs(folders))
+    if not runs:
+        print("no runs in progress")
+        return EXIT_OK
+    for run in runs:
+        done = f"{run['turns']}/{run['max_turns']} turns done"
+        print(terminal_safe(f"{run['state']:<18} {done:<20} {run['elapsed']:>7.0f} s  "
+                            f"pid {run['pid']}  {run['transcript']}"))
+    return EXIT_OK
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from intermodel.bus import Subscription
 from intermodel.events import (
     BudgetExtended,
     Event,
+    Flagged,
     Interjected,
     Notice,
     Paused,
@@ -29,6 +30,7 @@ from intermodel.events import (
     RunStarted,
     TextChunk,
     ThinkingChunk,
+    Trimmed,
     TurnCompleted,
     TurnDiscarded,
     TurnStarted,
@@ -129,6 +131,19 @@ class ConsoleRenderer:
             return self._newline() + s.warn("  ▸ one step" if event.step else "  ▸ resumed") + "\n"
         if isinstance(event, BudgetExtended):
             return self._newline() + s.warn(f"  + budget now {event.change.max_turns} turns") + "\n"
+        if isinstance(event, Trimmed):
+            t = event.trim
+            span = f"{t.dropped[0]}-{t.dropped[-1]}" if len(t.dropped) > 1 else \
+                "".join(map(str, t.dropped))
+            why = "the server refused it" if t.cause == "server" else \
+                f"it needed about {t.estimated_tokens}"
+            return self._newline() + s.warn(
+                f"  ✂ {t.agent}: turns {span} dropped from its view to fit {t.window} tokens "
+                f"({why})") + "\n"
+        if isinstance(event, Flagged):
+            f = event.flag
+            line = f"  ⚑ {f.detector}: {terminal_safe(f.detail)}"
+            return self._newline() + (s.dim(line) if f.action == "mark" else s.warn(line)) + "\n"
         if isinstance(event, Notice):
             return self._newline() + s.warn(f"  ! {terminal_safe(event.message)}") + "\n"
         if isinstance(event, RunFinished):

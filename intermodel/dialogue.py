@@ -26,8 +26,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from intermodel.bus import EventBus, Subscription
 from intermodel.config.model import Pairing
+from intermodel.context import ContextFull, ContextKeeper
 from intermodel.controls import Command, Controls, Extend, Interject, Pause, Resume, Step, Stop
+from intermodel.detectors import detect
 from intermodel.errors import (
+    ContextTooLong,
     ProviderError,
     StreamInterrupted,
     TranscriptError,
@@ -38,6 +41,7 @@ from intermodel.events import (
     RECORDED,
     BudgetExtended,
     Event,
+    Flagged,
     Interjected,
     Notice,
     Paused,
@@ -47,6 +51,7 @@ from intermodel.events import (
     RunStarted,
     TextChunk,
     ThinkingChunk,
+    Trimmed,
     TurnCompleted,
     TurnDiscarded,
     TurnStarted,
@@ -62,18 +67,19 @@ from intermodel.providers.base import (
 from intermodel.records import (
     BudgetChange,
     Discard,
+    Flag,
     HistoryEntry,
     Interjection,
     Resumption,
     Retry,
     RunEnd,
+    Trim,
     Turn,
     Usage,
     now_iso,
 )
 from intermodel.retry import RetryPolicy
 from intermodel.secrets import Redactor
-from intermodel.views import build_request
 
 __all__ = ["Dialogue", "DialogueState", "Recorder", "new_run_id", "speaker_of"]
 
@@ -161,6 +167,7 @@ class Dialogue:
         self._transcript_path = transcript_path
         self._redact = redactor or Redactor()
         self._retry = RetryPolicy(pairing.retry, rng)
+        self._context = ContextKeeper(pairing)
         self.bus = EventBus()
         self._command_send, self._commands = anyio.create_memory_object_stream[Command](math.inf)
         self.controls = Controls(self._command_send)
@@ -177,6 +184,25 @@ class Dialogue:
     def subscribe(self) -> Subscription:
         return self.bus.subscribe()
 
+    def snapshot(self) -> dict[str, object]:
+        """Where the run stands, for status displays outside the process."""
+        if self._in_flight is not None:
+            agent = speaker_of(self.pairing, self._in_flight)
+            state = f"retrying {agent}" if self._sleeping else f"streaming {agent}"
+        elif self._stop is not None:
+            state = "stopping"
+        else:
+            state = "paused" if self._paused else "waiting"
+        return {
+            "run_id": self.run_id,
+            "pairing": self.pairing.name,
+            "transcript": self._transcript_path,
+            "turns": len(self.state.turns),
+            "max_turns": self.state.max_turns,
+            "state": state,
+            "elapsed": round(self._elapsed(), 1),
+        }
+
     async def run(self) -> RunEnd:
         """Run until a budget, a stop phrase, a stop command or a fatal error ends it."""
         self._started = anyio.current_time()
@@ -184,6 +210,12 @@ class Dialogue:
         try:
             await self._emit(RunStarted(self.run_id, self.pairing, self._transcript_path,
                                         now_iso(), resume=self._resume))
+            try:
+                for note in await self._context.discover(self._providers):
+                    await self._emit(Notice(note))
+            except ContextFull as full:
+                end = self._end("context_full", str(full))
+                return end
             failure: Exception | None = None
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_commands, self._commands)
@@ -229,6 +261,7 @@ class Dialogue:
                 self.state.usage[turn.agent] = self.state.usage[turn.agent] + turn.usage
                 await self._emit(TurnCompleted(turn))
                 self._check_stop_phrases(turn)
+                await self._check_degeneration()
         except _Ended as ended:
             return ended.end
 
@@ -243,6 +276,15 @@ class Dialogue:
             raise _Ended(self._end("token_budget", f"{total} of {d.max_total_tokens} tokens"))
         if d.max_seconds is not None and self._elapsed() >= d.max_seconds:
             raise _Ended(self._end("time_budget", f"{d.max_seconds:g} s"))
+
+    async def _check_degeneration(self) -> None:
+        stop: Flag | None = None
+        for flag in detect(self.pairing.detectors, self.state.turns):
+            await self._emit(Flagged(flag))
+            if flag.action == "stop":
+                stop = stop or flag
+        if stop is not None:
+            raise _Ended(self._end("degenerate", f"{stop.detector}: {stop.detail}"))
 
     def _check_stop_phrases(self, turn: Turn) -> None:
         for phrase in self.pairing.dialogue.stop_phrases:
@@ -261,7 +303,7 @@ class Dialogue:
     async def _produce_turn(self, index: int) -> Turn:
         """One turn, retried on transient errors. Raises _Ended if it cannot complete."""
         agent = speaker_of(self.pairing, index)
-        request = build_request(self.pairing, self.state.history, agent, index)
+        request = await self._fit(agent, index)
         provider = self._providers[agent]
         failures = 0
         waited = 0.0
@@ -288,6 +330,14 @@ class Dialogue:
                     if scope.cancelled_caught:
                         await self._discard_and_end(index, agent, _Partial())
                     continue
+                except ContextTooLong as error:
+                    # The server measured better than our estimate: trim harder, go again.
+                    failures += 1
+                    await self._emit(Retrying(Retry(
+                        index, agent, failures, error.kind, self._redact(error.message),
+                        error.status, 0.0, partial.chars, now_iso())))
+                    request = await self._fit(agent, index, refused=True)
+                    continue
                 except ProviderError as error:  # fatal: retrying cannot help
                     await self._fail(index, agent, partial, error, failures + 1)
                 except anyio.get_cancelled_exc_class():  # cancelled from outside the run
@@ -296,10 +346,31 @@ class Dialogue:
                     raise
                 if scope.cancelled_caught:
                     await self._discard_and_end(index, agent, partial)
-                return self._completed_turn(index, agent, partial, request.digest(),
+                turn = self._completed_turn(index, agent, partial, request.digest(),
                                             anyio.current_time() - started, failures + 1)
+                self._context.learn(request, turn)
+                return turn
         finally:
             self._in_flight = None
+
+    async def _fit(self, agent: str, index: int, *, refused: bool = False) -> Request:
+        """The turn's request, inside the agent's context window; a trim is recorded first."""
+        history = self.state.history
+        trim: Trim | None
+        try:
+            if refused and self.pairing.dialogue.context_policy == "drop_oldest":
+                request, trim = self._context.refused(history, agent, index)
+            elif refused:
+                raise ContextFull(f"{agent}'s request for turn {index} is too long for its "
+                                  "server (context_policy = \"stop\")")
+            else:
+                request, trim = self._context.fit(history, agent, index)
+        except ContextFull as full:
+            raise _Ended(self._end("context_full", str(full))) from None
+        if trim is not None:
+            history.append(trim)
+            await self._emit(Trimmed(trim))
+        return request
 
     @contextmanager
     def _cancellable(self, *, sleeping: bool = False) -> Iterator[anyio.CancelScope]:

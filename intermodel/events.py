@@ -9,11 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from intermodel.config.model import Pairing
-from intermodel.records import BudgetChange, Discard, Interjection, Resumption, Retry, RunEnd, Turn
+from intermodel.records import (
+    BudgetChange,
+    Discard,
+    Flag,
+    Interjection,
+    Resumption,
+    Retry,
+    RunEnd,
+    Trim,
+    Turn,
+)
 
 __all__ = [
     "BudgetExtended",
     "Event",
+    "Flagged",
     "Interjected",
     "Notice",
     "Paused",
@@ -23,6 +34,7 @@ __all__ = [
     "RunStarted",
     "TextChunk",
     "ThinkingChunk",
+    "Trimmed",
     "TurnCompleted",
     "TurnDiscarded",
     "TurnStarted",
@@ -102,8 +114,19 @@ class BudgetExtended:
 
 
 @dataclass(frozen=True, slots=True)
+class Trimmed:
+    trim: Trim
+
+
+@dataclass(frozen=True, slots=True)
+class Flagged:
+    flag: Flag
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
-    """Something a person should know that is not an error (e.g. a config warning)."""
+    """Something a person should know that is not an error (e.g. a server's real context size);
+    recorded in the transcript as a `note`."""
 
     message: str
 
@@ -115,8 +138,9 @@ class RunFinished:
 
 Event = (
     RunStarted | TurnStarted | TextChunk | ThinkingChunk | TurnCompleted | TurnDiscarded
-    | Retrying | Interjected | Paused | Resumed | BudgetExtended | Notice | RunFinished
+    | Retrying | Interjected | Paused | Resumed | BudgetExtended | Trimmed | Flagged | Notice
+    | RunFinished
 )
 # Events whose content belongs in the transcript; the writer gets them before anyone else.
 RECORDED = (RunStarted, TurnCompleted, TurnDiscarded, Retrying, Interjected, BudgetExtended,
-            RunFinished)
+            Trimmed, Flagged, Notice, RunFinished)

@@ -40,6 +40,9 @@ async def run_headless(open_run: RunOpener, color: str = "auto") -> int:
         subscription = run.dialogue.subscribe()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signals, run.dialogue.controls, tg.cancel_scope)
+            control = run.control_server()
+            if control is not None:
+                await tg.start(control.serve)
             console_done = anyio.Event()
 
             async def console() -> None:

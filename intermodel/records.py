@@ -15,11 +15,14 @@ from typing import Any, ClassVar
 __all__ = [
     "BudgetChange",
     "Discard",
+    "Flag",
     "HistoryEntry",
     "Interjection",
+    "Note",
     "Resumption",
     "Retry",
     "RunEnd",
+    "Trim",
     "Turn",
     "Usage",
     "now_iso",
@@ -121,6 +124,44 @@ class Discard:
 
 
 @dataclass(frozen=True, slots=True)
+class Trim:
+    """The oldest turns were dropped from `agent`'s view so its request for `turn` (and every
+    later one) fits its context window. The role prompt and the opener are always kept."""
+
+    KIND: ClassVar[str] = "trim"
+    agent: str
+    turn: int
+    dropped_through: int  # turns numbered up to this one (and interjections before them) are out
+    dropped: tuple[int, ...]  # the turn numbers dropped by this trim
+    estimated_tokens: int  # the request's estimated size before the trim, reply included
+    window: int
+    cause: str = "estimate"  # "estimate", or "server" when the server refused the request
+    at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """A degenerate pattern a detector saw (repetition, empty replies, a goodbye loop)."""
+
+    KIND: ClassVar[str] = "flag"
+    detector: str
+    turn: int
+    agent: str
+    action: str  # what the pairing asked for: "stop", "warn" or "mark"
+    detail: str
+    at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something a reader of the transcript should know (e.g. a server's real context size)."""
+
+    KIND: ClassVar[str] = "note"
+    message: str
+    at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class BudgetChange:
     KIND: ClassVar[str] = "budget"
     max_turns: int
@@ -155,10 +196,12 @@ class RunEnd:
     at: str = ""
 
 
-HistoryEntry = Turn | Interjection
-Record = Turn | Interjection | Retry | Discard | BudgetChange | Resumption | RunEnd
+HistoryEntry = Turn | Interjection | Trim
+Record = (Turn | Interjection | Retry | Discard | Trim | Flag | Note | BudgetChange | Resumption
+          | RunEnd)
 RECORD_TYPES: dict[str, type[Record]] = {
-    cls.KIND: cls for cls in (Turn, Interjection, Retry, Discard, BudgetChange, Resumption, RunEnd)
+    cls.KIND: cls for cls in (Turn, Interjection, Retry, Discard, Trim, Flag, Note, BudgetChange,
+                              Resumption, RunEnd)
 }
 
 
@@ -166,6 +209,8 @@ def record_to_json(record: Record) -> dict[str, Any]:
     data = asdict(record)
     if isinstance(record, Interjection):
         data["to"] = list(record.to)
+    elif isinstance(record, Trim):
+        data["dropped"] = list(record.dropped)
     return {"kind": record.KIND, **data}
 
 
@@ -177,6 +222,8 @@ def record_from_json(data: Mapping[str, Any]) -> Record:
         fields["usage"] = Usage.from_json(fields.get("usage"))
     elif cls is Interjection:
         fields["to"] = tuple(fields["to"])
+    elif cls is Trim:
+        fields["dropped"] = tuple(fields["dropped"])
     elif cls is RunEnd:
         fields["usage"] = {k: Usage.from_json(v) for k, v in fields.get("usage", {}).items()}
     return cls(**fields)

@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 
 from intermodel.config.model import AgentConfig, Pairing
+from intermodel.control_channel import ControlServer
 from intermodel.dialogue import Dialogue, DialogueState, new_run_id
 from intermodel.providers.base import Provider
 from intermodel.providers.registry import make_provider
@@ -40,6 +41,11 @@ class Run:
     dialogue: Dialogue
     providers: Mapping[str, Provider]
     transcript: Path | None
+
+    def control_server(self) -> ControlServer | None:
+        """The run's control socket (for `intermodel say`), if it has a transcript to be
+        found by; front ends serve it for as long as the run goes on."""
+        return None if self.transcript is None else ControlServer(self.dialogue, self.transcript)
 
 
 @asynccontextmanager

@@ -3,8 +3,10 @@
 An agent sees its role prompt as the system message, its own turns as `assistant`, its partner's
 turns as `user`, the opener if it is addressed to it (or shared), and human interjections addressed
 to it, marked as from the human. Consecutive messages of one role are merged so that every API
-accepts the list (Anthropic insists on strict alternation). Because this is pure, the same function
-serves the live run, `inspect` (rebuild a turn's request and check its hash) and `resume`.
+accepts the list (Anthropic insists on strict alternation). When a `Trim` record says older turns
+were dropped from an agent's view to fit its context window, they stay out of its later views
+too. Because this is pure, the same function serves the live run, `inspect` (rebuild a turn's
+request and check its hash) and `resume`.
 """
 
 from __future__ import annotations
@@ -13,35 +15,47 @@ from collections.abc import Iterable, Sequence
 
 from intermodel.config.model import Pairing
 from intermodel.providers.base import Message, Request
-from intermodel.records import HistoryEntry, Interjection, Turn
+from intermodel.records import HistoryEntry, Interjection, Trim, Turn
 
-__all__ = ["build_request", "conversation_order", "merge_roles"]
+__all__ = ["build_request", "conversation_order", "dropped_through", "merge_roles"]
 
 
-def conversation_order(history: Iterable[HistoryEntry]) -> list[HistoryEntry]:
-    """History in the order agents see it: an interjection stands just before the turn it was
-    aimed at, even when it arrived while the previous turn was still streaming."""
-    def key(entry: HistoryEntry) -> tuple[int, int]:
+def conversation_order(history: Iterable[HistoryEntry]) -> list[Turn | Interjection]:
+    """Turns and interjections in the order agents see them: an interjection stands just before
+    the turn it was aimed at, even when it arrived while the previous turn was still streaming."""
+    def key(entry: Turn | Interjection) -> tuple[int, int]:
         return (entry.before_turn, 0) if isinstance(entry, Interjection) else (entry.index, 1)
 
-    return sorted(history, key=key)  # stable: interjections keep their arrival order
+    entries = [e for e in history if isinstance(e, Turn | Interjection)]
+    return sorted(entries, key=key)  # stable: interjections keep their arrival order
+
+
+def dropped_through(history: Iterable[HistoryEntry], agent: str, turn: int,
+                    extra: int = 0) -> int:
+    """The last turn number cut from `agent`'s view for `turn` by its trims (0: none)."""
+    cuts = [e.dropped_through for e in history
+            if isinstance(e, Trim) and e.agent == agent and e.turn <= turn]
+    return max([extra, *cuts])
 
 
 def build_request(
-    pairing: Pairing, history: Sequence[HistoryEntry], agent: str, turn: int
+    pairing: Pairing, history: Sequence[HistoryEntry], agent: str, turn: int,
+    *, drop_through: int = 0,
 ) -> Request:
-    """The exact request `agent` is sent for turn number `turn`."""
+    """The exact request `agent` is sent for turn number `turn`. `drop_through` leaves out
+    older turns beyond what the recorded trims already do (for trying a trim before making it)."""
     dialogue = pairing.dialogue
     config = pairing.agent(agent)
+    cutoff = dropped_through(history, agent, turn, drop_through)
     messages: list[Message] = []
     if dialogue.opener_to == agent or dialogue.opener_shared:
         messages.append(Message("user", dialogue.opener))
     for entry in conversation_order(history):
         if isinstance(entry, Interjection):
-            if entry.before_turn <= turn and agent in entry.to:
+            if cutoff < entry.before_turn <= turn and agent in entry.to:
                 text = dialogue.interjection_format.replace("{text}", entry.text)
                 messages.append(Message("user", text))
-        elif entry.index < turn:
+        elif cutoff < entry.index < turn:
             messages.append(_turn_message(pairing, entry, agent))
     return Request(
         model=config.model,

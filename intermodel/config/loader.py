@@ -16,13 +16,23 @@ from typing import Any, cast
 
 from intermodel.config.model import (
     AgentConfig,
+    DetectorConfig,
     DialogueConfig,
     Pairing,
     RetryConfig,
     ScriptConfig,
     unknown_placeholders,
 )
-from intermodel.config.schema import AGENT, DIALOGUE, RETRY, SCRIPT, THINKING, TOP, Checker
+from intermodel.config.schema import (
+    AGENT,
+    DETECTORS,
+    DIALOGUE,
+    RETRY,
+    SCRIPT,
+    THINKING,
+    TOP,
+    Checker,
+)
 from intermodel.errors import ConfigError, ConfigIssue
 from intermodel.providers.base import Sampling
 from intermodel.secrets import SENSITIVE_HEADER
@@ -77,16 +87,21 @@ def normalise(
     agents = _normalise_agents(check, raw.get("agents"), base_dir)
     names = list(agents)
     dialogue = _normalise_dialogue(check, raw.get("dialogue"), names, base_dir)
-    retry = check.table(raw["retry"], "retry", RETRY) if isinstance(raw.get("retry"), dict) else (
-        check.table({}, "retry", RETRY))
+    retry = check.table(_table(raw, "retry"), "retry", RETRY)
+    detectors = check.table(_table(raw, "detectors"), "detectors", DETECTORS)
     for phrase_source, text in _texts_to_scan(agents, dialogue):
         if _KEY_LIKE.search(text):
             check.fail(phrase_source, "looks like it contains an API key; keys belong in "
                        "environment variables named by api_key_env")
     if check.issues:
         raise ConfigError(source, check.issues)
-    top.update(agents=agents, dialogue=dialogue, retry=retry)
+    top.update(agents=agents, dialogue=dialogue, retry=retry, detectors=detectors)
     return top
+
+
+def _table(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    return value if isinstance(value, dict) else {}  # a non-table is reported by the TOP check
 
 
 def _normalise_agents(check: Checker, raw: Any, base_dir: Path) -> dict[str, dict[str, Any]]:
@@ -269,6 +284,7 @@ def build(resolved: Mapping[str, Any], *, source: str) -> Pairing:
         share_thinking=d["share_thinking"],
         interjection_format=d["interjection_format"],
         empty_reply=d["empty_reply"],
+        context_policy=d["context_policy"],
     )
     return Pairing(
         name=resolved["name"],
@@ -276,6 +292,7 @@ def build(resolved: Mapping[str, Any], *, source: str) -> Pairing:
         agents=cast("tuple[AgentConfig, AgentConfig]", agents),
         dialogue=dialogue,
         retry=RetryConfig(**resolved["retry"]),
+        detectors=DetectorConfig(**resolved.get("detectors", {})),
         transcripts=resolved["transcripts"],
         source=source,
         resolved=resolved,
@@ -306,6 +323,7 @@ def _build_agent(name: str, a: Mapping[str, Any]) -> AgentConfig:
         extra_headers=dict(a["extra_headers"]),
         timeout=float(a["timeout"]),
         context_size=a.get("context_size"),
+        context_window=a.get("context_window"),
         script=None if script is None else ScriptConfig(
             replies=tuple(script["replies"]),
             thinking=tuple(script["thinking"]),

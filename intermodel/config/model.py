@@ -12,6 +12,7 @@ from intermodel.providers.base import Sampling
 __all__ = [
     "PLACEHOLDERS",
     "AgentConfig",
+    "DetectorConfig",
     "DialogueConfig",
     "Pairing",
     "ProviderName",
@@ -80,6 +81,7 @@ class AgentConfig:
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 120.0
     context_size: int | None = None
+    context_window: int | None = None
     script: ScriptConfig | None = None
 
 
@@ -96,6 +98,21 @@ class DialogueConfig:
     share_thinking: bool = False
     interjection_format: str = "[Human]: {text}"
     empty_reply: str = "[no reply]"
+    context_policy: Literal["drop_oldest", "stop"] = "drop_oldest"
+
+
+Action = Literal["stop", "warn", "mark", "off"]
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    repetition: Action = "mark"
+    repetition_similarity: float = 0.9
+    repetition_lookback: int = 4
+    empty: Action = "warn"
+    empty_limit: int = 2
+    goodbye: Action = "mark"
+    goodbye_turns: int = 4
 
 
 @dataclass(frozen=True)
@@ -122,6 +139,7 @@ class Pairing:
     retry: RetryConfig
     transcripts: str
     source: str
+    detectors: DetectorConfig = field(default_factory=DetectorConfig)
     resolved: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property

@@ -17,6 +17,7 @@ from intermodel.errors import ConfigIssue
 
 __all__ = [
     "AGENT",
+    "DETECTORS",
     "DIALOGUE",
     "RETRY",
     "SCRIPT",
@@ -140,7 +141,10 @@ AGENT: dict[str, Field] = {
     "stop": Field(STR_LIST, "Stop sequences that end a reply (not the run).", []),
     "timeout": Field(NUMBER, "Seconds to wait for the next piece of a reply.", 120.0,
                      at_least(0.1)),
-    "context_size": Field(INT, "Context window of a local model (tokens).", None, at_least(128)),
+    "context_size": Field(INT, "Context size a local model is loaded with (tokens).", None,
+                          at_least(128)),
+    "context_window": Field(INT, "Tokens this agent's requests must fit in (prompt + reply).",
+                            None, at_least(256)),
     "thinking": Field(TABLE, "Reasoning options (see [agents.NAME.thinking]).", {}),
     "extra_body": Field(TABLE, "Extra request body fields, passed through unchanged.", {}),
     "extra_headers": Field(
@@ -167,6 +171,22 @@ DIALOGUE: dict[str, Field] = {
                                  "[Human]: {text}"),
     "empty_reply": Field(STR, "What an agent sees when its partner replied with nothing.",
                          "[no reply]"),
+    "context_policy": Field(STR, "When a request will not fit: drop_oldest turns, or stop.",
+                            "drop_oldest", choices=("drop_oldest", "stop")),
+}
+
+ACTIONS = ("stop", "warn", "mark", "off")
+DETECTORS: dict[str, Field] = {
+    "repetition": Field(STR, "A reply (nearly) repeating a recent turn.", "mark", choices=ACTIONS),
+    "repetition_similarity": Field(NUMBER, "How alike counts as repeating (0-1).", 0.9,
+                                   between(0.5, 1)),
+    "repetition_lookback": Field(INT, "How many recent turns to compare with.", 4, at_least(1)),
+    "empty": Field(STR, "Empty replies in a row.", "warn", choices=ACTIONS),
+    "empty_limit": Field(INT, "How many empty replies in a row count.", 2, at_least(1)),
+    "goodbye": Field(STR, "Both agents only saying goodbye, over and over.", "mark",
+                     choices=ACTIONS),
+    "goodbye_turns": Field(INT, "How many farewell turns in a row count as a loop.", 4,
+                           at_least(2)),
 }
 
 RETRY: dict[str, Field] = {
@@ -186,6 +206,7 @@ TOP: dict[str, Field] = {
     "transcripts": Field(STR, "Folder for transcripts.", "transcripts"),
     "dialogue": Field(TABLE, "The conversation (see [dialogue]).", REQUIRED),
     "retry": Field(TABLE, "Retry policy for transient errors (see [retry]).", {}),
+    "detectors": Field(TABLE, "Detectors of degenerate endings (see [detectors]).", {}),
     "agents": Field(TABLE, "Exactly two agents, keyed by name (see [agents.NAME]).", REQUIRED),
 }
 

@@ -25,6 +25,7 @@ from intermodel.providers.base import (
     UsageReport,
 )
 from intermodel.providers.errors import StreamPhase, translate
+from intermodel.providers.probe import server_context
 from intermodel.providers.thinktags import ThinkTagParser
 from intermodel.secrets import Credentials
 
@@ -52,6 +53,7 @@ class OpenAIProvider:
     def __init__(self, agent: AgentConfig, credentials: Credentials) -> None:
         self.agent = agent
         self._official = agent.base_url is None or _OFFICIAL_HOST in agent.base_url
+        self._headers = dict(credentials.headers)
         self._client = openai.AsyncOpenAI(
             api_key=credentials.api_key,
             base_url=agent.base_url,
@@ -114,6 +116,15 @@ class OpenAIProvider:
             # when another request interrupts it) has not given us a whole reply.
             raise StreamInterrupted("the stream ended without a finish reason", provider=self.name)
         yield Finished(finish, model)
+
+    async def context_limit(self) -> int | None:
+        """The context a local server really uses (None for OpenAI itself, or if unknown)."""
+        if self._official or self.agent.base_url is None:
+            return None
+        auth = {"Authorization": f"Bearer {self._client.api_key}"}
+        return await server_context(self.agent.base_url, self.agent.model,
+                                    headers={**self._headers, **auth},
+                                    extra_body=self.agent.extra_body)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -22,6 +22,7 @@ from intermodel.records import (
     Record,
     Resumption,
     RunEnd,
+    Trim,
     Turn,
     record_from_json,
 )
@@ -59,7 +60,7 @@ class Transcript:
 
     @property
     def history(self) -> list[HistoryEntry]:
-        return [r for r in self.records if isinstance(r, Turn | Interjection)]
+        return [r for r in self.records if isinstance(r, Turn | Interjection | Trim)]
 
     @property
     def end(self) -> RunEnd | None:

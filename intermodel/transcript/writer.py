@@ -25,14 +25,17 @@ from intermodel.errors import TranscriptError
 from intermodel.events import (
     BudgetExtended,
     Event,
+    Flagged,
     Interjected,
+    Notice,
     Retrying,
     RunFinished,
     RunStarted,
+    Trimmed,
     TurnCompleted,
     TurnDiscarded,
 )
-from intermodel.records import Record, record_to_json
+from intermodel.records import Note, Record, now_iso, record_to_json
 from intermodel.secrets import Redactor
 
 __all__ = ["FORMAT_VERSION", "TranscriptWriter", "transcript_name"]
@@ -125,6 +128,12 @@ class TranscriptWriter:
             record = event.discard
         elif isinstance(event, BudgetExtended):
             record = event.change
+        elif isinstance(event, Trimmed):
+            record = event.trim
+        elif isinstance(event, Flagged):
+            record = event.flag
+        elif isinstance(event, Notice):
+            record = Note(event.message, now_iso())
         elif isinstance(event, RunFinished):
             record = event.end
         else:

@@ -182,3 +182,21 @@ def props_payload(n_ctx: int) -> dict[str, Any]:
     payload = copy.deepcopy(_PROPS)
     payload["default_generation_settings"]["n_ctx"] = n_ctx
     return payload
+
+
+# Other servers' shapes of the same facts, reduced to the fields that carry them.
+def vllm_models_payload(n_ctx: int) -> dict[str, Any]:
+    return {"object": "list", "data": [{"id": "served-model", "object": "model",
+                                        "owned_by": "vllm", "max_model_len": n_ctx}]}
+
+
+def ollama_models_payload() -> dict[str, Any]:
+    return {"object": "list", "data": [{"id": "gemma3:4b", "object": "model",
+                                        "owned_by": "library"}]}
+
+
+def ollama_show_payload(num_ctx: int | None, trained: int = 131072) -> dict[str, Any]:
+    parameters = 'stop "<end_of_turn>"\ntemperature 1'
+    if num_ctx is not None:
+        parameters = f"num_ctx {num_ctx}\n{parameters}"
+    return {"parameters": parameters, "model_info": {"gemma3.context_length": trained}}

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 from . import sse
 from .faults import (
@@ -36,7 +36,10 @@ from .replies import (
     Responder,
     estimate_input_tokens,
     models_payload,
+    ollama_models_payload,
+    ollama_show_payload,
     props_payload,
+    vllm_models_payload,
 )
 
 GENERATION_PATHS = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}
@@ -128,6 +131,11 @@ class FakeServer:
         self.responder: Responder = DefaultResponder()
         self.chunk_delay = 0.0
         self.n_ctx = 4096
+        # Which server family's context endpoints to imitate: "llamacpp" (/props and
+        # /v1/models meta), "vllm" (max_model_len), "ollama" (/api/show; n_ctx None = no
+        # num_ctx parameter, so Ollama's default applies), or "plain" (none at all).
+        self.flavor: Literal["llamacpp", "vllm", "ollama", "plain"] = "llamacpp"
+        self.ollama_num_ctx: int | None = None
         self.require_key: str | None = None
         self._address = (host, port)
         self._httpd: _HTTPServer | None = None
@@ -317,10 +325,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._generate(fake, record, parsed)
             else:
                 self._send_json(400, error_body(self.api, 400, "Body must be a JSON object."))
-        elif self.command == "GET" and route == "/v1/models":
-            self._send_json(200, models_payload(fake.n_ctx))
-        elif self.command == "GET" and route == "/props":
+        elif self.command == "GET" and route == "/v1/models" and fake.flavor != "plain":
+            self._send_json(200, {"llamacpp": lambda: models_payload(fake.n_ctx),
+                                  "vllm": lambda: vllm_models_payload(fake.n_ctx),
+                                  "ollama": ollama_models_payload}[fake.flavor]())
+        elif self.command == "GET" and route == "/props" and fake.flavor == "llamacpp":
             self._send_json(200, props_payload(fake.n_ctx))
+        elif self.command == "POST" and route == "/api/show" and fake.flavor == "ollama":
+            self._send_json(200, ollama_show_payload(fake.ollama_num_ctx))
         else:
             self._send_json(404, error_body(self.api, 404, f"Not found: {route}"))
 

@@ -1,0 +1,90 @@
+"""Detectors of degenerate endings: repetition, empty replies, goodbye loops.
+
+Model pairs often drift into a loop — the same reply over and over, silence, or an endless
+exchange of farewells. Each detector looks at the turns so far after every completed turn and
+returns a `Flag`; the pairing decides per detector whether a flag stops the run, warns (on screen
+and in the transcript) or only marks the transcript. Detection is deterministic, so the same
+transcript always gets the same flags.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from difflib import SequenceMatcher
+
+from intermodel.config.model import DetectorConfig
+from intermodel.records import Flag, Turn, now_iso
+
+__all__ = ["detect", "similarity"]
+
+_SPACE = re.compile(r"\s+")
+# Farewell phrases in the languages models most often drift into when they wind down.
+_FAREWELL = re.compile(
+    r"\b(good ?bye|farewell|bye|take care|until next time|see you|so long|signing off|"
+    r"it was (a|an) (pleasure|honou?r)|thank you for (this|the) (conversation|exchange|chat)|"
+    r"adieu|au revoir|auf wiedersehen|adiós|namaste)\b",
+    re.IGNORECASE,
+)
+_SHORT = 600  # a farewell loop is made of short turns; a long reply that ends politely is not one
+
+
+def _normal(text: str) -> str:
+    return _SPACE.sub(" ", text).strip().lower()
+
+
+def similarity(a: str, b: str) -> float:
+    """How alike two replies are, 0 to 1 (whitespace and case ignored)."""
+    a, b = _normal(a), _normal(b)
+    if a == b:
+        return 1.0
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    if matcher.real_quick_ratio() < 0.5 or matcher.quick_ratio() < 0.5:
+        return matcher.quick_ratio()  # clearly different: skip the quadratic comparison
+    return matcher.ratio()
+
+
+def detect(config: DetectorConfig, turns: Sequence[Turn]) -> list[Flag]:
+    """Flags raised by the newest turn of `turns`."""
+    if not turns:
+        return []
+    flags = []
+    for name, action, found in (
+        ("repetition", config.repetition, _repetition(config, turns)),
+        ("empty", config.empty, _empty(config, turns)),
+        ("goodbye", config.goodbye, _goodbye(config, turns)),
+    ):
+        if action != "off" and found:
+            flags.append(Flag(name, turns[-1].index, turns[-1].agent, action, found, now_iso()))
+    return flags
+
+
+def _repetition(config: DetectorConfig, turns: Sequence[Turn]) -> str:
+    newest = turns[-1]
+    if not newest.text.strip():
+        return ""  # silence is the empty detector's business
+    for earlier in reversed(turns[-1 - config.repetition_lookback:-1]):
+        score = similarity(newest.text, earlier.text)
+        if score >= config.repetition_similarity:
+            kind = "repeats" if score == 1.0 else "nearly repeats"
+            return (f"turn {newest.index} ({newest.agent}) {kind} turn {earlier.index} "
+                    f"({earlier.agent}), similarity {score:.2f}")
+    return ""
+
+
+def _empty(config: DetectorConfig, turns: Sequence[Turn]) -> str:
+    recent = turns[-config.empty_limit:]
+    if len(recent) == config.empty_limit and all(not t.text.strip() for t in recent):
+        return f"{config.empty_limit} empty replies in a row (turns {recent[0].index}-" \
+               f"{recent[-1].index})"
+    return ""
+
+
+def _goodbye(config: DetectorConfig, turns: Sequence[Turn]) -> str:
+    recent = turns[-config.goodbye_turns:]
+    if len(recent) < config.goodbye_turns or len({t.agent for t in recent}) < 2:
+        return ""
+    if all(len(t.text) <= _SHORT and _FAREWELL.search(t.text) for t in recent):
+        return f"both agents have only said goodbye for {len(recent)} turns " \
+               f"({recent[0].index}-{recent[-1].index})"
+    return ""
