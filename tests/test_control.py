@@ -22,7 +22,8 @@ from .conftest import SCRIPTED, PairingFactory
 
 REPO = Path(__file__).resolve().parent.parent
 SLOW = SCRIPTED.replace("max_turns = 4", "max_turns = 6").replace(
-    '"ada three"]', '"ada three"]\ndelay = 0.05').replace('"bo three"]', '"bo three"]\ndelay = 0.05')
+    '"ada three"]', '"ada three"]\ndelay = 0.05').replace(
+    '"bo three"]', '"bo three"]\ndelay = 0.05')
 
 
 @pytest.mark.anyio

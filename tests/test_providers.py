@@ -51,7 +51,7 @@ base_url = "{url}"
 api_key_env = "TEST_KEY"
 prompt = "You are {{name}}."
 timeout = 1
-max_tokens = 2048
+max_tokens = 512
 {extra}
 """
 
