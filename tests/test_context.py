@@ -135,6 +135,21 @@ async def test_a_server_refusal_trims_harder_and_the_turn_completes(
     assert all(r.matches for r in verify_transcript(transcript))
 
 
+async def test_an_empty_stream_is_explained_by_asking_again_unstreamed(
+        server: FakeServer, tmp_path: Path) -> None:
+    # llama-cpp-python's server: an over-long prompt gets 200 and no events when streamed, a
+    # proper 400 when not. The provider asks again unstreamed and the trim policy takes over.
+    server.faults.push(*[Fault.ok()] * 2, Fault.empty_stream(), Fault.context_too_long())
+    async with prepared_run(openai_pairing(server, turns=4), out_dir=tmp_path) as run:
+        end = await run.dialogue.run()
+    assert end.reason == "max_turns"
+    assert run.transcript is not None
+    [trim] = [r for r in read_transcript(run.transcript).records if isinstance(r, Trim)]
+    assert (trim.turn, trim.cause) == (3, "server")
+    posts = [r for r in server.requests if r.method == "POST"]
+    assert posts[3].json["stream"] is False and posts[3].json["max_tokens"] == 1
+
+
 @pytest.mark.parametrize(("flavor", "num_ctx", "extra", "expected"), [
     ("llamacpp", None, "", 4096),
     ("vllm", None, "", 8192),

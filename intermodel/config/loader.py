@@ -157,6 +157,9 @@ def _normalise_agent(
             agent["model"] = DEFAULT_MODEL[provider]
         else:
             check.fail(f"{path}.model", f"missing; provider {provider!r} needs a model id")
+    if provider == "local" and agent.get("model", "bundled") != "bundled":
+        # Like prompt_file: a model path is relative to the pairing file, not to where you are.
+        agent["model"] = str(base_dir / Path(agent["model"]).expanduser())
     if provider not in DEFAULT_KEY_ENV:
         for key in ("api_key_env", "base_url"):
             if key in table:

@@ -86,8 +86,9 @@ class OpenAIProvider:
         parser = ThinkTagParser()
         finish: str | None = None
         model = request.model
+        params = self._params(request)
         with translate(openai, self.name, phase):
-            stream = await self._client.chat.completions.create(**self._params(request))
+            stream = await self._client.chat.completions.create(**params)
             async with stream:
                 async for chunk in stream:
                     phase.streaming = True
@@ -111,11 +112,24 @@ class OpenAIProvider:
                         finish = choice.finish_reason
         for piece in parser.flush():
             yield piece
+        if not phase.streaming:
+            await self._explain_empty_stream(params)
         if finish is None:
             # A server that ends a stream with no finish reason (llama.cpp's python server does
             # when another request interrupts it) has not given us a whole reply.
             raise StreamInterrupted("the stream ended without a finish reason", provider=self.name)
         yield Finished(finish, model)
+
+    async def _explain_empty_stream(self, params: dict[str, Any]) -> None:
+        """A 200 with an empty stream is how llama-cpp-python's server answers a prompt longer
+        than its context (it only logs the reason). The same request unstreamed, for one token,
+        gets a proper error status, translated as usual (e.g. into ContextTooLong)."""
+        probe = {**params, "stream": False}
+        probe.pop("stream_options", None)
+        probe["max_completion_tokens" if self._official else "max_tokens"] = 1
+        with translate(openai, self.name, StreamPhase()):
+            await self._client.chat.completions.create(**probe)
+        raise StreamInterrupted("the server sent an empty stream", provider=self.name)
 
     async def context_limit(self) -> int | None:
         """The context a local server really uses (None for OpenAI itself, or if unknown)."""

@@ -50,7 +50,7 @@ from email.utils import formatdate
 from typing import Any, Literal
 
 FaultKind = Literal[
-    "ok", "status", "context_too_long", "reset", "refuse", "cut_midway", "stall", "malformed_sse",
+    "ok", "status", "context_too_long", "empty_stream", "reset", "refuse", "cut_midway", "stall", "malformed_sse",
     "stream_error",
 ]
 StreamErrorKind = Literal["overloaded", "rate_limit", "api_error"]
@@ -104,6 +104,12 @@ class Fault:
         return cls("context_too_long", code=400, context_variant=variant)
 
     @classmethod
+    def empty_stream(cls) -> Fault:
+        """200 and a well-formed but empty event stream: llama-cpp-python's server answers a
+        prompt longer than its context this way (and only logs why)."""
+        return cls("empty_stream")
+
+    @classmethod
     def reset(cls) -> Fault:
         """Read the request, then reset the connection (TCP RST) without a response."""
         return cls("reset")
@@ -154,7 +160,7 @@ class Fault:
         """Whether a client should retry: everything but a 4xx that retrying cannot fix."""
         if self.kind == "status":
             return self.code in TRANSIENT_STATUSES
-        return self.kind != "context_too_long"
+        return self.kind not in ("context_too_long", "empty_stream")
 
 
 # The seeded rate's default draw: every kind a client should retry.

@@ -380,6 +380,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Apply a fault that replaces the whole response."""
         if fault.kind == "reset":
             self._abort()
+        elif fault.kind == "empty_stream":
+            self._stream(iter(()), None)
         elif fault.kind == "context_too_long":
             n_prompt = max(estimate_input_tokens(body), fake.n_ctx + 1)
             self._send_json(
