@@ -50,7 +50,8 @@ from email.utils import formatdate
 from typing import Any, Literal
 
 FaultKind = Literal[
-    "ok", "status", "context_too_long", "empty_stream", "reset", "refuse", "cut_midway", "stall", "malformed_sse",
+    "ok", "status", "context_too_long", "empty_stream", "reset", "refuse", "cut_midway", "stall",
+    "malformed_sse",
     "stream_error",
 ]
 StreamErrorKind = Literal["overloaded", "rate_limit", "api_error"]
