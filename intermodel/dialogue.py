@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -153,6 +153,7 @@ class Dialogue:
         run_id: str | None = None,
         rng: random.Random | None = None,
         resume: Resumption | None = None,
+        origin: Mapping[str, Any] | None = None,
     ) -> None:
         self.pairing = pairing
         self.run_id = run_id or new_run_id()
@@ -162,6 +163,7 @@ class Dialogue:
         for name in pairing.agent_names:
             self.state.usage.setdefault(name, Usage())
         self._resume = resume
+        self._origin = dict(origin or {})
         self._providers = providers
         self._recorder = recorder
         self._transcript_path = transcript_path
@@ -209,7 +211,7 @@ class Dialogue:
         end: RunEnd | None = None
         try:
             await self._emit(RunStarted(self.run_id, self.pairing, self._transcript_path,
-                                        now_iso(), resume=self._resume))
+                                        now_iso(), resume=self._resume, origin=self._origin))
             try:
                 for note in await self._context.discover(self._providers):
                     await self._emit(Notice(note))

@@ -6,7 +6,9 @@ every consumer — transcript writer, headless console, the Textual UI — sees 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from intermodel.config.model import Pairing
 from intermodel.records import (
@@ -48,6 +50,9 @@ class RunStarted:
     transcript: str | None  # path of the transcript file, when one is written
     started_at: str
     resume: Resumption | None = None  # set when this process continues an earlier run
+    # Where the run comes from, stored in the transcript header: {"experiment": {...}} for a
+    # batch entry, {"parent": {...}} for a branch.
+    origin: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def resumed(self) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -60,6 +61,7 @@ async def prepared_run(
     open_writer: WriterFactory | None = None,
     run_id: str | None = None,
     resume: Resumption | None = None,
+    origin: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Run]:
     """Everything a run needs, checked before the first request (a missing key fails here).
 
@@ -85,7 +87,7 @@ async def prepared_run(
             stack.callback(writer.close)
         dialogue = Dialogue(
             pairing, providers, recorder=writer, state=state, redactor=redactor, run_id=run_id,
-            transcript_path=str(writer.path) if writer else None, resume=resume,
+            transcript_path=str(writer.path) if writer else None, resume=resume, origin=origin,
         )
         yield Run(dialogue, providers, writer.path if writer else None)
 

@@ -177,5 +177,6 @@ def header(event: RunStarted) -> dict[str, Any]:
         "pairing": pairing.name,
         "source": pairing.source,
         "versions": versions(),
+        **event.origin,
         "config": dict(pairing.resolved),
     }
