@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -154,6 +154,7 @@ class Dialogue:
         rng: random.Random | None = None,
         resume: Resumption | None = None,
         origin: Mapping[str, Any] | None = None,
+        cost_action: Literal["stop", "pause"] = "stop",
     ) -> None:
         self.pairing = pairing
         self.run_id = run_id or new_run_id()
@@ -164,6 +165,9 @@ class Dialogue:
             self.state.usage.setdefault(name, Usage())
         self._resume = resume
         self._origin = dict(origin or {})
+        # What reaching the cost budget does: stop (unattended), or pause (someone is watching).
+        self._cost_action = cost_action
+        self._cost_paused = False
         self._providers = providers
         self._recorder = recorder
         self._transcript_path = transcript_path
@@ -264,6 +268,7 @@ class Dialogue:
                 await self._emit(TurnCompleted(turn))
                 self._check_stop_phrases(turn)
                 await self._check_degeneration()
+                await self._check_cost()
         except _Ended as ended:
             return ended.end
 
@@ -287,6 +292,28 @@ class Dialogue:
                 stop = stop or flag
         if stop is not None:
             raise _Ended(self._end("degenerate", f"{stop.detector}: {stop.detail}"))
+
+    def cost(self) -> float | None:
+        """Dollars spent so far, when every agent has a price."""
+        total = 0.0
+        for agent in self.pairing.agents:
+            if agent.price is None:
+                return None
+            usage = self.state.usage[agent.name]
+            total += agent.price.cost(usage.input_tokens, usage.output_tokens)
+        return total
+
+    async def _check_cost(self) -> None:
+        budget = self.pairing.dialogue.max_cost
+        spent = self.cost()
+        if budget is None or spent is None or spent < budget or self._cost_paused:
+            return
+        line = f"${spent:.4f} spent, budget ${budget:g}"
+        if self._cost_action == "stop":
+            raise _Ended(self._end("cost_budget", line))
+        self._cost_paused = True  # once: if the person resumes, that is their decision
+        await self._emit(Notice(f"cost budget reached ({line}); paused"))
+        await self._apply(Pause())
 
     def _check_stop_phrases(self, turn: Turn) -> None:
         for phrase in self.pairing.dialogue.stop_phrases:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
@@ -62,6 +62,7 @@ async def prepared_run(
     run_id: str | None = None,
     resume: Resumption | None = None,
     origin: Mapping[str, Any] | None = None,
+    cost_action: Literal["stop", "pause"] = "stop",
 ) -> AsyncIterator[Run]:
     """Everything a run needs, checked before the first request (a missing key fails here).
 
@@ -88,6 +89,7 @@ async def prepared_run(
         dialogue = Dialogue(
             pairing, providers, recorder=writer, state=state, redactor=redactor, run_id=run_id,
             transcript_path=str(writer.path) if writer else None, resume=resume, origin=origin,
+            cost_action=cost_action,
         )
         yield Run(dialogue, providers, writer.path if writer else None)
 

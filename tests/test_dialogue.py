@@ -10,6 +10,7 @@ from intermodel.events import (
     BudgetExtended,
     Event,
     Interjected,
+    Notice,
     Paused,
     Retrying,
     RunFinished,
@@ -309,8 +310,6 @@ async def test_cancelling_the_run_from_outside_still_writes_the_end(
 
 async def test_addressing_an_unknown_agent_is_a_notice_not_a_crash(
         make_pairing: PairingFactory) -> None:
-    from intermodel.events import Notice
-
     def react(dialogue: Dialogue, event: Event) -> None:
         if isinstance(event, TurnCompleted) and event.turn.index == 1:
             dialogue.controls.interject("hi", to="carol")
@@ -319,3 +318,45 @@ async def test_addressing_an_unknown_agent_is_a_notice_not_a_crash(
     assert end.reason == "max_turns"
     [notice] = [e for e in events if isinstance(e, Notice)]
     assert "carol" in notice.message
+
+
+PRICED = SCRIPTED.replace("max_turns = 4", "max_turns = 30\nmax_cost = 0.001").replace(
+    "[agents.ada.script]", "[agents.ada.price]\ninput = 3.0\noutput = 15.0\n[agents.ada.script]"
+).replace("[agents.bo.script]", "[agents.bo.price]\ninput = 1.0\noutput = 5.0\n"
+          "[agents.bo.script]")
+
+
+async def test_the_cost_budget_stops_an_unattended_run(make_pairing: PairingFactory) -> None:
+    pairing = make_pairing(PRICED)
+    dialogue = Dialogue(pairing, scripted_providers(pairing))
+    end = await dialogue.run()
+    assert end.reason == "cost_budget"
+    spent = dialogue.cost()
+    assert spent is not None and spent >= 0.001
+    assert end.detail == f"${spent:.4f} spent, budget $0.001"
+    # It stopped at the first turn that crossed the line, not later.
+    assert sum(u.total for u in end.usage.values()) > 0 and end.turns < 30
+
+
+async def test_the_cost_budget_pauses_when_someone_is_watching(
+        make_pairing: PairingFactory) -> None:
+    pairing = make_pairing(PRICED)
+    dialogue = Dialogue(pairing, scripted_providers(pairing), cost_action="pause")
+    subscription = dialogue.subscribe()
+    paused_after: list[int] = []
+
+    async def watch() -> None:
+        async for event in subscription:
+            if isinstance(event, TurnCompleted):
+                last = event.turn.index
+            if isinstance(event, Paused):
+                paused_after.append(last)
+                await anyio.sleep(0.1)
+                dialogue.controls.stop(now=False)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        with anyio.fail_after(10):
+            end = await dialogue.run()
+    assert end.reason == "stopped"
+    assert len(paused_after) == 1 and paused_after[0] == end.turns

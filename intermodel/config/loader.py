@@ -19,6 +19,7 @@ from intermodel.config.model import (
     DetectorConfig,
     DialogueConfig,
     Pairing,
+    Price,
     RetryConfig,
     ScriptConfig,
     unknown_placeholders,
@@ -27,6 +28,7 @@ from intermodel.config.schema import (
     AGENT,
     DETECTORS,
     DIALOGUE,
+    PRICE,
     RETRY,
     SCRIPT,
     THINKING,
@@ -86,7 +88,8 @@ def normalise(
     top.setdefault("name", default_name)
     agents = _normalise_agents(check, raw.get("agents"), base_dir)
     names = list(agents)
-    dialogue = _normalise_dialogue(check, raw.get("dialogue"), names, base_dir)
+    raw_agents = raw.get("agents") if isinstance(raw.get("agents"), dict) else None
+    dialogue = _normalise_dialogue(check, raw.get("dialogue"), names, base_dir, raw_agents)
     retry = check.table(_table(raw, "retry"), "retry", RETRY)
     detectors = check.table(_table(raw, "detectors"), "detectors", DETECTORS)
     for phrase_source, text in _texts_to_scan(agents, dialogue):
@@ -138,6 +141,8 @@ def _normalise_agent(
     agent = check.table(table, path, AGENT)
     provider = agent.get("provider")
     agent["thinking"] = check.table(agent.get("thinking", {}), f"{path}.thinking", THINKING)
+    if "price" in agent:
+        agent["price"] = check.table(agent["price"], f"{path}.price", PRICE)
     if "prompt_file" in agent:
         if "prompt" in table:
             check.fail(f"{path}.prompt_file", "give either prompt or prompt_file, not both")
@@ -221,7 +226,8 @@ def _check_anthropic(check: Checker, agent: dict[str, Any], path: str, provider:
 
 
 def _normalise_dialogue(
-    check: Checker, raw: Any, names: list[str], base_dir: Path
+    check: Checker, raw: Any, names: list[str], base_dir: Path,
+    raw_agents: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     if not isinstance(raw, dict):
         return {}
@@ -231,6 +237,10 @@ def _normalise_dialogue(
             check.fail("dialogue.opener_file", "give either opener or opener_file, not both")
         dialogue["opener"] = _read_text(check, base_dir, dialogue.pop("opener_file"),
                                         "dialogue.opener_file").strip()
+    if "max_cost" in dialogue and not all(
+            isinstance(a, dict) and "price" in a for a in (raw_agents or {}).values()):
+        check.fail("dialogue.max_cost", "a cost budget needs a price for every agent "
+                   "([agents.NAME.price] input = ..., output = ...)")
     if not dialogue.get("opener"):
         check.fail("dialogue.opener", "missing; the first speaker needs an opening message")
     if len(names) == 2:
@@ -283,6 +293,7 @@ def build(resolved: Mapping[str, Any], *, source: str) -> Pairing:
         max_turns=d["max_turns"],
         max_total_tokens=d.get("max_total_tokens"),
         max_seconds=d.get("max_seconds"),
+        max_cost=d.get("max_cost"),
         stop_phrases=tuple(d["stop_phrases"]),
         share_thinking=d["share_thinking"],
         interjection_format=d["interjection_format"],
@@ -327,6 +338,7 @@ def _build_agent(name: str, a: Mapping[str, Any]) -> AgentConfig:
         timeout=float(a["timeout"]),
         context_size=a.get("context_size"),
         context_window=a.get("context_window"),
+        price=Price(**a["price"]) if "price" in a else None,
         script=None if script is None else ScriptConfig(
             replies=tuple(script["replies"]),
             thinking=tuple(script["thinking"]),

@@ -15,6 +15,7 @@ __all__ = [
     "DetectorConfig",
     "DialogueConfig",
     "Pairing",
+    "Price",
     "ProviderName",
     "RetryConfig",
     "ScriptConfig",
@@ -65,6 +66,17 @@ class ScriptConfig:
 
 
 @dataclass(frozen=True)
+class Price:
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+
+    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float:
+        return ((input_tokens or 0) * self.input + (output_tokens or 0) * self.output) / 1e6
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     name: str
     provider: ProviderName
@@ -83,6 +95,7 @@ class AgentConfig:
     context_size: int | None = None
     context_window: int | None = None
     script: ScriptConfig | None = None
+    price: Price | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,7 @@ class DialogueConfig:
     max_turns: int
     max_total_tokens: int | None = None
     max_seconds: float | None = None
+    max_cost: float | None = None
     stop_phrases: tuple[str, ...] = ()
     share_thinking: bool = False
     interjection_format: str = "[Human]: {text}"

@@ -19,6 +19,7 @@ __all__ = [
     "AGENT",
     "DETECTORS",
     "DIALOGUE",
+    "PRICE",
     "RETRY",
     "SCRIPT",
     "THINKING",
@@ -115,6 +116,12 @@ SCRIPT: dict[str, Field] = {
     "first_token_delay": Field(NUMBER, "Seconds before the first chunk.", 0.0, at_least(0)),
 }
 
+PRICE: dict[str, Field] = {
+    "input": Field(NUMBER, "US dollars per million input tokens.", REQUIRED, at_least(0)),
+    "output": Field(NUMBER, "US dollars per million output tokens (thinking included).",
+                    REQUIRED, at_least(0)),
+}
+
 THINKING: dict[str, Field] = {
     "budget_tokens": Field(
         INT, "Anthropic extended thinking budget (>= 1024, below max_tokens).", None, at_least(1)
@@ -151,6 +158,7 @@ AGENT: dict[str, Field] = {
         STR_TABLE, "Extra HTTP headers; ${VAR} in a value is read from the environment.", {}
     ),
     "script": Field(TABLE, "Replies of a `scripted` agent (see [agents.NAME.script]).", {}),
+    "price": Field(TABLE, "What its tokens cost (see [agents.NAME.price]).", None),
 }
 
 DIALOGUE: dict[str, Field] = {
@@ -165,6 +173,8 @@ DIALOGUE: dict[str, Field] = {
     "max_total_tokens": Field(INT, "Stop once input+output tokens of all turns reach this.",
                               None, at_least(1)),
     "max_seconds": Field(NUMBER, "Stop after this much wall-clock time.", None, at_least(1)),
+    "max_cost": Field(NUMBER, "Cost budget in US dollars (needs prices): stop, or pause in the "
+                      "terminal UI, when reached.", None, at_least(0)),
     "stop_phrases": Field(STR_LIST, "Either agent saying one of these ends the run.", []),
     "share_thinking": Field(BOOL, "Show each agent its partner's thinking.", False),
     "interjection_format": Field(STR, "How a human message appears to an agent; has {text}.",
