@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 __all__ = [
+    "Branch",
     "BudgetChange",
     "Discard",
     "Flag",
@@ -182,6 +183,18 @@ class Resumption:
 
 
 @dataclass(frozen=True, slots=True)
+class Branch:
+    """A new run was started from this one's state after turn `after_turn` (the child's header
+    names this run as its parent)."""
+
+    KIND: ClassVar[str] = "branch"
+    run_id: str  # the child's
+    transcript: str  # the child's transcript, as a path
+    after_turn: int
+    at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RunEnd:
     """How the run ended. `reason` is one of: max_turns, stop_phrase, token_budget, time_budget,
     stopped, error. `ended_by` names the agent whose stop phrase ended it."""
@@ -198,10 +211,10 @@ class RunEnd:
 
 HistoryEntry = Turn | Interjection | Trim
 Record = (Turn | Interjection | Retry | Discard | Trim | Flag | Note | BudgetChange | Resumption
-          | RunEnd)
+          | Branch | RunEnd)
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.KIND: cls for cls in (Turn, Interjection, Retry, Discard, Trim, Flag, Note, BudgetChange,
-                              Resumption, RunEnd)
+                              Resumption, Branch, RunEnd)
 }
 
 
