@@ -113,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
                          help="with stop: discard the streaming turn instead of finishing it")
     control.set_defaults(handler=_cmd_control)
 
+    batch = sub.add_parser("batch", help="run an experiment: pairings x openers x replicates")
+    batch.add_argument("experiment", help="experiment TOML file")
+    batch.add_argument("--yes", action="store_true", help="start without asking")
+    batch.add_argument("--dry-run", action="store_true",
+                       help="show the runs and the cost bound, run nothing")
+    _color_option(batch)
+    batch.set_defaults(handler=_cmd_batch)
+
     status = sub.add_parser("status", help="list runs in progress")
     status.add_argument("folders", nargs="*", metavar="DIR",
                         help="transcript folders to look in (default: the transcripts folder)")
@@ -234,6 +242,13 @@ def _cmd_control(args: argparse.Namespace) -> int:
     if args.action == "extend" and args.turns is None:
         raise UsageError("extend needs a number of turns, e.g. `intermodel control RUN extend 4`")
     return _send(args.transcript, {"command": args.action, "turns": args.turns, "now": args.now})
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from intermodel.experiment.command import run_batch_command
+
+    return run_batch_command(args.experiment, yes=args.yes, dry_run=args.dry_run,
+                             color=args.color)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

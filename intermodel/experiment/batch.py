@@ -1,0 +1,139 @@
+"""Running an experiment: every entry once, a bounded number at a time, resumable as a whole.
+
+Finished entries are skipped; entries whose runs crashed, were interrupted or ended in an error are
+resumed from their transcripts; the rest are started. Runs share the experiment's provider limits.
+A stop request (Ctrl-C) stops every running run gracefully — each transcript gets its final
+record — and starts no more, so running the command again carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+
+import anyio
+
+from intermodel.dialogue import Dialogue
+from intermodel.errors import IntermodelError
+from intermodel.events import Retrying, TurnCompleted, TurnStarted
+from intermodel.experiment.limits import Limiters
+from intermodel.experiment.manifest import EntryState, Status, scan, status_for, write_manifest
+from intermodel.experiment.plan import Entry, plan
+from intermodel.experiment.spec import Experiment
+from intermodel.providers.registry import make_provider
+from intermodel.resume import prepared_resume
+from intermodel.runner import ProviderFactory, Run, prepared_run
+
+__all__ = ["Batch", "BatchReport"]
+
+Listener = Callable[[Entry, EntryState], None]
+
+
+@dataclass
+class BatchReport:
+    total: int
+    skipped: int  # finished before this invocation
+    states: dict[str, EntryState] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def count(self, status: Status) -> int:
+        return sum(1 for s in self.states.values() if s.status == status)
+
+
+class Batch:
+    def __init__(self, experiment: Experiment, *, environ: Mapping[str, str] | None = None,
+                 provider_factory: ProviderFactory = make_provider,
+                 listener: Listener | None = None) -> None:
+        self.experiment = experiment
+        self.entries = plan(experiment)
+        self.runs_dir = experiment.out / "runs"
+        self._environ = environ
+        self._limiters = Limiters(experiment.limits)
+        self._factory = provider_factory
+        self._listener = listener
+        self._stopping = False
+        self._live: dict[str, Dialogue] = {}
+        self.states: dict[str, EntryState] = {}
+
+    def stop(self) -> None:
+        """Stop every running run (each gets its final record) and start no more."""
+        self._stopping = True
+        for dialogue in self._live.values():
+            dialogue.controls.stop(now=True, reason="interrupted")
+
+    async def run(self) -> BatchReport:
+        started = time.monotonic()
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        found = scan(self.runs_dir)
+        self.states = {e.id: found.get(e.id, EntryState()) for e in self.entries}
+        todo = [e for e in self.entries if self.states[e.id].status != "finished"]
+        report = BatchReport(len(self.entries), len(self.entries) - len(todo), self.states)
+        self._save()
+        slots = anyio.CapacityLimiter(self.experiment.concurrency)
+        async with anyio.create_task_group() as tg:
+            for entry in todo:
+                tg.start_soon(self._run_entry, entry, slots)
+        report.seconds = time.monotonic() - started
+        return report
+
+    async def _run_entry(self, entry: Entry, slots: anyio.CapacityLimiter) -> None:
+        async with slots:
+            if self._stopping:
+                return
+            state = self.states[entry.id]
+            try:
+                async with self._open(entry, state) as run:
+                    state.transcript = str(run.transcript) if run.transcript else None
+                    state.run_id = run.dialogue.run_id
+                    state.attempts += 1
+                    self._update(entry, "running")
+                    self._live[entry.id] = run.dialogue
+                    try:
+                        async with anyio.create_task_group() as tg:
+                            tg.start_soon(self._follow, entry, run)
+                            end = await run.dialogue.run()
+                    finally:
+                        del self._live[entry.id]
+                state.end_reason, state.detail = end.reason, end.detail
+                self._update(entry, status_for(end.reason))
+            except IntermodelError as exc:
+                # A run that cannot even start (missing key, unreadable transcript) fails alone.
+                state.detail = str(exc).splitlines()[0]
+                self._update(entry, "failed")
+
+    def _open(self, entry: Entry, state: EntryState) -> AbstractAsyncContextManager[Run]:
+        def factory(agent, partner, credentials):  # type: ignore[no-untyped-def]
+            return self._limiters.wrap(agent, self._factory(agent, partner, credentials))
+
+        if state.transcript is not None:
+            return prepared_resume(state.transcript, environ=self._environ,
+                                   provider_factory=factory)
+        return prepared_run(entry.pairing, out_dir=self.runs_dir, environ=self._environ,
+                            provider_factory=factory, origin=entry.origin(self.experiment))
+
+    async def _follow(self, entry: Entry, run: Run) -> None:
+        """Keep the entry's status (running / retrying, turns done) current."""
+        async for event in run.dialogue.subscribe():
+            state = self.states[entry.id]
+            if isinstance(event, Retrying) and state.status != "retrying":
+                self._update(entry, "retrying")
+            elif isinstance(event, TurnStarted) and state.status == "retrying":
+                self._update(entry, "running")
+            elif isinstance(event, TurnCompleted):
+                state.turns = event.turn.index
+                self._notify(entry)
+
+    def _update(self, entry: Entry, status: Status) -> None:
+        """A change of status: saved in the manifest (turn counts only go to the listener)."""
+        self.states[entry.id].status = status
+        self._save()
+        self._notify(entry)
+
+    def _notify(self, entry: Entry) -> None:
+        if self._listener is not None:
+            self._listener(entry, self.states[entry.id])
+
+    def _save(self) -> None:
+        write_manifest(self.experiment, self.entries, self.states)

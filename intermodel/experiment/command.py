@@ -1,0 +1,74 @@
+"""`intermodel batch EXPERIMENT.toml`: plan, estimate, confirm, run, report."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections import Counter
+
+import anyio
+
+from intermodel.console import use_color
+from intermodel.experiment.batch import Batch
+from intermodel.experiment.manifest import MANIFEST
+from intermodel.experiment.plan import cost_bound
+from intermodel.experiment.progress import ProgressView
+from intermodel.experiment.spec import load_experiment
+from intermodel.safety import terminal_safe
+from intermodel.secrets import resolve_credentials
+
+__all__ = ["run_batch_command"]
+
+
+def run_batch_command(path: str, *, yes: bool, dry_run: bool, color: str) -> int:
+    experiment = load_experiment(path)
+    view = ProgressView(sys.stdout, color=use_color(sys.stdout, color),
+                        live=sys.stdout.isatty())
+    batch = Batch(experiment, listener=view.on_change)
+    view.attach(batch)
+    for pairing in experiment.pairings.values():
+        resolve_credentials(pairing, os.environ)  # every missing key, before anything runs
+    shape = (f"{len(experiment.pairings)} pairings x {len(experiment.openers)} openers x "
+             f"{experiment.replicates} replicates")
+    print(terminal_safe(f"experiment {experiment.name}: {len(batch.entries)} runs ({shape}) "
+                        f"in {experiment.out}"))
+    print(f"cost: {cost_bound(batch.entries).describe()} (an upper bound from the budgets)")
+    if dry_run:
+        for entry in batch.entries:
+            print(terminal_safe(f"  {entry.id}  seed={entry.seed}"))
+        return 0
+    if not yes and sys.stdin.isatty() and input("start? [y/N] ").strip().lower() not in ("y",
+                                                                                         "yes"):
+        print("not started")
+        return 0
+    report = anyio.run(_run, batch, view)
+    counts = Counter(state.status for state in report.states.values())
+    print(f"\n{counts['finished']} of {report.total} runs finished "
+          f"({report.skipped} before this session), {counts['failed']} failed, "
+          f"{counts['interrupted']} interrupted; manifest: {experiment.out / MANIFEST}")
+    if counts["interrupted"] or counts["pending"]:
+        print("run the same command again to carry on")
+        return 130
+    return 1 if counts["failed"] else 0
+
+
+async def _run(batch: Batch, view: ProgressView):  # type: ignore[no-untyped-def]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(view.tick)
+        tg.start_soon(_stop_on_signals, batch, tg.cancel_scope)
+        report = await batch.run()
+        tg.cancel_scope.cancel()
+    view.show_status()
+    return report
+
+
+async def _stop_on_signals(batch: Batch, scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        received = 0
+        async for _ in signals:
+            received += 1
+            if received == 1:
+                batch.stop()
+            else:
+                scope.cancel()

@@ -1,0 +1,96 @@
+"""Limits shared by every run of a batch: streams at once and requests per minute, per provider.
+
+A limit applies to every agent whose provider name (`anthropic`, `openai`, `local`, ...) or
+exact `base_url` names it in the experiment's `[limits]` (the base_url wins). When any run is told
+to slow down (429 with Retry-After), every run using that limit waits, so a batch does not keep
+hammering a provider that already said no.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncGenerator, Mapping
+
+import anyio
+
+from intermodel.config.model import AgentConfig
+from intermodel.errors import RateLimited
+from intermodel.experiment.spec import Limit
+from intermodel.providers.base import Provider, Request, StreamEvent
+
+__all__ = ["LimitedProvider", "Limiters", "SharedLimit"]
+
+# How long to hold everyone back after a 429 that did not say how long.
+_DEFAULT_COOL_DOWN = 5.0
+_MAX_COOL_DOWN = 300.0
+
+
+class SharedLimit:
+    def __init__(self, key: str, limit: Limit) -> None:
+        self.key = key
+        self._streams = anyio.CapacityLimiter(limit.streams or math.inf)
+        self._interval = 60.0 / limit.requests_per_minute if limit.requests_per_minute else 0.0
+        self._next_start = 0.0
+        self._cool_until = 0.0
+
+    async def admit(self) -> None:
+        """Wait until the next request may start (paced evenly, after any cool-down)."""
+        now = anyio.current_time()
+        start = max(now, self._next_start, self._cool_until)
+        self._next_start = start + self._interval  # reserved before sleeping: no await above
+        if start > now:
+            await anyio.sleep(start - now)
+
+    def cool_down(self, seconds: float | None) -> None:
+        wait = min(_MAX_COOL_DOWN, seconds if seconds is not None else _DEFAULT_COOL_DOWN)
+        self._cool_until = max(self._cool_until, anyio.current_time() + wait)
+
+    @property
+    def streams(self) -> anyio.CapacityLimiter:
+        return self._streams
+
+
+class Limiters:
+    """One SharedLimit per configured key, created on first use."""
+
+    def __init__(self, limits: Mapping[str, Limit]) -> None:
+        self._limits = dict(limits)
+        self._shared: dict[str, SharedLimit] = {}
+
+    def for_agent(self, agent: AgentConfig) -> SharedLimit | None:
+        for key in (agent.base_url, agent.provider):
+            if key is not None and key in self._limits:
+                if key not in self._shared:
+                    self._shared[key] = SharedLimit(key, self._limits[key])
+                return self._shared[key]
+        return None
+
+    def wrap(self, agent: AgentConfig, provider: Provider) -> Provider:
+        limit = self.for_agent(agent)
+        return provider if limit is None else LimitedProvider(provider, limit)
+
+
+class LimitedProvider:
+    """A provider that asks its shared limit before every request."""
+
+    def __init__(self, inner: Provider, limit: SharedLimit) -> None:
+        self.inner = inner
+        self.limit = limit
+        self.name = inner.name
+
+    async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        async with self.limit.streams:
+            await self.limit.admit()
+            try:
+                async for event in self.inner.stream(request):
+                    yield event
+            except RateLimited as error:
+                self.limit.cool_down(error.retry_after)
+                raise
+
+    async def context_limit(self) -> int | None:
+        ask = getattr(self.inner, "context_limit", None)
+        return None if ask is None else await ask()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
