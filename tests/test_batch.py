@@ -81,7 +81,8 @@ def test_the_matrix_and_each_entrys_settings(tmp_path: Path) -> None:
 
 
 def test_experiment_files_are_validated_like_pairings(tmp_path: Path) -> None:
-    path = write_experiment(tmp_path, extra="[limits.anthropic]\nstreams = 0\nrequest_per_minute = 3\n")
+    path = write_experiment(
+        tmp_path, extra="[limits.anthropic]\nstreams = 0\nrequest_per_minute = 3\n")
     with pytest.raises(ConfigError) as caught:
         load_experiment(path)
     lines = str(caught.value).splitlines()
