@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from intermodel.config.loader import from_resolved
+from intermodel.config.model import Pairing
 from intermodel.providers.base import Request
 from intermodel.records import Turn
 from intermodel.transcript.reader import Transcript
@@ -30,15 +32,19 @@ class RebuiltRequest:
 
 def rebuild_request(transcript: Transcript, index: int) -> RebuiltRequest:
     turn = transcript.turn(index)
-    request = build_request(transcript.pairing(), transcript.history, turn.agent, turn.index)
+    pairing = _pairing_for(transcript, turn)
+    request = build_request(pairing, transcript.history, turn.agent, turn.index)
     return RebuiltRequest(turn, request, request.digest())
 
 
 def verify_transcript(transcript: Transcript) -> list[RebuiltRequest]:
-    pairing = transcript.pairing()
-    history = transcript.history
-    rebuilt = []
-    for turn in transcript.turns:
-        request = build_request(pairing, history, turn.agent, turn.index)
-        rebuilt.append(RebuiltRequest(turn, request, request.digest()))
-    return rebuilt
+    return [rebuild_request(transcript, turn.index) for turn in transcript.turns]
+
+
+def _pairing_for(transcript: Transcript, turn: Turn) -> Pairing:
+    """A branch inherits its first turns from its parent, which sent them under the parent's
+    config (kept in the branch's header); the branch's own turns follow its own."""
+    parent = transcript.header.get("parent") or {}
+    if "config" in parent and turn.index <= int(parent.get("after_turn", 0)):
+        return from_resolved(parent["config"], source=f"{transcript.path} (parent's config)")
+    return transcript.pairing()

@@ -97,6 +97,24 @@ def _parser() -> argparse.ArgumentParser:
     _color_option(resume)
     resume.set_defaults(handler=_cmd_resume)
 
+    branch = sub.add_parser("branch", help="start a new run from a run's state after turn N")
+    branch.add_argument("transcript", help="the parent run's transcript")
+    branch.add_argument("--turn", type=_count, required=True, metavar="N",
+                        help="branch after this turn (0: from the opener)")
+    branch.add_argument("--say", metavar="TEXT", help="a human message for the next turn")
+    branch.add_argument("--to", default="both", metavar="WHO", help="who --say is for")
+    branch.add_argument("--opener", metavar="TEXT", help="another opener")
+    branch.add_argument("--swap", action="append", default=[], metavar="NAME=FILE:AGENT",
+                        help="seat another pairing file's agent in NAME's place")
+    branch.add_argument("--model", action="append", default=[], metavar="NAME=MODEL",
+                        help="another model for agent NAME")
+    branch.add_argument("--turns", type=_positive, metavar="N", help="turn budget of the branch")
+    branch.add_argument("--out", metavar="DIR", help="transcript folder (default: the parent's)")
+    branch.add_argument("--headless", action="store_true",
+                        help="plain streamed output instead of the terminal UI")
+    _color_option(branch)
+    branch.set_defaults(handler=_cmd_branch)
+
     say = sub.add_parser("say", help="send a human message to a run in progress")
     say.add_argument("transcript", help="the run's transcript")
     say.add_argument("text")
@@ -150,6 +168,26 @@ def _positive(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("expected a number of at least 0")
+    return value
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise UsageError(f"{option} {item}: expected NAME=VALUE")
+        pairs[name] = value
+    return pairs
+
+
 def _speed(text: str) -> float:
     try:
         value = float(text)
@@ -189,6 +227,17 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
     plan_resume(read_transcript(args.transcript), turns=args.turns)  # refusals, before any UI
     return _drive(partial(prepared_resume, args.transcript, turns=args.turns), args)
+
+
+def _cmd_branch(args: argparse.Namespace) -> int:
+    from intermodel.branch import plan_branch, prepared_branch
+    from intermodel.transcript.reader import read_transcript
+
+    changes = {"say": args.say, "to": args.to, "opener": args.opener, "turns": args.turns,
+               "swap": _pairs(args.swap, "--swap"), "models": _pairs(args.model, "--model")}
+    plan_branch(read_transcript(args.transcript), args.turn, **changes)  # refusals, before a UI
+    return _drive(partial(prepared_branch, args.transcript, args.turn, out_dir=args.out,
+                          **changes), args)
 
 
 def _drive(open_run: RunOpener, args: argparse.Namespace) -> int:

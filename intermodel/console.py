@@ -86,6 +86,7 @@ class ConsoleRenderer:
     _section: tuple[int, str] | None = None  # (turn, "text"|"thinking") being streamed
     _at_line_start: bool = True
     _turns: list[Turn] = field(default_factory=list)
+    _started: set[int] = field(default_factory=set)  # turns streamed in front of us
     _transcript: str | None = None
 
     def render(self, events: Iterable[Event]) -> str:
@@ -94,22 +95,20 @@ class ConsoleRenderer:
     def _render(self, event: Event) -> str:
         s = self.style
         if isinstance(event, RunStarted):
-            return self._started(event)
+            return self._run_started(event)
         if isinstance(event, TurnStarted):
-            self._section = None
-            who = s.agent(event.agent, self._slots.get(event.agent, 0))
-            retry = f" · attempt {event.attempt}" if event.attempt > 1 else ""
-            label = f"── {event.agent} · turn {event.turn}/{event.max_turns}{retry} "
-            rule = s.dim("─" * max(3, self.width - len(label)))
-            return self._newline() + f"── {who} · turn {event.turn}/{event.max_turns}{retry} " \
-                + rule + "\n"
+            self._started.add(event.turn)
+            return self._header(event.agent, f"turn {event.turn}/{event.max_turns}"
+                                + (f" · attempt {event.attempt}" if event.attempt > 1 else ""))
         if isinstance(event, ThinkingChunk):
             return self._stream(event.turn, "thinking", event.text)
         if isinstance(event, TextChunk):
             return self._stream(event.turn, "text", event.text)
         if isinstance(event, TurnCompleted):
             self._turns.append(event.turn)
-            return self._newline() + s.dim(self._status(event.turn)) + "\n"
+            # A turn that was not streamed here (one a branch inherited) is shown whole.
+            whole = "" if event.turn.index in self._started else self._whole(event.turn)
+            return whole + self._newline() + s.dim(self._status(event.turn)) + "\n"
         if isinstance(event, Retrying):
             r = event.retry
             dropped = f"; {r.partial_chars} characters discarded" if r.partial_chars else ""
@@ -150,7 +149,20 @@ class ConsoleRenderer:
             return self._newline() + self._summary(event.end)
         return ""
 
-    def _started(self, event: RunStarted) -> str:
+    def _header(self, agent: str, what: str) -> str:
+        self._section = None
+        label = f"── {agent} · {what} "
+        rule = self.style.dim("─" * max(3, self.width - len(label)))
+        who = self.style.agent(agent, self._slots.get(agent, 0))
+        return self._newline() + f"── {who} · {what} " + rule + "\n"
+
+    def _whole(self, turn: Turn) -> str:
+        out = self._header(turn.agent, f"turn {turn.index} (earlier)")
+        if turn.thinking:
+            out += self._stream(turn.index, "thinking", turn.thinking)
+        return out + self._stream(turn.index, "text", turn.text)
+
+    def _run_started(self, event: RunStarted) -> str:
         s = self.style
         pairing = event.pairing
         self._slots = {name: i for i, name in enumerate(pairing.agent_names)}

@@ -106,6 +106,9 @@ class DialogueState:
     history: list[HistoryEntry] = field(default_factory=list)
     max_turns: int = 0
     usage: dict[str, Usage] = field(default_factory=dict)
+    # True when the history came from elsewhere (a branch's parent) and this run's transcript
+    # must record it too; a resumed run's history is already in its file.
+    inherited: bool = False
 
     @property
     def turns(self) -> list[Turn]:
@@ -216,6 +219,8 @@ class Dialogue:
         try:
             await self._emit(RunStarted(self.run_id, self.pairing, self._transcript_path,
                                         now_iso(), resume=self._resume, origin=self._origin))
+            if self.state.inherited:
+                await self._announce_history()
             try:
                 for note in await self._context.discover(self._providers):
                     await self._emit(Notice(note))
@@ -253,6 +258,16 @@ class Dialogue:
             self.bus.close()
         assert end is not None  # set on every path that gets here
         return end
+
+    async def _announce_history(self) -> None:
+        """Record (and show) a history this run starts from, as if it had happened here."""
+        for entry in self.state.history:
+            if isinstance(entry, Turn):
+                await self._emit(TurnCompleted(entry))
+            elif isinstance(entry, Interjection):
+                await self._emit(Interjected(entry))
+            else:
+                await self._emit(Trimmed(entry))
 
     # -- the turn loop -----------------------------------------------------------------------
 

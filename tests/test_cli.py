@@ -75,11 +75,9 @@ def test_bad_config_is_one_line_per_problem_and_exit_2(env: dict[str, str],
     result = intermodel("run", str(bad), "--headless", env=env)
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr.strip() == (
-        f"intermodel: {bad}: dialogue.max_turn: unknown key; did you mean 'max_turns'? "
-        "(valid keys: opener, opener_file, opener_to, opener_shared, first, max_turns, "
-        "max_total_tokens, max_seconds, stop_phrases, share_thinking, interjection_format, "
-        "empty_reply, context_policy)")
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"intermodel: {bad}: dialogue.max_turn: unknown key; did you mean "
+                           "'max_turns'? (valid keys: opener, ")
     assert intermodel("validate", str(bad), env=env).returncode == 2
 
 

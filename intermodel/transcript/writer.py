@@ -140,6 +140,10 @@ class TranscriptWriter:
             return None
         return record_to_json(record)
 
+    async def record_one(self, record: Record) -> None:
+        """Append one record that no event carries (e.g. a link to a branch)."""
+        await self.write(record_to_json(record))
+
     async def write(self, data: dict[str, Any]) -> None:
         line = json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
         payload = self._redact.known(line).encode("utf-8")

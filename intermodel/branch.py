@@ -1,0 +1,142 @@
+"""What if, at turn N? A new run that starts from another run's state after turn N.
+
+The new run (the branch) inherits the conversation up to turn N — turns, interjections that came
+before them, trims — and may change what happens next: a human message for the next turn, another
+opener, or another agent (or just another model) in one seat. Its transcript is complete on its
+own: the inherited records are written into it, and its header names the parent and keeps the
+parent's config, so `inspect` can check the inherited requests too. The parent's transcript gets a
+`branch` record pointing to the child.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from intermodel.config import load_pairing
+from intermodel.config.model import Pairing
+from intermodel.config.variants import vary
+from intermodel.dialogue import DialogueState
+from intermodel.errors import UsageError
+from intermodel.records import Branch, HistoryEntry, Interjection, Trim, Turn, Usage, now_iso
+from intermodel.runner import Run, prepared_run
+from intermodel.transcript.reader import Transcript, read_transcript
+from intermodel.transcript.writer import TranscriptWriter
+
+__all__ = ["BranchPlan", "plan_branch", "prepared_branch"]
+
+
+@dataclass(frozen=True)
+class BranchPlan:
+    pairing: Pairing
+    state: DialogueState
+    origin: dict[str, Any]
+
+
+def plan_branch(
+    parent: Transcript,
+    after_turn: int,
+    *,
+    say: str | None = None,
+    to: str = "both",
+    opener: str | None = None,
+    swap: Mapping[str, str] | None = None,
+    models: Mapping[str, str] | None = None,
+    turns: int | None = None,
+) -> BranchPlan:
+    """`swap` maps an agent to "FILE:AGENT" (that pairing file's agent takes the seat); `models`
+    maps an agent to a model id to use instead."""
+    done = len(parent.turns)
+    if not 0 <= after_turn <= done:
+        raise UsageError(f"{parent.path} has turns 1-{done}; --turn must be in 0-{done}")
+    base = parent.pairing()
+    tables = {name: _seat(base, name, spec) for name, spec in (swap or {}).items()}
+    for name, model in (models or {}).items():
+        table = copy.deepcopy(dict(tables.get(name) or _table(base, name)))
+        table["model"] = model
+        tables[name] = table
+    budget = turns if turns is not None else max(parent.max_turns, after_turn + 1)
+    if budget <= after_turn:
+        raise UsageError(f"--turns must be more than {after_turn}")
+    pairing = vary(base, opener=opener, max_turns=budget, agents=tables)
+    history: list[HistoryEntry] = [
+        e for e in parent.history
+        if (isinstance(e, Turn) and e.index <= after_turn)
+        or (isinstance(e, Interjection) and e.before_turn <= after_turn)
+        or (isinstance(e, Trim) and e.turn <= after_turn)
+    ]
+    if say:
+        history.append(Interjection(after_turn + 1, _addressees(pairing, to), say, now_iso()))
+    usage = {name: Usage() for name in pairing.agent_names}
+    for entry in history:
+        if isinstance(entry, Turn):
+            usage[entry.agent] = usage[entry.agent] + entry.usage
+    origin = {"parent": {"run_id": parent.run_id, "transcript": str(parent.path),
+                         "after_turn": after_turn, "config": parent.header["config"]}}
+    state = DialogueState(history=history, max_turns=budget, usage=usage, inherited=True)
+    return BranchPlan(pairing, state, origin)
+
+
+def _table(pairing: Pairing, name: str) -> Mapping[str, Any]:
+    try:
+        return dict(pairing.resolved["agents"][name])
+    except KeyError:
+        names = " or ".join(pairing.agent_names)
+        raise UsageError(f"no agent {name!r} in this run (it has {names})") from None
+
+
+def _seat(pairing: Pairing, name: str, spec: str) -> Mapping[str, Any]:
+    """The agent table named by "FILE:AGENT", to sit in `name`'s seat."""
+    _table(pairing, name)  # the seat must exist
+    file, _, agent = spec.rpartition(":")
+    if not file or not agent:
+        raise UsageError(f"--swap {name}={spec}: expected FILE:AGENT, e.g. configs/x.toml:gpt")
+    other = load_pairing(file)
+    if agent not in other.agent_names:
+        raise UsageError(f"{file} has no agent {agent!r} (it has {', '.join(other.agent_names)})")
+    return dict(other.resolved["agents"][agent])
+
+
+def _addressees(pairing: Pairing, to: str) -> tuple[str, ...]:
+    key = to.lower()
+    names = pairing.agent_names
+    if key == "both":
+        return names
+    if key in ("a", "b"):
+        return (names[0] if key == "a" else names[1],)
+    matches = tuple(n for n in names if n.lower() == key)
+    if not matches:
+        raise UsageError(f"--to must be a, b, both, {names[0]} or {names[1]}")
+    return matches
+
+
+@asynccontextmanager
+async def prepared_branch(
+    parent_path: str | Path,
+    after_turn: int,
+    *,
+    out_dir: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **changes: Any,
+) -> AsyncIterator[Run]:
+    """A run of the branch, ready to go; the parent is linked to it before it starts."""
+    parent = read_transcript(parent_path)
+    plan = plan_branch(parent, after_turn, **changes)
+    folder = out_dir or Path(parent_path).parent
+    link, _ = TranscriptWriter.reopen(parent.path)  # refused while the parent is running
+    try:
+        async with prepared_run(plan.pairing, out_dir=folder, state=plan.state,
+                                origin=plan.origin,
+                                environ=os.environ if environ is None else environ) as run:
+            assert run.transcript is not None
+            await link.record_one(Branch(run.dialogue.run_id, str(run.transcript), after_turn,
+                                         now_iso()))
+            link.close()
+            yield run
+    finally:
+        link.close()
