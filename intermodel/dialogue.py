@@ -16,10 +16,9 @@ from __future__ import annotations
 import math
 import random
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import aclosing, contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn, Protocol
+from typing import Any, Literal, Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -30,11 +29,7 @@ from intermodel.context import ContextFull, ContextKeeper
 from intermodel.controls import Command, Controls, Extend, Interject, Pause, Resume, Step, Stop
 from intermodel.detectors import detect
 from intermodel.errors import (
-    ContextTooLong,
-    ProviderError,
-    StreamInterrupted,
     TranscriptError,
-    TransientError,
     UsageError,
 )
 from intermodel.events import (
@@ -46,32 +41,21 @@ from intermodel.events import (
     Notice,
     Paused,
     Resumed,
-    Retrying,
     RunFinished,
     RunStarted,
-    TextChunk,
-    ThinkingChunk,
     Trimmed,
     TurnCompleted,
-    TurnDiscarded,
-    TurnStarted,
 )
 from intermodel.providers.base import (
-    Finished,
     Provider,
     Request,
-    TextDelta,
-    ThinkingDelta,
-    UsageReport,
 )
 from intermodel.records import (
     BudgetChange,
-    Discard,
     Flag,
     HistoryEntry,
     Interjection,
     Resumption,
-    Retry,
     RunEnd,
     Trim,
     Turn,
@@ -80,6 +64,7 @@ from intermodel.records import (
 )
 from intermodel.retry import RetryPolicy
 from intermodel.secrets import Redactor
+from intermodel.turns import TurnFailed, TurnProducer
 
 __all__ = ["Dialogue", "DialogueState", "Recorder", "new_run_id", "speaker_of"]
 
@@ -128,21 +113,6 @@ class _Ended(Exception):
         self.end = end
 
 
-@dataclass
-class _Partial:
-    """A reply as it streams in."""
-
-    text: list[str] = field(default_factory=list)
-    thinking: list[str] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    finished: Finished | None = None
-    ttft: float | None = None
-
-    @property
-    def chars(self) -> int:
-        return sum(map(len, self.text)) + sum(map(len, self.thinking))
-
-
 class Dialogue:
     def __init__(
         self,
@@ -174,10 +144,14 @@ class Dialogue:
         self._providers = providers
         self._recorder = recorder
         self._transcript_path = transcript_path
-        self._redact = redactor or Redactor()
-        self._retry = RetryPolicy(pairing.retry, rng)
         self._context = ContextKeeper(pairing)
         self.bus = EventBus()
+        self._turns = TurnProducer(
+            emit=self._emit, publish=self.bus.publish,
+            retry=RetryPolicy(pairing.retry, rng), redact=redactor or Redactor(),
+            deadline=self._deadline,
+            stop_reason=lambda: self._stop.reason if self._stop is not None else None,
+        )
         self._command_send, self._commands = anyio.create_memory_object_stream[Command](math.inf)
         self.controls = Controls(self._command_send)
         self._paused = False
@@ -185,8 +159,6 @@ class Dialogue:
         self._stop: Stop | None = None
         self._gate_changed = anyio.Event()
         self._in_flight: int | None = None  # number of the turn being produced, if any
-        self._turn_scope: anyio.CancelScope | None = None
-        self._sleeping = False  # the in-flight turn is waiting to retry
         self._recorder_broken = False  # a transcript write failed: the run stops, unrecorded
         self._started = 0.0
 
@@ -197,7 +169,7 @@ class Dialogue:
         """Where the run stands, for status displays outside the process."""
         if self._in_flight is not None:
             agent = speaker_of(self.pairing, self._in_flight)
-            state = f"retrying {agent}" if self._sleeping else f"streaming {agent}"
+            state = f"retrying {agent}" if self._turns.sleeping else f"streaming {agent}"
         elif self._stop is not None:
             state = "stopping"
         else:
@@ -347,55 +319,20 @@ class Dialogue:
     async def _produce_turn(self, index: int) -> Turn:
         """One turn, retried on transient errors. Raises _Ended if it cannot complete."""
         agent = speaker_of(self.pairing, index)
-        request = await self._fit(agent, index)
-        provider = self._providers[agent]
-        failures = 0
-        waited = 0.0
         self._in_flight = index
         try:
-            while True:
-                partial = _Partial()
-                await self._emit(TurnStarted(index, agent, failures + 1, self.state.max_turns))
-                started = anyio.current_time()
-                try:
-                    with self._cancellable() as scope:
-                        await self._stream(provider, request, index, agent, partial, started)
-                except TransientError as error:
-                    failures += 1
-                    wait = self._retry.wait_before_retry(error, failures, waited)
-                    if wait is None:
-                        await self._fail(index, agent, partial, error, failures, gave_up=True)
-                    await self._emit(Retrying(Retry(
-                        index, agent, failures, error.kind, self._redact(error.message),
-                        error.status, wait, partial.chars, now_iso())))
-                    with self._cancellable(sleeping=True) as scope:
-                        await anyio.sleep(wait)
-                    waited += wait
-                    if scope.cancelled_caught:
-                        await self._discard_and_end(index, agent, _Partial())
-                    continue
-                except ContextTooLong as error:
-                    # The server measured better than our estimate: trim harder, go again.
-                    failures += 1
-                    await self._emit(Retrying(Retry(
-                        index, agent, failures, error.kind, self._redact(error.message),
-                        error.status, 0.0, partial.chars, now_iso())))
-                    request = await self._fit(agent, index, refused=True)
-                    continue
-                except ProviderError as error:  # fatal: retrying cannot help
-                    await self._fail(index, agent, partial, error, failures + 1)
-                except anyio.get_cancelled_exc_class():  # cancelled from outside the run
-                    with anyio.CancelScope(shield=True):
-                        await self._discard(index, agent, "stopped", partial)
-                    raise
-                if scope.cancelled_caught:
-                    await self._discard_and_end(index, agent, partial)
-                turn = self._completed_turn(index, agent, partial, request.digest(),
-                                            anyio.current_time() - started, failures + 1)
-                self._context.learn(request, turn)
-                return turn
+            turn, request = await self._turns.produce(
+                index, agent, self._providers[agent],
+                lambda refused: self._fit(agent, index, refused=refused), self.state.max_turns)
+        except TurnFailed as failed:
+            detail = failed.detail
+            if failed.reason == "time_budget":
+                detail = f"{self.pairing.dialogue.max_seconds or 0:g} s"
+            raise _Ended(self._end(failed.reason, detail)) from None
         finally:
             self._in_flight = None
+        self._context.learn(request, turn)
+        return turn
 
     async def _fit(self, agent: str, index: int, *, refused: bool = False) -> Request:
         """The turn's request, inside the agent's context window; a trim is recorded first."""
@@ -415,82 +352,6 @@ class Dialogue:
             history.append(trim)
             await self._emit(Trimmed(trim))
         return request
-
-    @contextmanager
-    def _cancellable(self, *, sleeping: bool = False) -> Iterator[anyio.CancelScope]:
-        """A scope that a stop command (or the time budget) cancels."""
-        with anyio.CancelScope(deadline=self._deadline()) as scope:
-            self._turn_scope, self._sleeping = scope, sleeping
-            try:
-                yield scope
-            finally:
-                self._turn_scope, self._sleeping = None, False
-
-    async def _stream(self, provider: Provider, request: Request, index: int, agent: str,
-                      partial: _Partial, started: float) -> None:
-        # The hot path: once per token. Exact type checks and bound methods keep it cheap.
-        publish = self.bus.publish
-        add_text = partial.text.append
-        async with aclosing(provider.stream(request)) as events:
-            async for event in events:
-                if type(event) is TextDelta:
-                    if partial.ttft is None:
-                        partial.ttft = anyio.current_time() - started
-                    add_text(event.text)
-                    publish(TextChunk(index, agent, event.text))
-                elif isinstance(event, ThinkingDelta):
-                    if partial.ttft is None:
-                        partial.ttft = anyio.current_time() - started
-                    partial.thinking.append(event.text)
-                    publish(ThinkingChunk(index, agent, event.text))
-                elif isinstance(event, UsageReport):
-                    partial.usage = Usage(event.input_tokens, event.output_tokens,
-                                          event.reasoning_tokens)
-                elif isinstance(event, Finished):
-                    partial.finished = event
-        if partial.finished is None:
-            raise StreamInterrupted("the stream ended without a finish", provider=provider.name)
-
-    async def _fail(self, index: int, agent: str, partial: _Partial, error: ProviderError,
-                    attempts: int, *, gave_up: bool = False) -> NoReturn:
-        await self._discard(index, agent, "error", partial)
-        tried = f" (gave up after {attempts} attempts)" if gave_up else ""
-        raise _Ended(self._end("error", self._redact(f"{agent}: {error.describe()}{tried}")))
-
-    def _completed_turn(self, index: int, agent: str, partial: _Partial, digest: str,
-                        latency: float, attempts: int) -> Turn:
-        finished = partial.finished
-        assert finished is not None
-        return Turn(
-            index=index,
-            agent=agent,
-            text="".join(partial.text),
-            thinking="".join(partial.thinking),
-            signature=finished.signature,
-            usage=partial.usage,
-            latency=round(latency, 4),
-            ttft=None if partial.ttft is None else round(partial.ttft, 4),
-            stop_reason=finished.stop_reason,
-            model=finished.model,
-            attempts=attempts,
-            request_hash=digest,
-            at=now_iso(),
-        )
-
-    async def _discard_and_end(self, index: int, agent: str, partial: _Partial) -> None:
-        """The turn's scope was cancelled: by a stop command or by the time budget."""
-        if self._stop is not None:
-            await self._discard(index, agent, self._stop.reason, partial)
-            raise _Ended(self._end(self._stop.reason))
-        await self._discard(index, agent, "time_budget", partial)
-        seconds = self.pairing.dialogue.max_seconds or 0
-        raise _Ended(self._end("time_budget", f"{seconds:g} s"))
-
-    async def _discard(self, index: int, agent: str, reason: str, partial: _Partial) -> None:
-        if partial.text or partial.thinking or reason != "error":
-            await self._emit(TurnDiscarded(Discard(
-                index, agent, reason, "".join(partial.text), "".join(partial.thinking),
-                now_iso())))
 
     # -- controls -----------------------------------------------------------------------------
 
@@ -529,8 +390,8 @@ class Dialogue:
         elif isinstance(command, Stop):
             self._stop = command
             self._open_gate()
-            if (command.now or self._sleeping) and self._turn_scope is not None:
-                self._turn_scope.cancel()
+            if command.now or self._turns.sleeping:
+                self._turns.cancel()
         elif isinstance(command, Extend):
             self.state.max_turns = max(self.state.next_turn - 1, self.state.max_turns
                                        + command.turns)

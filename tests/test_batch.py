@@ -169,14 +169,14 @@ async def test_an_interrupted_batch_carries_on_without_repeating_work(tmp_path: 
     finished: list[str] = []
 
     def listener(entry: Entry, state: EntryState) -> None:
-        if state.status == "finished":
+        if state.status == "finished" and entry.id not in finished:
             finished.append(entry.id)
-            if len(finished) == 4:
-                batch.stop()
+        if len(finished) >= 3 and state.status == "running" and state.turns == 2:
+            batch.stop()  # with this run (and maybe others) half done
 
     batch = Batch(experiment, listener=listener)
     first = await batch.run()
-    assert first.count("finished") >= 4 and first.count("interrupted") >= 1
+    assert first.count("finished") >= 3 and first.count("interrupted") >= 1
     runs = tmp_path / "out" / "runs"
     done_before = {p: p.stat().st_mtime_ns for p in runs.glob("*.jsonl")
                    if (t := read_transcript(p)).end is not None and t.end.reason == "max_turns"}
