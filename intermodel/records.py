@@ -196,8 +196,9 @@ class Branch:
 
 @dataclass(frozen=True, slots=True)
 class RunEnd:
-    """How the run ended. `reason` is one of: max_turns, stop_phrase, token_budget, time_budget,
-    stopped, error. `ended_by` names the agent whose stop phrase ended it."""
+    """How the run (or one process of it) ended. `reason` is one of: max_turns, stop_phrase,
+    token_budget, time_budget, cost_budget, context_full, degenerate, stopped, interrupted,
+    error. `ended_by` names the agent whose stop phrase ended it."""
 
     KIND: ClassVar[str] = "end"
     reason: str

@@ -64,8 +64,14 @@ class Transcript:
 
     @property
     def end(self) -> RunEnd | None:
-        ends = [r for r in self.records if isinstance(r, RunEnd)]
-        return ends[-1] if ends else None
+        """How the run ended; None while it runs, or when its last process died without saying
+        (an `end` written before a later resume belongs to an earlier process)."""
+        for record in reversed(self.records):
+            if isinstance(record, RunEnd):
+                return record
+            if isinstance(record, Resumption):
+                return None
+        return None
 
     @property
     def max_turns(self) -> int:
