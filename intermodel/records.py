@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -229,9 +230,11 @@ def record_to_json(record: Record) -> dict[str, Any]:
 
 
 def record_from_json(data: Mapping[str, Any]) -> Record:
-    """The inverse of `record_to_json`; raises KeyError/TypeError on a malformed record."""
+    """The inverse of `record_to_json`; raises KeyError/TypeError on a malformed record.
+    Keys this version does not know (added by a later one) are ignored."""
     cls = RECORD_TYPES[data["kind"]]
-    fields = {k: v for k, v in data.items() if k != "kind"}
+    known = {f.name for f in dataclass_fields(cls)}
+    fields = {k: v for k, v in data.items() if k in known}
     if cls is Turn:
         fields["usage"] = Usage.from_json(fields.get("usage"))
     elif cls is Interjection:

@@ -16,6 +16,7 @@ from intermodel.config.loader import from_resolved
 from intermodel.config.model import Pairing
 from intermodel.errors import ConfigError, TranscriptError
 from intermodel.records import (
+    RECORD_TYPES,
     BudgetChange,
     HistoryEntry,
     Interjection,
@@ -38,6 +39,7 @@ class Transcript:
     records: list[Record] = field(default_factory=list)
     torn: str | None = None  # an incomplete last line, if the writer was interrupted
     torn_bytes: int = 0
+    unknown: int = 0  # records of kinds this version does not know
 
     @property
     def run_id(self) -> str:
@@ -120,6 +122,9 @@ def read_transcript(path: str | Path) -> Transcript:
                               f"supported (this version reads {FORMAT_VERSION})")
     transcript = Transcript(path=path, header=head, torn=torn, torn_bytes=len(tail))
     for number, data in enumerate(objects[1:], start=2):
+        if data.get("kind") not in RECORD_TYPES:
+            transcript.unknown += 1  # a record kind from a later version: skipped, counted
+            continue
         try:
             transcript.records.append(record_from_json(data))
         except (KeyError, TypeError) as exc:
