@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from intermodel.config.loader import from_resolved
-from intermodel.config.model import Pairing
+from intermodel.config.model import Pairing, Panel
 from intermodel.providers.base import Request
 from intermodel.records import Turn
 from intermodel.transcript.reader import Transcript
-from intermodel.views import build_request
+from intermodel.views import build_request, panel_request
 
 __all__ = ["RebuiltRequest", "rebuild_request", "verify_transcript"]
 
@@ -32,6 +32,10 @@ class RebuiltRequest:
 
 def rebuild_request(transcript: Transcript, index: int) -> RebuiltRequest:
     turn = transcript.turn(index)
+    config = transcript.config()
+    if isinstance(config, Panel):
+        answer = panel_request(config, turn.agent)
+        return RebuiltRequest(turn, answer, answer.digest())
     pairing = _pairing_for(transcript, turn)
     request = build_request(pairing, transcript.history, turn.agent, turn.index)
     return RebuiltRequest(turn, request, request.digest())

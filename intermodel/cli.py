@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 
 from intermodel.about import __version__
-from intermodel.config import Pairing, load_pairing
+from intermodel.config import Pairing, Panel, load_config
 from intermodel.errors import IntermodelError, UsageError
 from intermodel.headless import RunOpener
 from intermodel.safety import terminal_safe
@@ -81,12 +81,25 @@ def _parser() -> argparse.ArgumentParser:
                           help="also fail when a key variable the pairing needs is not set")
     validate.set_defaults(handler=_cmd_validate)
 
-    export = sub.add_parser("export", help="write a transcript in a readable format")
-    export.add_argument("transcript")
-    export.add_argument("--format", choices=["md"], default="md")
+    export = sub.add_parser("export", help="write a transcript (or, as HTML, a folder of them) "
+                            "in a readable form")
+    export.add_argument("transcript", help="a transcript, or a folder of them with --format html")
+    export.add_argument("--format", choices=["md", "html"], default="md")
     export.add_argument("-o", "--output", metavar="FILE",
                         help="output file, or - for stdout (default: beside the transcript)")
     export.set_defaults(handler=_cmd_export)
+
+    stats = sub.add_parser("stats", help="figures of recorded runs: per run, agent and group")
+    stats.add_argument("path", help="a transcript, or a folder searched for transcripts")
+    stats.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    stats.set_defaults(handler=_cmd_stats)
+
+    index = sub.add_parser("index", help="build or update a SQLite database of recorded runs")
+    index.add_argument("path", help="a transcript, or a folder searched for transcripts")
+    index.add_argument("--db", metavar="FILE",
+                       help="the database (default: intermodel.sqlite in the folder)")
+    index.add_argument("--rebuild", action="store_true", help="index every file again")
+    index.set_defaults(handler=_cmd_index)
 
     resume = sub.add_parser("resume", help="continue an interrupted run from its transcript")
     resume.add_argument("transcript")
@@ -208,9 +221,13 @@ def demo_config() -> Path:
     return Path(str(resources.files("intermodel.configs") / "demo.toml"))
 
 
-def _load(path: str | None, turns: int | None = None) -> Pairing:
-    pairing = load_pairing(path or demo_config())
-    return pairing if turns is None else pairing.with_max_turns(turns)
+def _load(path: str | None, turns: int | None = None) -> Pairing | Panel:
+    config = load_config(path or demo_config())
+    if turns is None:
+        return config
+    if isinstance(config, Panel):
+        raise UsageError("--turns does not apply to a panel (every agent answers once)")
+    return config.with_max_turns(turns)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -327,7 +344,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     failed = False
     for file in args.files:
         try:
-            pairing = load_pairing(file)
+            pairing = load_config(file)
         except ConfigError as exc:
             failed = True
             for line in str(exc).splitlines():
@@ -348,6 +365,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from intermodel.transcript.markdown import to_markdown
     from intermodel.transcript.reader import read_transcript
 
+    source = Path(args.transcript)
+    if args.format == "html":
+        from intermodel.transcript.html import write_html, write_index
+
+        if source.is_dir():
+            print(f"wrote {write_index(source)} (and a page per run beside its transcript)")
+        else:
+            print(f"wrote {write_html(source, Path(args.output) if args.output else None)}")
+        return EXIT_OK
     transcript = read_transcript(args.transcript)
     text = to_markdown(transcript)
     if args.output == "-":
@@ -359,6 +385,41 @@ def _cmd_export(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror}") from None
     print(f"wrote {target}")
+    return EXIT_OK
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from intermodel.analysis import collect, render_table, to_csv, to_json
+
+    if not Path(args.path).exists():
+        raise UsageError(f"{args.path}: no such file or folder")
+    runs, skipped = collect(args.path)
+    for line in skipped:
+        print(f"intermodel: skipped {terminal_safe(line)}", file=sys.stderr)
+    if args.format == "csv":
+        sys.stdout.write(to_csv(runs))
+    elif args.format == "json":
+        sys.stdout.write(to_json(runs) + "\n")
+    else:
+        print(render_table(runs) if runs else "no transcripts found")
+    return EXIT_OK
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from intermodel.analysis.sqlindex import build_index, default_db
+
+    path = Path(args.path)
+    if not path.exists():
+        raise UsageError(f"{args.path}: no such file or folder")
+    db = Path(args.db) if args.db else default_db(path)
+    report = build_index([path], db, rebuild=args.rebuild)
+    for skipped in report.skipped:
+        print(terminal_safe(f"intermodel: skipped {skipped.path}: {skipped.reason}"),
+              file=sys.stderr)
+    for torn in report.torn:
+        print(terminal_safe(f"intermodel: note: {torn}: incomplete last line ignored"),
+              file=sys.stderr)
+    print(terminal_safe(report.summary()))
     return EXIT_OK
 
 

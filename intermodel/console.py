@@ -17,6 +17,7 @@ from typing import TextIO
 import anyio
 
 from intermodel.bus import Subscription
+from intermodel.config.model import Panel
 from intermodel.events import (
     BudgetExtended,
     Event,
@@ -87,6 +88,7 @@ class ConsoleRenderer:
     _at_line_start: bool = True
     _turns: list[Turn] = field(default_factory=list)
     _started: set[int] = field(default_factory=set)  # turns streamed in front of us
+    _panel: bool = False
     _transcript: str | None = None
 
     def render(self, events: Iterable[Event]) -> str:
@@ -96,6 +98,8 @@ class ConsoleRenderer:
         s = self.style
         if isinstance(event, RunStarted):
             return self._run_started(event)
+        if self._panel and isinstance(event, TurnStarted | TextChunk | ThinkingChunk):
+            return ""  # panel answers stream at once: each is shown whole when complete
         if isinstance(event, TurnStarted):
             self._started.add(event.turn)
             return self._header(event.agent, f"turn {event.turn}/{event.max_turns}"
@@ -108,7 +112,7 @@ class ConsoleRenderer:
             self._turns.append(event.turn)
             # A turn that was not streamed here (one a branch inherited) is shown whole.
             whole = "" if event.turn.index in self._started else self._whole(event.turn)
-            return whole + self._newline() + s.dim(self._status(event.turn)) + "\n"
+            return whole + self._newline() + s.dim(self._status(event.turn, self._panel)) + "\n"
         if isinstance(event, Retrying):
             r = event.retry
             dropped = f"; {r.partial_chars} characters discarded" if r.partial_chars else ""
@@ -157,7 +161,8 @@ class ConsoleRenderer:
         return self._newline() + f"── {who} · {what} " + rule + "\n"
 
     def _whole(self, turn: Turn) -> str:
-        out = self._header(turn.agent, f"turn {turn.index} (earlier)")
+        what = "answer" if self._panel else f"turn {turn.index} (earlier)"
+        out = self._header(turn.agent, what)
         if turn.thinking:
             out += self._stream(turn.index, "thinking", turn.thinking)
         return out + self._stream(turn.index, "text", turn.text)
@@ -169,12 +174,19 @@ class ConsoleRenderer:
         self._transcript = event.transcript
         resumed = " (resumed)" if event.resumed else ""
         lines = [s(f"intermodel · {pairing.name}", "1") + s.dim(f" · run {event.run_id}{resumed}")]
+        width = max(len(agent.name) for agent in pairing.agents)
         for i, agent in enumerate(pairing.agents):
             where = f" @ {agent.base_url}" if agent.base_url else ""
-            lines.append(f"  {s.agent(agent.name, i)}  {agent.provider} {agent.model}{where}")
+            name = s.agent(agent.name.ljust(width), i)
+            lines.append(f"  {name}  {agent.provider} {agent.model}{where}")
         if event.transcript:
             lines.append(s.dim(f"  transcript: {event.transcript}"))
-        if not event.resumed:
+        if isinstance(pairing, Panel):
+            self._panel = True
+            lines.append(s.dim("  message → every agent: ") + terminal_safe(pairing.prompt))
+            lines.append(s.dim(f"  {len(pairing.agents)} answers streaming; each is shown "
+                               "when it is complete"))
+        elif not event.resumed:
             d = pairing.dialogue
             to = "both" if d.opener_shared else d.opener_to
             lines.append(s.dim(f"  opener → {to}: ") + terminal_safe(d.opener))
@@ -205,8 +217,8 @@ class ConsoleRenderer:
         return "\n"
 
     @staticmethod
-    def _status(turn: Turn) -> str:
-        parts = [f"  ✓ {turn.agent} turn {turn.index}"]
+    def _status(turn: Turn, panel: bool = False) -> str:
+        parts = [f"  ✓ {turn.agent} " + ("answered" if panel else f"turn {turn.index}")]
         if turn.usage.output_tokens is not None:
             parts.append(f"{turn.usage.output_tokens} tok")
         parts.append(f"{turn.latency:.2f} s")

@@ -27,8 +27,8 @@ from typing import Any
 import anyio
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 
-from intermodel.dialogue import Dialogue
 from intermodel.errors import IntermodelError, UsageError
+from intermodel.session import Session
 
 __all__ = ["ControlServer", "NotListening", "live_runs", "request", "runtime_dir", "socket_path"]
 
@@ -69,7 +69,7 @@ def _peer_uid(stream: SocketStream) -> int | None:
 class ControlServer:
     """Serves one dialogue's controls while it runs."""
 
-    def __init__(self, dialogue: Dialogue, transcript: str | Path) -> None:
+    def __init__(self, dialogue: Session, transcript: str | Path) -> None:
         self.dialogue = dialogue
         self.path = socket_path(transcript, dialogue.run_id)
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from intermodel.config.model import Pairing
+from intermodel.config.model import Pairing, Panel
 from intermodel.records import (
     BudgetChange,
     Discard,
@@ -46,7 +46,7 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class RunStarted:
     run_id: str
-    pairing: Pairing
+    pairing: Pairing | Panel  # a panel has no dialogue: check which before using one
     transcript: str | None  # path of the transcript file, when one is written
     started_at: str
     resume: Resumption | None = None  # set when this process continues an earlier run

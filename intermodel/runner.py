@@ -17,9 +17,10 @@ from typing import Any, Literal
 
 import anyio
 
-from intermodel.config.model import AgentConfig, Pairing
+from intermodel.config.model import AgentConfig, Pairing, Panel
 from intermodel.control_channel import ControlServer
 from intermodel.dialogue import Dialogue, DialogueState, new_run_id
+from intermodel.panel import PanelRun
 from intermodel.providers.base import Provider
 from intermodel.providers.registry import make_provider
 from intermodel.records import Resumption
@@ -32,14 +33,14 @@ ProviderFactory = Callable[[AgentConfig, str, Credentials], Provider]
 WriterFactory = Callable[[Redactor], TranscriptWriter]
 
 
-def transcripts_dir(pairing: Pairing, override: str | Path | None = None) -> Path:
+def transcripts_dir(pairing: Pairing | Panel, override: str | Path | None = None) -> Path:
     """Where transcripts go: the command line, then INTERMODEL_TRANSCRIPTS, then the pairing."""
     return Path(override or os.environ.get("INTERMODEL_TRANSCRIPTS") or pairing.transcripts)
 
 
 @dataclass
 class Run:
-    dialogue: Dialogue
+    dialogue: Dialogue | PanelRun
     providers: Mapping[str, Provider]
     transcript: Path | None
 
@@ -51,7 +52,7 @@ class Run:
 
 @asynccontextmanager
 async def prepared_run(
-    pairing: Pairing,
+    pairing: Pairing | Panel,
     *,
     out_dir: str | Path | None = None,
     record: bool = True,
@@ -73,8 +74,8 @@ async def prepared_run(
     async with AsyncExitStack() as stack:
         providers: dict[str, Provider] = {}
         for agent in pairing.agents:
-            provider = provider_factory(agent, pairing.partner_of(agent.name),
-                                        credentials[agent.name])
+            partner = pairing.partner_of(agent.name) if isinstance(pairing, Pairing) else ""
+            provider = provider_factory(agent, partner, credentials[agent.name])
             providers[agent.name] = provider
             stack.push_async_callback(_close_quietly, provider)
         run_id = run_id or new_run_id()
@@ -86,11 +87,17 @@ async def prepared_run(
                                              redactor=redactor)
         if writer is not None:
             stack.callback(writer.close)
-        dialogue = Dialogue(
-            pairing, providers, recorder=writer, state=state, redactor=redactor, run_id=run_id,
-            transcript_path=str(writer.path) if writer else None, resume=resume, origin=origin,
-            cost_action=cost_action,
-        )
+        path = str(writer.path) if writer else None
+        dialogue: Dialogue | PanelRun
+        if isinstance(pairing, Panel):
+            dialogue = PanelRun(pairing, providers, recorder=writer, transcript_path=path,
+                                redactor=redactor, run_id=run_id, origin=origin)
+        else:
+            dialogue = Dialogue(
+                pairing, providers, recorder=writer, state=state, redactor=redactor,
+                run_id=run_id, transcript_path=path, resume=resume, origin=origin,
+                cost_action=cost_action,
+            )
         yield Run(dialogue, providers, writer.path if writer else None)
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from intermodel.config.model import Pairing
+from intermodel.config.model import Pairing, Panel
 from intermodel.errors import ConfigIssue, MissingKeyError
 
 __all__ = [
@@ -50,7 +50,8 @@ def expand_env(value: str, environ: Mapping[str, str], missing: list[str]) -> st
     return _ENV_REF.sub(replace, value)
 
 
-def resolve_credentials(pairing: Pairing, environ: Mapping[str, str]) -> dict[str, Credentials]:
+def resolve_credentials(pairing: Pairing | Panel, environ: Mapping[str, str]
+                        ) -> dict[str, Credentials]:
     """Keys and expanded headers per agent. Every missing variable is reported at once, before
     any request is made."""
     issues: list[ConfigIssue] = []

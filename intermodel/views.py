@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from intermodel.config.model import Pairing
+from intermodel.config.model import Pairing, Panel
 from intermodel.providers.base import Message, Request
 from intermodel.records import HistoryEntry, Interjection, Trim, Turn
 
-__all__ = ["build_request", "conversation_order", "dropped_through", "merge_roles"]
+__all__ = ["build_request", "conversation_order", "dropped_through", "merge_roles",
+           "panel_request"]
 
 
 def conversation_order(history: Iterable[HistoryEntry]) -> list[Turn | Interjection]:
@@ -61,6 +62,20 @@ def build_request(
         model=config.model,
         system=pairing.system_prompt(agent),
         messages=tuple(merge_roles(messages)),
+        sampling=config.sampling,
+        thinking_budget=config.thinking_budget,
+        extra_body=config.extra_body,
+        extra_headers=config.extra_headers,
+    )
+
+
+def panel_request(panel: Panel, agent: str) -> Request:
+    """What a panel agent is sent: its role prompt and the panel's message."""
+    config = panel.agent(agent)
+    return Request(
+        model=config.model,
+        system=panel.system_prompt(agent),
+        messages=(Message("user", panel.prompt),),
         sampling=config.sampling,
         thinking_budget=config.thinking_budget,
         extra_body=config.extra_body,

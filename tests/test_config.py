@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from intermodel.config import from_resolved, load_pairing, parse_pairing
+from intermodel.config import from_resolved, load_config, load_pairing, parse_pairing
 from intermodel.errors import ConfigError, MissingKeyError
 from intermodel.secrets import resolve_credentials
 
@@ -201,8 +201,8 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.name)
 def test_every_example_config_validates(path: Path) -> None:
-    pairing = load_pairing(path)
-    assert len(pairing.agents) == 2
+    config = load_config(path)
+    assert len(config.agents) == (3 if path.name == "panel.toml" else 2)
 
 
 def test_every_schema_key_is_documented() -> None:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from intermodel.config.loader import from_resolved, load_pairing, parse_pairing
+from intermodel.config.loader import (
+    config_from_resolved,
+    from_resolved,
+    load_config,
+    load_pairing,
+    parse_pairing,
+)
 from intermodel.config.model import (
     AgentConfig,
     DialogueConfig,
     Pairing,
+    Panel,
     RetryConfig,
     ScriptConfig,
     render_placeholders,
@@ -16,9 +23,12 @@ __all__ = [
     "AgentConfig",
     "DialogueConfig",
     "Pairing",
+    "Panel",
     "RetryConfig",
     "ScriptConfig",
+    "config_from_resolved",
     "from_resolved",
+    "load_config",
     "load_pairing",
     "parse_pairing",
     "render_placeholders",

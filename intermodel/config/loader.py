@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from intermodel.config.model import (
+    PLACEHOLDERS,
     AgentConfig,
     DetectorConfig,
     DialogueConfig,
     Pairing,
+    Panel,
     Price,
     RetryConfig,
     ScriptConfig,
@@ -28,6 +30,8 @@ from intermodel.config.schema import (
     AGENT,
     DETECTORS,
     DIALOGUE,
+    PANEL,
+    PANEL_TOP,
     PRICE,
     RETRY,
     SCRIPT,
@@ -39,7 +43,8 @@ from intermodel.errors import ConfigError, ConfigIssue
 from intermodel.providers.base import Sampling
 from intermodel.secrets import SENSITIVE_HEADER
 
-__all__ = ["from_resolved", "load_pairing", "parse_pairing"]
+__all__ = ["config_from_resolved", "from_resolved", "load_config", "load_pairing",
+           "parse_pairing"]
 
 _AGENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "auth_token"}
@@ -47,10 +52,20 @@ _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,})")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 DEFAULT_MODEL = {"scripted": "scripted", "local": "bundled"}
 SCRIPT_PLACEHOLDERS = ("name", "partner", "reply")
+PANEL_PLACEHOLDERS = ("name",)
+MAX_PANEL = 12
 
 
 def load_pairing(path: str | Path) -> Pairing:
     """Read and validate a pairing file. Raises ConfigError listing every problem found."""
+    found = load_config(path)
+    if isinstance(found, Panel):
+        raise ConfigError(str(path), [ConfigIssue("", "this is a panel, not a pairing")])
+    return found
+
+
+def load_config(path: str | Path) -> Pairing | Panel:
+    """A pairing file, or a panel file (one with a [panel] table)."""
     path = Path(path)
     shown = str(path)
     try:
@@ -59,7 +74,44 @@ def load_pairing(path: str | Path) -> Pairing:
         raise ConfigError(shown, [ConfigIssue("", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(shown, [ConfigIssue("", f"cannot read: {exc}")]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(shown, [ConfigIssue("", f"not valid TOML: {exc}")]) from None
+    if "panel" in raw:
+        resolved = normalise_panel(raw, source=shown, base_dir=path.parent,
+                                   default_name=path.stem)
+        return build_panel(resolved, source=shown)
     return parse_pairing(text, source=shown, base_dir=path.parent, default_name=path.stem)
+
+
+def normalise_panel(raw: Mapping[str, Any], *, source: str, base_dir: Path,
+                    default_name: str) -> dict[str, Any]:
+    check = Checker()
+    top = check.table(raw, "", PANEL_TOP)
+    top.setdefault("name", default_name)
+    agents = _normalise_agents(check, raw.get("agents"), base_dir, panel=True)
+    panel = check.table(_table(raw, "panel"), "panel", PANEL)
+    if "prompt_file" in panel:
+        if "prompt" in panel:
+            check.fail("panel.prompt_file", "give either prompt or prompt_file, not both")
+        panel["prompt"] = _read_text(check, base_dir, panel.pop("prompt_file"),
+                                     "panel.prompt_file").strip()
+    if not panel.get("prompt"):
+        check.fail("panel.prompt", "missing; the message every agent answers")
+    retry = check.table(_table(raw, "retry"), "retry", RETRY)
+    if check.issues:
+        raise ConfigError(source, check.issues)
+    top.update(agents=agents, panel=panel, retry=retry)
+    return top
+
+
+def build_panel(resolved: Mapping[str, Any], *, source: str) -> Panel:
+    agents = tuple(_build_agent(name, table) for name, table in resolved["agents"].items())
+    return Panel(name=resolved["name"], description=resolved["description"],
+                 prompt=resolved["panel"]["prompt"], agents=agents,
+                 retry=RetryConfig(**resolved["retry"]), transcripts=resolved["transcripts"],
+                 source=source, resolved=resolved)
 
 
 def parse_pairing(
@@ -78,6 +130,15 @@ def from_resolved(resolved: Mapping[str, Any], *, source: str) -> Pairing:
     """Rebuild a Pairing from the resolved table a transcript stored."""
     again = normalise(dict(resolved), source=source, base_dir=Path("."), default_name="pairing")
     return build(again, source=source)
+
+
+def config_from_resolved(resolved: Mapping[str, Any], *, source: str) -> Pairing | Panel:
+    """A pairing or a panel, whichever the resolved table a transcript stored describes."""
+    if "panel" in resolved:
+        again = normalise_panel(dict(resolved), source=source, base_dir=Path("."),
+                                default_name="panel")
+        return build_panel(again, source=source)
+    return from_resolved(resolved, source=source)
 
 
 def normalise(
@@ -107,10 +168,13 @@ def _table(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}  # a non-table is reported by the TOP check
 
 
-def _normalise_agents(check: Checker, raw: Any, base_dir: Path) -> dict[str, dict[str, Any]]:
+def _normalise_agents(check: Checker, raw: Any, base_dir: Path, *, panel: bool = False
+                      ) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict):
         return {}  # already reported by the top-level check
-    if len(raw) != 2:
+    if panel and not 1 <= len(raw) <= MAX_PANEL:
+        check.fail("agents", f"a panel has 1 to {MAX_PANEL} agents, found {len(raw)}")
+    elif not panel and len(raw) != 2:
         check.fail("agents", f"expected exactly two agents, found {len(raw)}"
                    + (f" ({', '.join(raw)})" if raw else ""))
     agents: dict[str, dict[str, Any]] = {}
@@ -131,12 +195,14 @@ def _normalise_agents(check: Checker, raw: Any, base_dir: Path) -> dict[str, dic
                        "leak into git and transcripts); export the key in an environment "
                        "variable and name it with api_key_env = \"VARIABLE_NAME\"")
         table = {k: v for k, v in table.items() if k not in _SECRET_KEYS}
-        agents[name] = _normalise_agent(check, table, path, base_dir)
+        agents[name] = _normalise_agent(check, table, path, base_dir,
+                                        PANEL_PLACEHOLDERS if panel else PLACEHOLDERS)
     return agents
 
 
 def _normalise_agent(
-    check: Checker, table: dict[str, Any], path: str, base_dir: Path
+    check: Checker, table: dict[str, Any], path: str, base_dir: Path,
+    placeholders: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     agent = check.table(table, path, AGENT)
     provider = agent.get("provider")
@@ -152,9 +218,10 @@ def _normalise_agent(
         if SENSITIVE_HEADER.search(header) and "${" not in value:
             check.fail(f"{path}.extra_headers.{header}", "a credential header needs an "
                        "environment reference like \"Bearer ${MY_PROXY_KEY}\", not a literal value")
-    for name in unknown_placeholders(agent.get("prompt", "")):
-        check.fail(f"{path}.prompt", f"unknown placeholder {{{name}}}; known: {{name}}, "
-                   "{partner}, {max_turns} (write {{ and }} for literal braces)")
+    for name in unknown_placeholders(agent.get("prompt", ""), placeholders):
+        known = ", ".join(f"{{{p}}}" for p in placeholders)
+        check.fail(f"{path}.prompt", f"unknown placeholder {{{name}}}; known: {known} "
+                   "(write {{ and }} for literal braces)")
     if provider is None:
         return agent
     if "model" not in agent:

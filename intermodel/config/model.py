@@ -15,6 +15,7 @@ __all__ = [
     "DetectorConfig",
     "DialogueConfig",
     "Pairing",
+    "Panel",
     "Price",
     "ProviderName",
     "RetryConfig",
@@ -139,6 +140,33 @@ class RetryConfig:
     backoff_max: float = 300.0
     max_retry_after: float = 600.0
     max_wait: float = 10800.0
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One message, sent to every agent at once; each answers on its own. No conversation."""
+
+    name: str
+    description: str
+    prompt: str
+    agents: tuple[AgentConfig, ...]
+    retry: RetryConfig
+    transcripts: str
+    source: str
+    resolved: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def agent_names(self) -> tuple[str, ...]:
+        return tuple(agent.name for agent in self.agents)
+
+    def agent(self, name: str) -> AgentConfig:
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        raise KeyError(name)
+
+    def system_prompt(self, name: str) -> str:
+        return render_placeholders(self.agent(name).prompt, {"name": name})
 
 
 @dataclass(frozen=True)

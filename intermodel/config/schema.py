@@ -19,6 +19,8 @@ __all__ = [
     "AGENT",
     "DETECTORS",
     "DIALOGUE",
+    "PANEL",
+    "PANEL_TOP",
     "PRICE",
     "RETRY",
     "SCRIPT",
@@ -218,6 +220,21 @@ TOP: dict[str, Field] = {
     "retry": Field(TABLE, "Retry policy for transient errors (see [retry]).", {}),
     "detectors": Field(TABLE, "Detectors of degenerate endings (see [detectors]).", {}),
     "agents": Field(TABLE, "Exactly two agents, keyed by name (see [agents.NAME]).", REQUIRED),
+}
+
+
+PANEL: dict[str, Field] = {
+    "prompt": Field(STR, "The message every agent answers."),
+    "prompt_file": Field(STR, "Read the message from this file instead."),
+}
+
+PANEL_TOP: dict[str, Field] = {
+    "name": Field(STR, "Name of the panel (default: the file name)."),
+    "description": Field(STR, "Free text for people.", ""),
+    "transcripts": Field(STR, "Folder for transcripts.", "transcripts"),
+    "panel": Field(TABLE, "The message (see [panel]).", REQUIRED),
+    "retry": Field(TABLE, "Retry policy for transient errors (see [retry]).", {}),
+    "agents": Field(TABLE, "One to twelve agents, keyed by name (see [agents.NAME]).", REQUIRED),
 }
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
-from intermodel.config.loader import from_resolved
-from intermodel.config.model import Pairing
+from intermodel.config.loader import config_from_resolved
+from intermodel.config.model import Pairing, Panel
 
 __all__ = ["SEEDLESS_PROVIDERS", "vary"]
 
@@ -19,8 +19,22 @@ __all__ = ["SEEDLESS_PROVIDERS", "vary"]
 SEEDLESS_PROVIDERS = frozenset({"anthropic"})
 
 
+@overload
+def vary(pairing: Pairing, *, name: str | None = None, opener: str | None = None,
+         max_turns: int | None = None, seed: int | None = None,
+         agents: Mapping[str, Mapping[str, Any]] | None = None,
+         source: str | None = None) -> Pairing: ...
+
+
+@overload
+def vary(pairing: Panel, *, name: str | None = None, opener: str | None = None,
+         max_turns: int | None = None, seed: int | None = None,
+         agents: Mapping[str, Mapping[str, Any]] | None = None,
+         source: str | None = None) -> Panel: ...
+
+
 def vary(
-    pairing: Pairing,
+    pairing: Pairing | Panel,
     *,
     name: str | None = None,
     opener: str | None = None,
@@ -28,18 +42,23 @@ def vary(
     seed: int | None = None,
     agents: Mapping[str, Mapping[str, Any]] | None = None,
     source: str | None = None,
-) -> Pairing:
-    """A new pairing with the given changes. `agents` replaces whole agent tables (keeping the
-    agent's name, so a conversation so far still reads right); `seed` goes to every agent whose
-    API takes one."""
+) -> Pairing | Panel:
+    """A new pairing (or panel) with the given changes. `agents` replaces whole agent tables
+    (keeping the agent's name, so a conversation so far still reads right); `seed` goes to every
+    agent whose API takes one. For a panel, `opener` is its message and `max_turns` does not
+    apply."""
     resolved = copy.deepcopy(dict(pairing.resolved))
     if name is not None:
         resolved["name"] = name
-    dialogue = resolved["dialogue"]
-    if opener is not None:
-        dialogue["opener"] = opener
-    if max_turns is not None:
-        dialogue["max_turns"] = max_turns
+    if isinstance(pairing, Panel):
+        if opener is not None:
+            resolved["panel"]["prompt"] = opener
+    else:
+        dialogue = resolved["dialogue"]
+        if opener is not None:
+            dialogue["opener"] = opener
+        if max_turns is not None:
+            dialogue["max_turns"] = max_turns
     for agent_name, table in (agents or {}).items():
         if agent_name not in resolved["agents"]:
             raise KeyError(agent_name)
@@ -48,4 +67,4 @@ def vary(
         for table in resolved["agents"].values():
             if table.get("provider") not in SEEDLESS_PROVIDERS:
                 table["seed"] = seed
-    return from_resolved(resolved, source=source or pairing.source)
+    return config_from_resolved(resolved, source=source or pairing.source)

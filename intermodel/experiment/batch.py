@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from intermodel.dialogue import Dialogue
 from intermodel.errors import IntermodelError
 from intermodel.events import Retrying, TurnCompleted, TurnStarted
 from intermodel.experiment.limits import Limiters
@@ -25,6 +24,7 @@ from intermodel.experiment.spec import Experiment
 from intermodel.providers.registry import make_provider
 from intermodel.resume import prepared_resume
 from intermodel.runner import ProviderFactory, Run, prepared_run
+from intermodel.session import Session
 
 __all__ = ["Batch", "BatchReport"]
 
@@ -54,7 +54,7 @@ class Batch:
         self._factory = provider_factory
         self._listener = listener
         self._stopping = False
-        self._live: dict[str, Dialogue] = {}
+        self._live: dict[str, Session] = {}
         self.states: dict[str, EntryState] = {}
 
     def stop(self) -> None:

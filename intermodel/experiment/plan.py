@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from intermodel.config.model import Pairing
+from intermodel.config.model import Pairing, Panel
 from intermodel.config.variants import vary
 from intermodel.dialogue import speaker_of
 from intermodel.experiment.spec import Experiment
 from intermodel.providers.base import Message, Request
 from intermodel.tokens import estimate_tokens
+from intermodel.views import panel_request
 
 __all__ = ["CostBound", "Entry", "cost_bound", "plan", "run_cost_bound"]
 
@@ -27,7 +28,7 @@ class Entry:
     opener_label: str
     replicate: int
     seed: int | None
-    pairing: Pairing  # with this entry's opener, budget and seed applied
+    pairing: Pairing | Panel  # with this entry's opener, budget and seed applied
 
     def origin(self, experiment: Experiment) -> dict[str, Any]:
         return {"experiment": {
@@ -49,12 +50,16 @@ def plan(experiment: Experiment) -> list[Entry]:
     return entries
 
 
-def run_cost_bound(pairing: Pairing) -> float | None:
+def run_cost_bound(pairing: Pairing | Panel) -> float | None:
     """The most one run of `pairing` can cost under its budgets, in US dollars; None when an
     agent has no price. Every turn is assumed to use its whole `max_tokens`, and each prompt to
     hold every earlier turn (capped by the agent's context window)."""
     if any(agent.price is None for agent in pairing.agents):
         return None
+    if isinstance(pairing, Panel):  # one answer each
+        return sum(a.price.cost(int(estimate_tokens(panel_request(pairing, a.name))
+                                    * _ESTIMATE_SLACK), a.sampling.max_tokens)
+                   for a in pairing.agents if a.price is not None)
     d = pairing.dialogue
     base = {a.name: _base_tokens(pairing, a.name) for a in pairing.agents}
     history = 0

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from intermodel.config import Pairing, load_pairing
+from intermodel.config import Pairing, Panel, load_config
 from intermodel.config.schema import INT, NUMBER, STR, TABLE, Checker, Field, Kind, at_least
 from intermodel.errors import ConfigError, ConfigIssue
 
@@ -84,7 +84,7 @@ class Experiment:
     description: str
     source: Path
     out: Path
-    pairings: dict[str, Pairing]  # label -> pairing
+    pairings: dict[str, Pairing | Panel]  # label -> pairing (or panel)
     openers: tuple[Opener, ...]
     replicates: int
     seed: int | None
@@ -128,11 +128,11 @@ def _is_table(check: Checker, key: str, value: Any) -> bool:
 
 
 def _pairings(check: Checker, entries: list[dict[str, Any]] | None,
-              base: Path) -> dict[str, Pairing]:
+              base: Path) -> dict[str, Pairing | Panel]:
     if not entries:
         check.fail("pairings", "missing; an experiment needs at least one [[pairings]] file")
         return {}
-    found: dict[str, Pairing] = {}
+    found: dict[str, Pairing | Panel] = {}
     for n, entry in enumerate(entries):
         where = f"pairings[{n}]"
         table = check.table(entry, where, PAIRING_ENTRY)
@@ -140,7 +140,7 @@ def _pairings(check: Checker, entries: list[dict[str, Any]] | None,
             check.fail(f"{where}.file", "missing; the pairing file to run")
             continue
         try:
-            pairing = load_pairing(base / table["file"])
+            pairing = load_config(base / table["file"])
         except ConfigError as exc:
             for issue in exc.issues:
                 check.fail(where, f"{exc.file}: {issue}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 
+from intermodel.config.model import Panel
 from intermodel.records import BudgetChange, Discard, Interjection, Resumption, Retry, RunEnd, Turn
 from intermodel.transcript.reader import Transcript
 
@@ -18,7 +19,6 @@ __all__ = ["to_markdown"]
 def to_markdown(transcript: Transcript) -> str:
     head = transcript.header
     config = head["config"]
-    dialogue = config["dialogue"]
     agents = config["agents"]
     out: list[str] = [f"# {config['name']}", ""]
     if config.get("description"):
@@ -31,12 +31,17 @@ def to_markdown(transcript: Transcript) -> str:
     for name, agent in agents.items():
         where = f" at {agent['base_url']}" if agent.get("base_url") else ""
         out.append(f"- **{name}**: {agent['provider']} `{agent['model']}`{where}")
-    pairing = transcript.pairing()
+    setting = transcript.config()
     out += ["", "## Role prompts", ""]
     for name in agents:
-        out += [f"**{name}**", "", _quote(pairing.system_prompt(name) or "(none)"), ""]
-    shared = "both agents" if dialogue["opener_shared"] else dialogue["opener_to"]
-    out += [f"## Opener (to {shared})", "", _quote(dialogue["opener"]), "", "## Conversation", ""]
+        out += [f"**{name}**", "", _quote(setting.system_prompt(name) or "(none)"), ""]
+    if isinstance(setting, Panel):
+        out += ["## Message (to every agent)", "", _quote(setting.prompt), "", "## Answers", ""]
+    else:
+        dialogue = setting.dialogue
+        shared = "both agents" if dialogue.opener_shared else dialogue.opener_to
+        out += [f"## Opener (to {shared})", "", _quote(dialogue.opener), "",
+                "## Conversation", ""]
     for record in transcript.records:
         out += _record(record)
     if transcript.torn:

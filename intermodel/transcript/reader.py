@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from intermodel.config.loader import from_resolved
-from intermodel.config.model import Pairing
+from intermodel.config.loader import config_from_resolved
+from intermodel.config.model import Pairing, Panel
 from intermodel.errors import ConfigError, TranscriptError
 from intermodel.records import (
     RECORD_TYPES,
@@ -45,9 +45,20 @@ class Transcript:
     def run_id(self) -> str:
         return str(self.header.get("run_id", ""))
 
+    @property
+    def is_panel(self) -> bool:
+        return "panel" in self.header.get("config", {})
+
     def pairing(self) -> Pairing:
+        """The pairing this run ran (a panel's transcript has none: see `config`)."""
+        config = self.config()
+        if isinstance(config, Panel):
+            raise TranscriptError(f"{self.path} records a panel, not a conversation")
+        return config
+
+    def config(self) -> Pairing | Panel:
         try:
-            return from_resolved(self.header["config"], source=f"{self.path} (header)")
+            return config_from_resolved(self.header["config"], source=f"{self.path} (header)")
         except ConfigError as exc:
             raise TranscriptError(
                 f"{self.path}: its stored config no longer loads: {exc}") from None

@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 
 from intermodel.about import versions
-from intermodel.config.model import Pairing
+from intermodel.config.model import Pairing, Panel
 from intermodel.errors import TranscriptError
 from intermodel.events import (
     BudgetExtended,
@@ -59,7 +59,7 @@ class TranscriptWriter:
         self._fd: int | None = None
 
     @classmethod
-    def create(cls, directory: str | Path, pairing: Pairing, run_id: str, *,
+    def create(cls, directory: str | Path, pairing: Pairing | Panel, run_id: str, *,
                redactor: Redactor | None = None) -> TranscriptWriter:
         folder = Path(directory)
         try:
