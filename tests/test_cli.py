@@ -215,3 +215,27 @@ def test_a_full_disk_stops_the_run_with_one_clear_line(env: dict[str, str],
     assert "══ finished: error (cannot write transcript" in result.stdout
     transcript = only_transcript(tmp_path / "runs")
     assert transcript.stat().st_size <= 6000
+
+
+def test_the_morning_after_commands(env: dict[str, str], tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    assert intermodel("run", "configs/scripted.toml", "--headless", env=env).returncode == 0
+    assert intermodel("run", "configs/scripted.toml", "--headless", "--turns", "3",
+                      env=env).returncode == 0
+    table = intermodel("stats", str(runs), env=env)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.count("scripted-demo") >= 2 and "stop_phrase" in table.stdout
+    csv = intermodel("stats", str(runs), "--format", "csv", env=env)
+    header, *lines = csv.stdout.splitlines()
+    assert "run_id" in header and len(lines) == 4  # two runs x two agents
+    html = intermodel("export", str(runs), "--format", "html", env=env)
+    assert html.returncode == 0, html.stderr
+    assert (runs / "index.html").exists() and len(list(runs.glob("*.html"))) == 3
+    index = intermodel("index", str(runs), env=env)
+    assert index.returncode == 0, index.stderr
+    assert "2 added" in index.stdout
+    assert (runs / "intermodel.sqlite").exists()
+    again = intermodel("index", str(runs), env=env)
+    assert "2 unchanged" in again.stdout
+    missing = intermodel("stats", str(tmp_path / "nowhere"), env=env)
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr
