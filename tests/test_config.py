@@ -211,6 +211,7 @@ def test_every_schema_key_is_documented() -> None:
     reference = (REPO / "docs" / "config.md").read_text(encoding="utf-8")
     tables = {"": schema.TOP, "dialogue": schema.DIALOGUE, "retry": schema.RETRY,
               "detectors": schema.DETECTORS, "agents.NAME.price": schema.PRICE,
+              "panel": schema.PANEL,
               "agents.NAME": schema.AGENT, "agents.NAME.thinking": schema.THINKING,
               "agents.NAME.script": schema.SCRIPT}
     missing = [f"{table}.{key}".lstrip(".") for table, fields in tables.items()
