@@ -1,0 +1,60 @@
+"""Commands that steer a run in progress from outside its process: say, control, status."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from intermodel.commands import EXIT_OK
+from intermodel.errors import UsageError
+from intermodel.safety import terminal_safe
+
+__all__ = ["control", "say", "status"]
+
+
+def _control_socket(transcript: str) -> Path:
+    from intermodel.control_channel import runtime_dir
+    from intermodel.transcript.reader import read_transcript
+
+    found = read_transcript(transcript)
+    if found.end is not None:
+        raise UsageError(f"{transcript} has finished ({found.end.reason}); nothing to steer")
+    beside = Path(f"{transcript}.sock")
+    return beside if beside.exists() else runtime_dir() / f"{found.run_id}.sock"
+
+
+def _send(transcript: str, payload: dict[str, object]) -> int:
+    from intermodel.control_channel import request
+
+    reply = request(_control_socket(transcript), payload)
+    if not reply.get("ok"):
+        raise UsageError(str(reply.get("error", "the run refused the request")))
+    return EXIT_OK
+
+
+def say(args: argparse.Namespace) -> int:
+    return _send(args.transcript, {"command": "interject", "text": args.text, "to": args.to})
+
+
+def control(args: argparse.Namespace) -> int:
+    if args.action == "extend" and args.turns is None:
+        raise UsageError("extend needs a number of turns, e.g. `intermodel control RUN extend 4`")
+    return _send(args.transcript, {"command": args.action, "turns": args.turns, "now": args.now})
+
+
+def status(args: argparse.Namespace) -> int:
+
+    from intermodel.control_channel import live_runs
+
+    folders = [Path(f) for f in args.folders] or [
+        Path(os.environ.get("INTERMODEL_TRANSCRIPTS") or "transcripts")]
+    runs = list(live_runs(folders))
+    if not runs:
+        print("no runs in progress")
+        return EXIT_OK
+    for run in runs:
+        done = f"{run['turns']}/{run['max_turns']} turns done"
+        print(terminal_safe(f"{run['state']:<18} {done:<20} {run['elapsed']:>7.0f} s  "
+                            f"pid {run['pid']}  {run['transcript']}"))
+    return EXIT_OK
