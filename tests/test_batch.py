@@ -239,3 +239,35 @@ def test_the_command_estimates_asks_and_runs(tmp_path: Path) -> None:
 def test_the_example_experiment_is_valid() -> None:
     experiment = load_experiment(REPO / "configs" / "experiments" / "demo.toml")
     assert len(plan(experiment)) == 2 * 2 * 2
+
+
+@pytest.mark.parametrize("signals", [1, 2], ids=["once", "twice"])
+def test_ctrl_c_stops_a_batch_cleanly(tmp_path: Path, signals: int) -> None:
+    import signal
+    import time
+
+    path = write_experiment(tmp_path, replicates=2)
+    for name in ("pair.toml", "other.toml"):
+        slow = (tmp_path / name).read_text().replace("delay = 0.01", "delay = 0.1")
+        (tmp_path / name).write_text(slow)
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "intermodel", "batch", str(path), "--yes"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(2.5)
+    for _ in range(signals):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "run the same command again to carry on" in out
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    statuses = {e["status"] for e in manifest["entries"].values()}
+    assert statuses <= {"finished", "interrupted", "pending", "running"}
+    again = subprocess.run([sys.executable, "-m", "intermodel", "batch", str(path), "--yes"],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert again.returncode == 0, again.stderr
+    assert "8 of 8 runs finished" in again.stdout
+    assert len(list((tmp_path / "out" / "runs").glob("*.jsonl"))) == 8

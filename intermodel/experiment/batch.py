@@ -56,6 +56,8 @@ class Batch:
         self._stopping = False
         self._live: dict[str, Session] = {}
         self.states: dict[str, EntryState] = {}
+        self._skipped = 0
+        self._began = time.monotonic()
 
     def stop(self) -> None:
         """Stop every running run (each gets its final record) and start no more."""
@@ -64,19 +66,23 @@ class Batch:
             dialogue.controls.stop(now=True, reason="interrupted")
 
     async def run(self) -> BatchReport:
-        started = time.monotonic()
+        self._began = time.monotonic()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         found = scan(self.runs_dir)
         self.states = {e.id: found.get(e.id, EntryState()) for e in self.entries}
         todo = [e for e in self.entries if self.states[e.id].status != "finished"]
-        report = BatchReport(len(self.entries), len(self.entries) - len(todo), self.states)
+        self._skipped = len(self.entries) - len(todo)
         self._save()
         slots = anyio.CapacityLimiter(self.experiment.concurrency)
         async with anyio.create_task_group() as tg:
             for entry in todo:
                 tg.start_soon(self._run_entry, entry, slots)
-        report.seconds = time.monotonic() - started
-        return report
+        return self.report()
+
+    def report(self) -> BatchReport:
+        """Where the batch stands now (also when it was cut short)."""
+        return BatchReport(len(self.entries), self._skipped, self.states,
+                           time.monotonic() - self._began)
 
     async def _run_entry(self, entry: Entry, slots: anyio.CapacityLimiter) -> None:
         async with slots:

@@ -10,7 +10,7 @@ from collections import Counter
 import anyio
 
 from intermodel.console import use_color
-from intermodel.experiment.batch import Batch
+from intermodel.experiment.batch import Batch, BatchReport
 from intermodel.experiment.manifest import MANIFEST
 from intermodel.experiment.plan import cost_bound
 from intermodel.experiment.progress import ProgressView
@@ -33,7 +33,7 @@ def run_batch_command(path: str, *, yes: bool, dry_run: bool, color: str) -> int
              f"{experiment.replicates} replicates")
     print(terminal_safe(f"experiment {experiment.name}: {len(batch.entries)} runs ({shape}) "
                         f"in {experiment.out}"))
-    print(f"cost: {cost_bound(batch.entries).describe()} (an upper bound from the budgets)")
+    print(f"cost: {cost_bound(batch.entries).describe()}")
     if dry_run:
         for entry in batch.entries:
             print(terminal_safe(f"  {entry.id}  seed={entry.seed}"))
@@ -53,14 +53,14 @@ def run_batch_command(path: str, *, yes: bool, dry_run: bool, color: str) -> int
     return 1 if counts["failed"] else 0
 
 
-async def _run(batch: Batch, view: ProgressView):  # type: ignore[no-untyped-def]
+async def _run(batch: Batch, view: ProgressView) -> BatchReport:
     async with anyio.create_task_group() as tg:
         tg.start_soon(view.tick)
         tg.start_soon(_stop_on_signals, batch, tg.cancel_scope)
-        report = await batch.run()
+        await batch.run()
         tg.cancel_scope.cancel()
     view.show_status()
-    return report
+    return batch.report()  # also after a second Ctrl-C cut the batch short
 
 
 async def _stop_on_signals(batch: Batch, scope: anyio.CancelScope) -> None:

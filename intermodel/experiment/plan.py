@@ -100,7 +100,10 @@ class CostBound:
     unpriced: tuple[str, ...]  # entries whose cost cannot be bounded
 
     def describe(self) -> str:
-        line = f"at most ${self.dollars:,.2f} for {self.runs - len(self.unpriced)} runs"
+        if len(self.unpriced) == self.runs:
+            return "unknown (no run has prices for all its agents: [agents.NAME.price])"
+        line = (f"at most ${self.dollars:,.2f} for {self.runs - len(self.unpriced)} runs "
+                "(an upper bound from the budgets)")
         if self.unpriced:
             line += f"; {len(self.unpriced)} runs have agents without a price (cost unknown)"
         return line
