@@ -39,6 +39,7 @@ from intermodel.runner import prepared_run  # noqa: E402
 from intermodel.transcript.reader import read_transcript  # noqa: E402
 
 Sample = tuple[float, float]  # (chunks per second, seconds to first chunk)
+SETTLE = 0.2  # seconds between measured runs
 
 
 def start_server(chunks: int) -> tuple[subprocess.Popen[str], str]:
@@ -129,9 +130,15 @@ async def measure(protocol: str, base_url: str, chunks: int, runs: int) -> dict[
         for _ in range(2):  # warm up both paths (imports, connection setup, caches)
             await bare(base_url, chunks)  # type: ignore[misc]
             await through_intermodel(protocol, base_url, chunks, folder)
-        for _ in range(runs):  # alternate, so drift in machine load hits both alike
-            results["bare"].append(await bare(base_url, chunks))  # type: ignore[misc]
-            results["intermodel"].append(await through_intermodel(protocol, base_url, chunks,
+        for n in range(runs):
+            # Alternate the order (ABBA), so drift in machine load hits both alike, and let the
+            # server settle first: it is still closing the previous stream when a run ends.
+            for path in (("bare", "intermodel") if n % 2 == 0 else ("intermodel", "bare")):
+                await anyio.sleep(SETTLE)
+                if path == "bare":
+                    results[path].append(await bare(base_url, chunks))  # type: ignore[misc]
+                else:
+                    results[path].append(await through_intermodel(protocol, base_url, chunks,
                                                                   folder))
     return results
 
