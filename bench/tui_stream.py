@@ -1,0 +1,279 @@
+"""The terminal UI under a live token stream: fresh, and again after 500 turns of history.
+
+Two scripted agents alternate turns (so the two panes take turns receiving a stream) inside the
+real app under `App.run_test`, headless. Each scenario is measured from turn 10 and from turn 501.
+The history before that is a real run on the same screen: the agents first stream 9 (or 500)
+turns flat out, so the panes hold, have pruned and have cached exactly what such a run leaves;
+then the measured turns continue the same run (resumed, with the scenario's pacing).
+
+(a) flat out: no delay between one-word chunks; figure: tokens rendered per second (from the
+    first request to the last batch on screen).
+(b) paced: each agent streams about 100 tokens per second (a 10 ms delay per one-word chunk);
+    figures: wall time against the ideal (tokens x 10 ms), CPU seconds, event-loop lag p95/max.
+
+Each is also run without the UI (a consumer that only drains the bus), which shows what the
+scripted provider and the core deliver on their own. The degeneration detectors are left out unless
+`--detectors` is given: they compare whole replies after each turn, on the event loop, a cost of
+the core and not of the screen (with replies of a thousand words it dwarfs everything else).
+
+    python bench/tui_stream.py [--turns 16] [--words 1000] [--paced-turns 4] [--paced-words 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import gc
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+
+from intermodel import dialogue as dialogue_module
+from intermodel.config import Pairing, parse_pairing
+from intermodel.dialogue import Dialogue, DialogueState, speaker_of
+from intermodel.providers.scripted import ScriptedProvider
+from intermodel.records import Resumption, Turn, Usage, now_iso
+from intermodel.runner import Run
+from intermodel.tui.app import IntermodelApp
+from intermodel.tui.sources import LiveSource, Pump
+
+RUN_ID = "bench0000000"
+SIZE = (160, 48)
+LAG_TICK = 0.005
+
+
+def reply(words: int, seed: int) -> str:
+    """Prose-like text: lines of a dozen words, a blank line every five lines."""
+    out: list[str] = []
+    for i in range(words):
+        out.append(f"w{(i * 7 + seed) % 997}")
+        if i % 12 == 11:
+            out.append("\n\n" if i % 60 == 59 else "\n")
+        else:
+            out.append(" ")
+    return "".join(out).strip() + "."
+
+
+def pairing(words: int, delay: float) -> Pairing:
+    return parse_pairing(f"""
+name = "bench"
+[dialogue]
+opener = "Go."
+max_turns = 100000
+[agents.ada]
+provider = "scripted"
+[agents.ada.script]
+replies = [{json.dumps(reply(words, 1))}]
+chunk_words = 1
+delay = {delay}
+[agents.bo]
+provider = "scripted"
+[agents.bo.script]
+replies = [{json.dumps(reply(words, 2))}]
+chunk_words = 1
+delay = {delay}
+""", source="bench.toml")  # a JSON string is a valid TOML basic string
+
+
+def history(p: Pairing, turns: int) -> list[Turn]:
+    """What `turns` flat-out turns of `p` record, without running them."""
+    return [Turn(i, speaker_of(p, i), p.agent(speaker_of(p, i)).script.replies[0],  # type: ignore[union-attr]
+                 usage=Usage(10 * i, 1), latency=1.0, ttft=0.1, stop_reason="end_turn",
+                 model="scripted", at=now_iso())
+            for i in range(1, turns + 1)]
+
+
+def dialogue(p: Pairing, turns: list[Turn], new_turns: int) -> Dialogue:
+    """A dialogue that continues `turns` (a resumed run, so a screen keeps the history)."""
+    providers = {a.name: ScriptedProvider(a, p.partner_of(a.name)) for a in p.agents}
+    usage = {name: Usage() for name in p.agent_names}
+    budget = len(turns) + new_turns
+    state = DialogueState(history=list(turns), max_turns=budget, usage=usage)
+    resume = Resumption(RUN_ID, len(turns), budget, at=now_iso()) if turns else None
+    return Dialogue(p, providers, state=state, run_id=RUN_ID, resume=resume)
+
+
+class BenchSource(LiveSource):
+    """Runs the history flat out, then, when told to, the measured turns of the same run."""
+
+    def __init__(self, history: Dialogue, measured: Callable[[list[Turn]], Dialogue]) -> None:
+        super().__init__(self._open)
+        self.dialogue = history
+        self.measured = measured
+        self.history_done = anyio.Event()
+        self.go = anyio.Event()
+
+    @asynccontextmanager
+    async def _open(self) -> AsyncIterator[Run]:
+        yield Run(self.dialogue, {}, None)
+
+    async def serve(self, pump: Pump) -> None:
+        await super().serve(pump)
+        # The scripted providers keep every request they were sent (over a hundred thousand
+        # messages after 500 turns); real providers keep none, so the history run is let go.
+        self.run, self.dialogue = None, self.measured(self.dialogue.state.turns)
+        gc.collect()
+        self.history_done.set()
+        await self.go.wait()
+        await super().serve(pump)
+
+
+@dataclasses.dataclass
+class Figures:
+    tokens: int
+    wall: float
+    cpu: float
+    lags: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.tokens / self.wall
+
+    def lag(self, q: float) -> float:
+        if not self.lags:
+            return 0.0
+        ordered = sorted(self.lags)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _measure(run: Callable[[], Awaitable[None]], tokens: int) -> Figures:
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def monitor() -> None:
+        loop = asyncio.get_running_loop()
+        while not done.is_set():
+            before = loop.time()
+            await asyncio.sleep(LAG_TICK)
+            lags.append(max(0.0, loop.time() - before - LAG_TICK))
+
+    gc.collect()
+    task = asyncio.create_task(monitor())
+    wall, cpu = time.perf_counter(), time.process_time()
+    await run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    done.set()
+    await task
+    return Figures(tokens, wall, cpu, lags)
+
+
+async def with_ui(fast: Pairing, paced: Pairing, history_turns: int, new_turns: int,
+                  words: int) -> Figures:
+    source = BenchSource(dialogue(fast, [], history_turns),
+                         lambda turns: dialogue(paced, turns, new_turns))
+    app = IntermodelApp(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await source.history_done.wait()
+        await pilot.pause()
+
+        async def run() -> None:
+            source.go.set()
+            await app.served.wait()
+            await pilot.pause()  # the last batch on screen
+
+        figures = await _measure(run, new_turns * words)
+        mounted = sum(pane.mounted for pane in app.panes)
+        assert mounted < 60, f"{mounted} entries mounted: the panes did not prune"
+        assert app.model.last_turn == history_turns + new_turns
+        await pilot.press("q")
+    return figures
+
+
+async def without_ui(fast: Pairing, paced: Pairing, history_turns: int, new_turns: int,
+                     words: int) -> Figures:
+    # The core needs no screen state: its history is handed over as records.
+    d = dialogue(paced, history(fast, history_turns), new_turns)
+    subscription = d.subscribe()
+
+    async def drain() -> None:
+        while await subscription.wait():
+            subscription.drain()
+            await anyio.sleep(0.04)
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(drain)
+            await d.run()
+
+    return await _measure(run, new_turns * words)
+
+
+async def one(args: argparse.Namespace) -> Figures:
+    """One measurement: `args.one` is (scenario, history turns, "ui" or "core")."""
+    if not args.detectors:
+        dialogue_module.detect = lambda config, turns: []
+    scenario, history_turns, where = args.one
+    paced = scenario == "b"
+    words = args.paced_words if paced else args.words
+    turns = args.paced_turns if paced else args.turns
+    fast = pairing(args.history_words, 0.0)
+    measured = pairing(words, 0.01 if paced else 0.0)
+    return await (with_ui if where == "ui" else without_ui)(
+        fast, measured, int(history_turns), turns, words)
+
+
+def measure_apart(args: argparse.Namespace, scenario: str, history_turns: int,
+                  where: str) -> Figures:
+    """The median run (by wall time) of `args.repeat`, each in a fresh process, so that none
+    inherits another's garbage or warm caches."""
+    command = [sys.executable, __file__, "--one", scenario, str(history_turns), where,
+               *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+                 if k not in ("one", "detectors", "repeat")),
+               *(["--detectors"] if args.detectors else [])]
+    runs = []
+    for _ in range(args.repeat):
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"{' '.join(command[1:])} failed:\n{done.stderr[-3000:]}")
+        out = done.stdout
+        runs.append(Figures(**json.loads(out.strip().splitlines()[-1])))
+    return sorted(runs, key=lambda f: f.wall)[len(runs) // 2]
+
+
+def main(args: argparse.Namespace) -> None:
+    rows: list[tuple[str, str, int, Figures, float | None]] = []
+    for scenario in ("a", "b"):
+        for history_turns in (9, 500):
+            for where in ("core", "ui"):
+                f = measure_apart(args, scenario, history_turns, where)
+                ideal = args.paced_turns * args.paced_words * 0.01 if scenario == "b" else None
+                rows.append((scenario, where, history_turns + 1, f, ideal))
+    print(f"{'':<3} {'run':<5} {'from turn':>9} {'tokens':>7} {'wall s':>7} {'tok/s':>7} "
+          f"{'x ideal':>8} {'cpu s':>6} {'lag p95':>8} {'lag max':>8}")
+    for scenario, where, start, f, ideal in rows:
+        ratio = f"{f.wall / ideal:.3f}" if ideal else "—"
+        print(f"{scenario:<3} {where:<5} {start:>9} {f.tokens:>7} {f.wall:>7.2f} {f.rate:>7.0f} "
+              f"{ratio:>8} {f.cpu:>6.2f} {f.lag(0.95) * 1000:>6.1f}ms {f.lag(1.0) * 1000:>6.1f}ms")
+    ui = {(s, start): f for s, where, start, f, _ in rows if where == "ui"}
+    for scenario in ("a", "b"):
+        early, late = ui[scenario, 10], ui[scenario, 501]
+        print(f"({scenario}) UI, turn 501 / turn 10: wall {late.wall / early.wall:.2f}, "
+              f"cpu {late.cpu / early.cpu:.2f}, lag p95 {late.lag(0.95) / early.lag(0.95):.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=16, help="turns streamed flat out")
+    parser.add_argument("--words", type=int, default=1000, help="words per flat-out turn")
+    parser.add_argument("--paced-turns", type=int, default=4, help="turns streamed at 100 tok/s")
+    parser.add_argument("--paced-words", type=int, default=300, help="words per paced turn")
+    parser.add_argument("--history-words", type=int, default=1000,
+                        help="words per turn of the history before the measured turns")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each measurement (the median is shown)")
+    parser.add_argument("--detectors", action="store_true",
+                        help="keep the degeneration detectors in the run")
+    parser.add_argument("--one", nargs=3, metavar=("SCENARIO", "HISTORY", "WHERE"),
+                        help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.one:
+        figures = asyncio.run(one(arguments))
+        print(json.dumps(dataclasses.asdict(figures)))
+    else:
+        main(arguments)

@@ -1,0 +1,363 @@
+"""The Textual front end: one screen for a live run or a replay.
+
+How events reach the screen: the source (a dialogue or a replay) runs in an async worker on the
+app's loop and publishes into its bus. The app's pump waits for events, drains everything queued
+(the bus has already merged adjacent chunks), applies the batch to the `ConversationModel` (the
+whole history, as plain data), lets each pane catch up once (a pane mounts widgets only for its
+newest entries), then sleeps a frame (`FRAME_SECONDS`) so tokens pile up into the next batch. The
+status bar is redrawn from a timer. Nothing happens per token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import ClassVar
+
+import anyio
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.widgets import Footer, Input, Static
+
+from intermodel.bus import Subscription
+from intermodel.config.model import Pairing
+from intermodel.errors import IntermodelError
+from intermodel.events import Event, RunStarted
+from intermodel.headless import RunOpener, exit_code_for
+from intermodel.providers.registry import make_provider
+from intermodel.runner import ProviderFactory, prepared_run
+from intermodel.transcript.reader import read_transcript
+
+from .history import recorded_history
+from .model import ConversationModel
+from .pane import AgentPane
+from .prompts import GotoBar, InterjectBar
+from .quit import ConfirmQuit
+from .sources import LiveSource, ReplaySource, Source
+from .status import PlaybackInfo, StatusBar
+from .text import plain
+
+__all__ = ["STACK_BELOW", "IntermodelApp", "live_app", "replay_app", "run_replay", "run_tui"]
+
+FRAME_SECONDS = 0.05  # how long tokens pile up between two screen updates
+STATUS_SECONDS = 0.25  # how often the status bar is redrawn
+STACK_BELOW = 100  # columns: narrower terminals show the agents one above the other
+EXTEND_BY = 2  # turns added by one press of the budget key: one more exchange
+CACHE_SECONDS = 1.0  # at most this often, at a turn's start, painted-line caches are dropped
+QUIT_GRACE = 10.0  # seconds a stopping run gets to finish its transcript before quitting anyway
+
+_LIVE_ONLY = {"step", "interject", "extend", "stop"}
+_REPLAY_ONLY = {"seek", "goto", "speed"}
+_RUNNING_ONLY = {"pause", "resume", "step", "interject", "extend", "stop"}
+
+
+class IntermodelApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "intermodel"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-narrow"), (STACK_BELOW, "-wide")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "pause", "pause", id="pause", tooltip="Pause before the next turn"),
+        Binding("space", "resume", "resume", id="resume", tooltip="Go on from where it paused"),
+        Binding("n", "step", "step", id="step", tooltip="Run one more turn, then pause"),
+        Binding("i", "interject", "interject", id="interject",
+                tooltip="Write to agent A, agent B or both; they see it from their next turn"),
+        Binding("t", "thinking", "thinking", id="thinking", tooltip="Show or hide all thinking"),
+        Binding("plus", "extend", "more turns", key_display="+", id="extend",
+                tooltip=f"Raise the turn budget by {EXTEND_BY}"),
+        Binding("left_square_bracket", "seek(-1)", "prev", key_display="[",
+                id="seek-back", tooltip="Replay from the turn before"),
+        Binding("right_square_bracket", "seek(1)", "next", key_display="]",
+                id="seek-forward", tooltip="Skip to the next turn"),
+        Binding("g", "goto", "go to", id="goto", tooltip="Replay from a turn number"),
+        Binding("less_than_sign", "speed(0.5)", "slower", key_display="<", id="slower",
+                tooltip="Halve the replay speed"),
+        Binding("greater_than_sign", "speed(2)", "faster", key_display=">", id="faster",
+                tooltip="Double the replay speed"),
+        # A priority binding, so that End means "back to the live end" even in a focused pane;
+        # check_action lets it through to a focused input, where End moves the cursor.
+        Binding("end", "follow", "live", id="follow", priority=True,
+                tooltip="Jump to the newest text and follow it again"),
+        Binding("s", "stop", "stop", id="stop",
+                tooltip="End the run after this turn; press again to end it now"),
+        Binding("q", "quit", "quit", id="quit", tooltip="Quit (asks first while a run is live)"),
+    ]
+
+    def __init__(self, source: Source, *, clock: Callable[[], float] = time.monotonic,
+                 blink: bool = True) -> None:
+        super().__init__()
+        self.source = source
+        self.clock = clock
+        self.blink = blink
+        self.model = ConversationModel(clock, live=source.live)
+        self.thinking_visible = True
+        self.failure: Exception | None = None  # why a run could not start
+        self.served = anyio.Event()  # the source has finished (the run ended, or the replay closed)
+        self._quitting = False
+        self._binding_state: tuple[object, ...] = ()
+        self._generation = 0
+        self._turn = 0
+        self._caches_dropped = time.monotonic()
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._header(), id="header", markup=False)
+        with Horizontal(id="panes"):
+            yield AgentPane(self.model, 0, id="pane-a")
+            yield AgentPane(self.model, 1, id="pane-b")
+        yield InterjectBar(blink=self.blink)
+        yield GotoBar(blink=self.blink)
+        yield StatusBar()
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        for bar in self.query(".bar"):
+            bar.display = False
+        self.run_worker(self._serve(), name="source", group="source", exclusive=True)
+        self.set_interval(STATUS_SECONDS, self.refresh_status)
+        self.refresh_status()
+
+    @property
+    def panes(self) -> tuple[AgentPane, AgentPane]:
+        return self.query_one("#pane-a", AgentPane), self.query_one("#pane-b", AgentPane)
+
+    def _header(self) -> Content:
+        pairing = self.model.pairing
+        mode = " replay" if isinstance(self.source, ReplaySource) else ""
+        parts: list[Content | str | tuple[str, str]] = [(f"intermodel{mode}", "bold")]
+        if pairing is not None:
+            parts += [" ─ ", plain(pairing.name)]
+            agents = " · ".join(f"{a.name}: {a.model} ({a.provider})" for a in pairing.agents)
+            parts += [" ─ ", plain(agents)]
+        return Content.assemble(*parts)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        try:
+            await self.source.serve(self._pump)
+        except Exception as exc:
+            # A run that could not start (a missing key...) is reported after the screen closes,
+            # as one line, like the headless path; anything else is a bug and crashes loudly.
+            if not _expected(exc):
+                raise
+            self.failure = exc
+            self.exit(1)
+        finally:
+            self.served.set()
+            self.refresh_status()
+            if self._quitting:
+                self.exit(exit_code_for(self.source.end))
+
+    async def _pump(self, subscription: Subscription) -> None:
+        while await subscription.wait():
+            self.apply(subscription.drain())
+            await anyio.sleep(FRAME_SECONDS)
+
+    def apply(self, events: Iterable[Event]) -> None:
+        """Show a batch of events: update the model, then let each pane catch up once."""
+        model = self.model
+        for event in events:
+            model.apply((event,))
+            if isinstance(event, RunStarted) and event.resumed and event.transcript:
+                model.apply(recorded_history(event.transcript, model.max_turns))
+        changed = model.take_changed()
+        with self.batch_update():
+            for pane in self.panes:
+                pane.sync(changed)
+            if model.generation != self._generation:
+                self._generation = model.generation
+                self.query_one("#header", Static).update(self._header())
+                self.query_one(InterjectBar).set_names(model.names)
+        if model.current_turn != self._turn:
+            self._turn = model.current_turn
+            if time.monotonic() - self._caches_dropped > CACHE_SECONDS:
+                self._drop_line_caches()
+        for notice in model.take_notices():
+            self.notify(notice, markup=False, severity="warning", timeout=8)
+        state = (model.paused, model.end is None, model.stopping, self.served.is_set())
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+            self.refresh_status()
+
+    def _drop_line_caches(self) -> None:
+        """Repaint everything from scratch (at a turn's start, at most every `CACHE_SECONDS`).
+        Textual keeps each painted line of a widget, and every line keeps the crops and styles
+        derived from it; as a pane scrolls these only grow (to hundreds of thousands of objects
+        after a few hundred turns, so every full garbage collection pauses the screen). A
+        refresh drops them."""
+        self._caches_dropped = time.monotonic()
+        for widget in self.screen.walk_children(with_self=True):
+            widget.refresh()
+
+    def refresh_status(self) -> None:
+        playback = None
+        if isinstance(self.source, ReplaySource):
+            replay = self.source.replay
+            playback = PlaybackInfo(replay.speed, replay.total_turns, replay.recorded_seconds)
+        for bar in self.query(StatusBar):  # none while the screen is being torn down
+            bar.show(self.model, self.clock(), playback)
+
+    # -- actions --------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """A live run that has not ended."""
+        return self.source.live and self.model.end is None and not self.served.is_set()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in _LIVE_ONLY and not self.source.live:
+            return False
+        if action in _REPLAY_ONLY and self.source.live:
+            return False
+        if action in _RUNNING_ONLY and self.source.live and not self.running:
+            return False
+        if action == "follow":
+            return not isinstance(self.focused, Input)
+        if action == "pause":
+            return not self.model.paused
+        if action == "resume":
+            return self.model.paused
+        return True
+
+    def action_pause(self) -> None:
+        if isinstance(self.source, ReplaySource):
+            self.source.replay.pause()
+        elif self.source.controls is not None:
+            self.source.controls.pause()
+
+    def action_resume(self) -> None:
+        if isinstance(self.source, ReplaySource):
+            self.source.replay.resume()
+        elif self.source.controls is not None:
+            self.source.controls.resume()
+
+    def action_step(self) -> None:
+        if isinstance(self.source, LiveSource) and self.source.controls is not None:
+            self.source.controls.step()
+
+    def action_interject(self) -> None:
+        self.query_one(InterjectBar).open()
+
+    @on(InterjectBar.Sent)
+    def _interject(self, message: InterjectBar.Sent) -> None:
+        controls = self.source.controls if isinstance(self.source, LiveSource) else None
+        if controls is not None and not controls.interject(message.text, to=message.to):
+            self.notify("the run has ended; the message was not sent", severity="warning")
+
+    def action_extend(self) -> None:
+        if isinstance(self.source, LiveSource) and self.source.controls is not None:
+            self.source.controls.extend(EXTEND_BY)
+
+    def action_stop(self) -> None:
+        if not isinstance(self.source, LiveSource) or self.source.controls is None:
+            return
+        now = self.model.stopping or self.model.in_flight is None
+        self.source.controls.stop(now=now, reason="stopped")
+        self.model.stopping = True
+        self.refresh_status()
+
+    def action_thinking(self) -> None:
+        self.thinking_visible = not self.thinking_visible
+        for pane in self.panes:
+            pane.set_thinking_visible(self.thinking_visible)
+
+    def action_follow(self) -> None:
+        for pane in self.panes:
+            pane.follow()
+
+    def action_seek(self, delta: int) -> None:
+        if isinstance(self.source, ReplaySource):
+            model = self.model
+            position = model.in_flight.turn if model.in_flight else model.last_turn + 1
+            self.source.replay.seek(position + delta)
+
+    def action_goto(self) -> None:
+        self.query_one(GotoBar).open()
+
+    @on(GotoBar.Chosen)
+    def _goto(self, message: GotoBar.Chosen) -> None:
+        if isinstance(self.source, ReplaySource):
+            self.source.replay.seek(message.turn)
+
+    def action_speed(self, factor: float) -> None:
+        if isinstance(self.source, ReplaySource):
+            replay = self.source.replay
+            replay.set_speed(replay.speed * factor)
+            self.refresh_status()
+
+    async def action_quit(self) -> None:
+        if not self.running:
+            self._close()
+            return
+
+        def answered(stop: bool | None) -> None:
+            if stop:
+                self._quit_after_stop()
+
+        self.push_screen(ConfirmQuit(), answered)
+
+    def _quit_after_stop(self) -> None:
+        """Stop the run now and leave once its transcript is closed."""
+        if self.served.is_set():  # it ended while the question was on screen
+            self._close()
+            return
+        self._quitting = True
+        if isinstance(self.source, LiveSource) and self.source.controls is not None:
+            self.source.controls.stop(now=True, reason="stopped")
+        self.model.stopping = True
+        self.set_timer(QUIT_GRACE, self._close)
+
+    def _close(self) -> None:
+        if isinstance(self.source, ReplaySource):
+            self.source.replay.close()
+        self.exit(exit_code_for(self.source.end))
+
+
+def _expected(exc: Exception) -> bool:
+    if isinstance(exc, ExceptionGroup):
+        return exc.subgroup(lambda e: isinstance(e, IntermodelError)) is not None
+    return isinstance(exc, IntermodelError)
+
+
+def live_app(pairing: Pairing, *, out_dir: str | Path | None = None, record: bool = True,
+             provider_factory: ProviderFactory = make_provider,
+             clock: Callable[[], float] = time.monotonic, blink: bool = True) -> IntermodelApp:
+    """The app for a new run of `pairing` (tests pass their own providers and clock)."""
+    opener = partial(prepared_run, pairing, out_dir=out_dir, record=record,
+                     provider_factory=provider_factory)
+    return IntermodelApp(LiveSource(opener), clock=clock, blink=blink)
+
+
+def replay_app(path: str | Path, *, speed: float = 1.0,
+               clock: Callable[[], float] = time.monotonic, blink: bool = True) -> IntermodelApp:
+    return IntermodelApp(ReplaySource(read_transcript(path), speed=speed), clock=clock,
+                         blink=blink)
+
+
+def run_tui(run: RunOpener | Pairing, *, out_dir: str | Path | None = None,
+            record: bool = True) -> int:
+    """Watch and steer a run in the terminal UI: a pairing to start, or an opener of a prepared
+    run (a resume, a branch). 0 when it ended normally, 1 on an error, 130 when it was cut off
+    without a final record."""
+    if isinstance(run, Pairing):
+        run = partial(prepared_run, run, out_dir=out_dir, record=record)
+    app = IntermodelApp(LiveSource(run))
+    app.run()
+    if app.failure is not None:
+        raise app.failure
+    return exit_code_for(app.source.end)
+
+
+def run_replay(path: Path, *, speed: float = 1.0) -> int:
+    """Watch a recorded run again in the terminal UI."""
+    app = replay_app(path, speed=speed)
+    app.run()
+    return 0

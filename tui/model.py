@@ -1,0 +1,262 @@
+"""The conversation as the screen shows it: events in, per-agent entries and run status out.
+
+This is the UI's own copy of the whole history, kept as plain data; the panes mount widgets for its
+newest entries only and rebuild older ones from here when a person scrolls back. Applying events
+costs no rendering: a batch of events (a few frames' worth of chunks, or a replay's instant history
+of hundreds of turns) updates the model, then each pane catches up once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Literal
+
+from intermodel.config.model import Pairing
+from intermodel.events import (
+    BudgetExtended,
+    Event,
+    Flagged,
+    Interjected,
+    Notice,
+    Paused,
+    Resumed,
+    Retrying,
+    RunFinished,
+    RunStarted,
+    TextChunk,
+    ThinkingChunk,
+    Trimmed,
+    TurnCompleted,
+    TurnDiscarded,
+    TurnStarted,
+)
+from intermodel.records import Retry, RunEnd, Turn
+
+__all__ = ["ConversationModel", "Entry", "HumanEntry", "NoteEntry", "TurnEntry", "TurnState"]
+
+TurnState = Literal["waiting", "streaming", "done", "discarded", "retrying"]
+_ids = count(1)
+
+
+@dataclass(eq=False)
+class TurnEntry:
+    """One turn of one agent. Text arrives as pieces; a widget keeps how many it has shown."""
+
+    turn: int
+    agent: str
+    attempt: int = 1
+    state: TurnState = "waiting"
+    thinking: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    record: Turn | None = None
+    note: str = ""  # why it was discarded, or the failed attempt's error
+    revision: int = 0  # bumped when shown pieces became stale (a retry restarted the turn)
+    key: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def chars(self) -> int:
+        return sum(map(len, self.text)) + sum(map(len, self.thinking))
+
+
+@dataclass(eq=False)
+class HumanEntry:
+    """A message from the person: the opener or an interjection, shown to its addressees."""
+
+    text: str
+    to: tuple[str, ...]
+    before_turn: int
+    opener: bool = False
+    key: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def chars(self) -> int:
+        return len(self.text)
+
+
+@dataclass(eq=False)
+class NoteEntry:
+    """Something the run did to one agent: its context trimmed, a detector's flag."""
+
+    text: str
+    warning: bool = False
+    key: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def chars(self) -> int:
+        return len(self.text)
+
+
+Entry = TurnEntry | HumanEntry | NoteEntry
+
+
+@dataclass
+class ConversationModel:
+    """Everything the screen shows, rebuilt from events alone. `clock` dates the run's start."""
+
+    clock: Callable[[], float]
+    live: bool = True  # a live run pauses between turns; a replay pauses at once
+    pairing: Pairing | None = None
+    run_id: str = ""
+    transcript: str | None = None
+    started: float | None = None
+    finished: float | None = None  # by `clock`, like `started`
+    generation: int = 0  # bumped when the whole history was replaced (a new run or a seek)
+    entries: dict[str, list[Entry]] = field(default_factory=dict)
+    changed: set[int] = field(default_factory=set)  # keys of entries changed since last taken
+    max_turns: int = 0
+    in_flight: TurnEntry | None = None
+    last_turn: int = 0
+    paused: bool = False
+    stepping: bool = False
+    stopping: bool = False  # the person asked to stop after the streaming turn
+    retry: tuple[Retry, float] | None = None  # the failed attempt and when we heard of it
+    end: RunEnd | None = None
+    output_tokens: dict[str, int] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    _turns: dict[tuple[str, int], TurnEntry] = field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.pairing.agent_names if self.pairing else ()
+
+    @property
+    def current_turn(self) -> int:
+        if self.in_flight is not None:
+            return self.in_flight.turn
+        return self.retry[0].turn if self.retry is not None else self.last_turn
+
+    def take_changed(self) -> set[int]:
+        changed, self.changed = self.changed, set()
+        return changed
+
+    def take_notices(self) -> list[str]:
+        notices, self.notices = self.notices, []
+        return notices
+
+    def apply(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self._apply(event)
+
+    def _apply(self, event: Event) -> None:
+        if isinstance(event, TextChunk | ThinkingChunk):
+            entry = self.in_flight
+            if entry is None or entry.turn != event.turn or entry.agent != event.agent:
+                entry = self._start_turn(event.turn, event.agent, 1)
+            (entry.text if isinstance(event, TextChunk) else entry.thinking).append(event.text)
+            entry.state = "streaming"
+            self.changed.add(entry.key)
+        elif isinstance(event, TurnStarted):
+            self.max_turns = event.max_turns
+            self.retry = None
+            self._start_turn(event.turn, event.agent, event.attempt)
+        elif isinstance(event, TurnCompleted):
+            self._complete(event.turn)
+        elif isinstance(event, TurnDiscarded):
+            d = event.discard
+            entry = self._entry_for(d.turn, d.agent)
+            if not entry.chars and (d.text or d.thinking):
+                entry.text, entry.thinking = [d.text], [d.thinking]
+            self._finish(entry, "discarded", f"discarded ({d.reason.replace('_', ' ')})")
+        elif isinstance(event, Retrying):
+            r = event.retry
+            entry = self._entry_for(r.turn, r.agent)
+            status = f" {r.status}" if r.status else ""
+            self._finish(entry, "retrying", f"attempt {r.attempt} failed: "
+                                            f"{r.error.replace('_', ' ')}{status}")
+            self.retry = (r, self.clock())
+        elif isinstance(event, Interjected):
+            i = event.interjection
+            self._add_human(HumanEntry(i.text, i.to, i.before_turn))
+        elif isinstance(event, Paused):
+            self.paused, self.stepping = True, False
+        elif isinstance(event, Resumed):
+            self.paused = self.stepping = event.step
+        elif isinstance(event, BudgetExtended):
+            self.max_turns = event.change.max_turns
+        elif isinstance(event, Notice):
+            self.notices.append(event.message)
+        elif isinstance(event, Trimmed):
+            t = event.trim
+            span = f"{t.dropped[0]}-{t.dropped[-1]}" if len(t.dropped) > 1 else \
+                "".join(map(str, t.dropped))
+            self._add_note(t.agent, NoteEntry(f"✂ turns {span} dropped from {t.agent}'s view to "
+                                              f"fit {t.window} tokens"))
+        elif isinstance(event, Flagged):
+            f = event.flag
+            note = NoteEntry(f"⚑ {f.detector}: {f.detail}", warning=f.action != "mark")
+            self._add_note(f.agent, note)
+            if note.warning:
+                self.notices.append(note.text)
+        elif isinstance(event, RunFinished):
+            self.end, self.finished = event.end, self.clock()
+            self.retry = None
+            if self.in_flight is not None:
+                self._finish(self.in_flight, "discarded", "not completed")
+        elif isinstance(event, RunStarted):
+            self._start_run(event)
+
+    def _start_run(self, event: RunStarted) -> None:
+        if event.resumed and event.run_id == self.run_id:
+            self.end = self.finished = None  # the same run goes on: keep its history
+            return
+        pairing = event.pairing
+        self.pairing, self.run_id, self.transcript = pairing, event.run_id, event.transcript
+        self.started, self.finished = self.clock(), None
+        self.generation += 1
+        self.entries = {name: [] for name in pairing.agent_names}
+        self._turns = {}
+        self.changed.clear()
+        self.max_turns = pairing.dialogue.max_turns
+        self.in_flight, self.last_turn, self.retry, self.end = None, 0, None, None
+        self.paused = self.stepping = self.stopping = False
+        self.output_tokens = dict.fromkeys(pairing.agent_names, 0)
+        d = pairing.dialogue
+        to = pairing.agent_names if d.opener_shared else (d.opener_to,)
+        self._add_human(HumanEntry(d.opener, to, 1, opener=True))
+
+    def _start_turn(self, turn: int, agent: str, attempt: int) -> TurnEntry:
+        entry = self._turns.get((agent, turn))
+        if entry is None:
+            entry = self._turns[agent, turn] = TurnEntry(turn, agent, attempt)
+            self.entries.setdefault(agent, []).append(entry)
+        else:  # another attempt at the same turn starts from nothing
+            entry.attempt, entry.note, entry.record = attempt, "", None
+            entry.text, entry.thinking = [], []
+            entry.revision += 1
+        entry.state = "waiting"
+        self.in_flight = entry
+        self.changed.add(entry.key)
+        return entry
+
+    def _complete(self, turn: Turn) -> None:
+        entry = self._entry_for(turn.index, turn.agent)
+        # The record is the truth; the streamed pieces only need replacing if they differ.
+        if "".join(entry.text) != turn.text or "".join(entry.thinking) != turn.thinking:
+            entry.text, entry.thinking = [turn.text], [turn.thinking]
+            entry.revision += 1
+        entry.record = turn
+        self.last_turn = max(self.last_turn, turn.index)
+        self.output_tokens[turn.agent] = (self.output_tokens.get(turn.agent, 0)
+                                          + (turn.usage.output_tokens or 0))
+        if self.stepping:
+            self.stepping = False  # the step's turn is done; the run waits again
+        self._finish(entry, "done", "")
+
+    def _finish(self, entry: TurnEntry, state: TurnState, note: str) -> None:
+        entry.state, entry.note = state, note
+        if self.in_flight is entry:
+            self.in_flight = None
+        self.changed.add(entry.key)
+
+    def _entry_for(self, turn: int, agent: str) -> TurnEntry:
+        entry = self._turns.get((agent, turn))
+        return entry if entry is not None else self._start_turn(turn, agent, 1)
+
+    def _add_note(self, agent: str, entry: NoteEntry) -> None:
+        self.entries.setdefault(agent, []).append(entry)
+
+    def _add_human(self, entry: HumanEntry) -> None:
+        for name in entry.to:
+            self.entries.setdefault(name, []).append(entry)

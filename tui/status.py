@@ -1,0 +1,115 @@
+"""The status bar: run state, turn of budget, tokens per agent, elapsed time, transcript path.
+
+It is redrawn from a timer a few times a second (never per token), from the model alone. Parts
+that do not fit the width are dropped from the least important (the path) up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.content import Content
+from textual.widgets import Static
+
+from intermodel.records import RunEnd
+
+from .model import ConversationModel
+from .text import clip_start, compact, duration, plain, safe
+
+__all__ = ["PlaybackInfo", "StatusBar", "describe_end", "state_text"]
+
+SEPARATOR = " │ "
+
+
+@dataclass(frozen=True)
+class PlaybackInfo:
+    """What a replay adds to the status bar."""
+
+    speed: float
+    total_turns: int
+    recorded_seconds: float
+
+
+def describe_end(end: RunEnd, *, live: bool = True) -> str:
+    detail = safe(end.detail)
+    reasons = {
+        "max_turns": f"turn budget reached ({detail})" if detail else "turn budget reached",
+        "stop_phrase": f"ended by a stop phrase ({detail})" if detail else "ended by a stop phrase",
+        "token_budget": "token budget reached",
+        "time_budget": "time budget reached",
+        "stopped": "stopped by you" if live else "stopped by the person watching",
+        "degenerate": f"stopped by a detector ({detail})",
+        "interrupted": "interrupted",
+        "error": f"error: {detail}",
+        "incomplete": detail or "transcript ends without a final record",
+    }
+    return reasons.get(end.reason, safe(end.reason.replace("_", " ")))
+
+
+def state_text(model: ConversationModel, now: float) -> tuple[str, str]:
+    """(text, style class) of the run's state."""
+    if model.end is not None:
+        style = "-error" if model.end.reason == "error" else "-finished"
+        return f"■ finished: {describe_end(model.end, live=model.live)}", style
+    if model.pairing is None:
+        return "◌ starting", "-waiting"
+    if model.retry is not None:
+        retry, heard = model.retry
+        left = max(0, round(retry.wait - (now - heard)))
+        status = f" {retry.status}" if retry.status else ""
+        return (f"↻ retrying in {left} s ({retry.error.replace('_', ' ')}{status} from "
+                f"{safe(retry.agent)})"), "-retrying"
+    entry = model.in_flight
+    if model.stopping:
+        return "■ stopping after this turn", "-paused"
+    if entry is not None:
+        who = safe(entry.agent)
+        if model.stepping:
+            return f"▸ step: {who} speaks, then pause", "-paused"
+        if model.paused:
+            return ("‖ paused", "-paused") if not model.live else \
+                (f"‖ pausing after {who}'s turn", "-paused")
+        if entry.state == "waiting":
+            return f"◌ waiting for {who}", "-waiting"
+        return f"● streaming {who}", "-streaming"
+    if model.paused:
+        return "‖ paused", "-paused"
+    return "◌ waiting", "-waiting"
+
+
+class StatusBar(Static):
+    def __init__(self) -> None:
+        super().__init__(markup=False, id="status")
+
+    def show(self, model: ConversationModel, now: float,
+             playback: PlaybackInfo | None = None) -> None:
+        state, style = state_text(model, now)
+        for name in ("-streaming", "-waiting", "-paused", "-retrying", "-finished", "-error"):
+            self.set_class(name == style, name)
+        parts: list[str] = []
+        if playback is not None:
+            parts.append(f"replay {playback.speed:g}×")
+        turn = f"turn {model.current_turn}/{model.max_turns}" if model.max_turns else ""
+        if playback is not None:
+            turn = f"turn {model.current_turn} of {playback.total_turns}"
+        tokens = " · ".join(f"{safe(name)} {compact(n)}" for name, n in
+                            model.output_tokens.items()) + " tok" if model.output_tokens else ""
+        if playback is not None:
+            elapsed = f"at {duration(playback.recorded_seconds)}"
+        elif model.started is not None:
+            elapsed = duration((model.finished or now) - model.started)
+        else:
+            elapsed = ""
+        parts += [p for p in (turn, tokens, elapsed) if p]
+        width = self.content_size.width or 80
+        # Drop the least important parts until the line fits; the state always stays.
+        wanted = len(parts)
+        while parts and len(state) + sum(len(p) + len(SEPARATOR) for p in parts) > width:
+            parts.pop()
+        used = len(state) + sum(len(p) + len(SEPARATOR) for p in parts)
+        path = model.transcript or ""
+        room = width - used - len(SEPARATOR)
+        if path and room >= 12 and len(parts) == wanted:
+            parts.append(clip_start(safe(path), room))
+        line = Content.assemble(plain(state, "bold"), *(SEPARATOR + p for p in parts))
+        self.update(line, layout=False)  # always one line high
