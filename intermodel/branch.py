@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from intermodel.config import load_pairing
 from intermodel.config.model import Pairing
@@ -122,6 +122,7 @@ async def prepared_branch(
     *,
     out_dir: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    cost_action: Literal["stop", "pause"] = "stop",
     **changes: Any,
 ) -> AsyncIterator[Run]:
     """A run of the branch, ready to go; the parent is linked to it before it starts."""
@@ -131,7 +132,7 @@ async def prepared_branch(
     link, _ = TranscriptWriter.reopen(parent.path)  # refused while the parent is running
     try:
         async with prepared_run(plan.pairing, out_dir=folder, state=plan.state,
-                                origin=plan.origin,
+                                origin=plan.origin, cost_action=cost_action,
                                 environ=os.environ if environ is None else environ) as run:
             assert run.transcript is not None
             await link.record_one(Branch(run.dialogue.run_id, str(run.transcript), after_turn,

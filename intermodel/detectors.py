@@ -33,15 +33,28 @@ def _normal(text: str) -> str:
     return _SPACE.sub(" ", text).strip().lower()
 
 
+_SHINGLE = 3  # words per shingle
+_SHORT_WORDS = 12  # below this, compare characters: too few shingles to mean much
+
+
 def similarity(a: str, b: str) -> float:
-    """How alike two replies are, 0 to 1 (whitespace and case ignored)."""
+    """How alike two replies are, 0 to 1 (whitespace and case ignored).
+
+    Long replies are compared by their sets of three-word shingles (Jaccard), which takes time
+    linear in their length — a character diff of two 1,000-word replies takes a good fraction of
+    a second, on the event loop, after every turn. Short ones by a character diff."""
     a, b = _normal(a), _normal(b)
     if a == b:
         return 1.0
-    matcher = SequenceMatcher(None, a, b, autojunk=False)
-    if matcher.real_quick_ratio() < 0.5 or matcher.quick_ratio() < 0.5:
-        return matcher.quick_ratio()  # clearly different: skip the quadratic comparison
-    return matcher.ratio()
+    words_a, words_b = a.split(), b.split()
+    if min(len(words_a), len(words_b)) < _SHORT_WORDS:
+        return SequenceMatcher(None, a, b, autojunk=False).ratio()
+    shingles_a, shingles_b = _shingles(words_a), _shingles(words_b)
+    return len(shingles_a & shingles_b) / len(shingles_a | shingles_b)
+
+
+def _shingles(words: list[str]) -> set[tuple[str, ...]]:
+    return {tuple(words[i:i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1)}
 
 
 def detect(config: DetectorConfig, turns: Sequence[Turn]) -> list[Flag]:
@@ -49,12 +62,15 @@ def detect(config: DetectorConfig, turns: Sequence[Turn]) -> list[Flag]:
     if not turns:
         return []
     flags = []
-    for name, action, found in (
-        ("repetition", config.repetition, _repetition(config, turns)),
-        ("empty", config.empty, _empty(config, turns)),
-        ("goodbye", config.goodbye, _goodbye(config, turns)),
+    for name, action, check in (
+        ("repetition", config.repetition, _repetition),
+        ("empty", config.empty, _empty),
+        ("goodbye", config.goodbye, _goodbye),
     ):
-        if action != "off" and found:
+        if action == "off":
+            continue
+        found = check(config, turns)
+        if found:
             flags.append(Flag(name, turns[-1].index, turns[-1].agent, action, found, now_iso()))
     return flags
 

@@ -199,7 +199,8 @@ class Branch:
 class RunEnd:
     """How the run (or one process of it) ended. `reason` is one of: max_turns, stop_phrase,
     token_budget, time_budget, cost_budget, context_full, degenerate, stopped, interrupted,
-    error. `ended_by` names the agent whose stop phrase ended it."""
+    error; `complete` for a panel. (A replay of a transcript that has none ends `incomplete`;
+    that is never written.) `ended_by` names the agent whose stop phrase ended it."""
 
     KIND: ClassVar[str] = "end"
     reason: str

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from intermodel.about import versions
 from intermodel.config.model import Pairing
@@ -71,6 +72,7 @@ async def prepared_resume(
     turns: int | None = None,
     environ: Mapping[str, str] | None = None,
     provider_factory: ProviderFactory = make_provider,
+    cost_action: Literal["stop", "pause"] = "stop",
 ) -> AsyncIterator[Run]:
     """Like `prepared_run`, for the run recorded in `path`: same id, same file, same settings."""
     transcript = read_transcript(path)
@@ -82,5 +84,5 @@ async def prepared_resume(
 
     async with prepared_run(plan.pairing, open_writer=reopen, state=plan.state,
                             run_id=transcript.run_id, resume=plan.marker, environ=environ,
-                            provider_factory=provider_factory) as run:
+                            provider_factory=provider_factory, cost_action=cost_action) as run:
         yield run

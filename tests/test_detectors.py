@@ -75,3 +75,11 @@ async def test_a_stop_flag_ends_the_run_and_every_flag_is_an_event(
     [flagged] = [e.flag for e in events if isinstance(e, Flagged)]
     assert flagged.action == "stop"
     assert end.turns == 2
+
+
+def test_long_replies_are_compared_by_shingles_and_still_see_near_repeats() -> None:
+    words = [f"w{i % 97}x{i}" for i in range(2000)]
+    long_reply = " ".join(words)
+    edited = " ".join([*words[:1000], "CHANGED", *words[1001:]])
+    assert similarity(long_reply, edited) > 0.99
+    assert similarity(long_reply, " ".join(reversed(words))) < 0.1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -13,6 +15,7 @@ import anyio
 from intermodel.config import Pairing, Panel, load_config
 from intermodel.errors import UsageError
 from intermodel.headless import RunOpener
+from intermodel.runner import Run
 
 __all__ = ["batch", "branch", "demo_config", "replay", "resume", "run"]
 
@@ -58,15 +61,19 @@ def branch(args: argparse.Namespace) -> int:
                           **changes), args)
 
 
-def _drive(open_run: RunOpener, args: argparse.Namespace) -> int:
-    """The terminal UI on a terminal, plain streamed output otherwise (or with --headless)."""
+def _drive(open_run: Callable[..., AbstractAsyncContextManager[Run]],
+           args: argparse.Namespace) -> int:
+    """The terminal UI on a terminal, plain streamed output otherwise (or with --headless).
+    Someone watching the UI decides what happens when the cost budget is reached (the run
+    pauses); a headless run stops."""
     if not args.headless and sys.stdin.isatty() and sys.stdout.isatty():
         from intermodel.tui.app import run_tui
 
-        return int(run_tui(open_run))
+        return int(run_tui(partial(open_run, cost_action="pause")))
     from intermodel.headless import run_headless
 
-    return anyio.run(run_headless, open_run, args.color)
+    opener: RunOpener = partial(open_run, cost_action="stop")
+    return anyio.run(run_headless, opener, args.color)
 
 
 def replay(args: argparse.Namespace) -> int:

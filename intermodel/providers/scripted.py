@@ -9,6 +9,7 @@ Token counts are estimates (about four characters per token), clearly not a real
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import AsyncGenerator
 
 import anyio
@@ -27,6 +28,7 @@ from intermodel.providers.base import (
 __all__ = ["ScriptedProvider", "estimate_tokens"]
 
 _WORD = re.compile(r"\S+\s*|\s+")
+REQUESTS_KEPT = 200
 
 
 def estimate_tokens(text: str) -> int:
@@ -46,7 +48,8 @@ class ScriptedProvider:
         self.agent = agent
         self.partner = partner
         self.script = agent.script or ScriptConfig(rule="count")
-        self.requests: list[Request] = []
+        # The latest requests, for tests and demos to look at (bounded: runs can be long).
+        self.requests: deque[Request] = deque(maxlen=REQUESTS_KEPT)
 
     async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         self.requests.append(request)
