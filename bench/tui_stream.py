@@ -12,9 +12,8 @@ then the measured turns continue the same run (resumed, with the scenario's paci
     figures: wall time against the ideal (tokens x 10 ms), CPU seconds, event-loop lag p95/max.
 
 Each is also run without the UI (a consumer that only drains the bus), which shows what the
-scripted provider and the core deliver on their own. The degeneration detectors are left out unless
-`--detectors` is given: they compare whole replies after each turn, on the event loop, a cost of
-the core and not of the screen (with replies of a thousand words it dwarfs everything else).
+scripted provider and the core deliver on their own (the degeneration detectors included, as in
+any run).
 
     python bench/tui_stream.py [--turns 16] [--words 1000] [--paced-turns 4] [--paced-words 300]
 """
@@ -34,7 +33,6 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from intermodel import dialogue as dialogue_module
 from intermodel.config import Pairing, parse_pairing
 from intermodel.dialogue import Dialogue, DialogueState, speaker_of
 from intermodel.providers.scripted import ScriptedProvider
@@ -206,8 +204,6 @@ async def without_ui(fast: Pairing, paced: Pairing, history_turns: int, new_turn
 
 async def one(args: argparse.Namespace) -> Figures:
     """One measurement: `args.one` is (scenario, history turns, "ui" or "core")."""
-    if not args.detectors:
-        dialogue_module.detect = lambda config, turns: []
     scenario, history_turns, where = args.one
     paced = scenario == "b"
     words = args.paced_words if paced else args.words
@@ -224,8 +220,7 @@ def measure_apart(args: argparse.Namespace, scenario: str, history_turns: int,
     inherits another's garbage or warm caches."""
     command = [sys.executable, __file__, "--one", scenario, str(history_turns), where,
                *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-                 if k not in ("one", "detectors", "repeat")),
-               *(["--detectors"] if args.detectors else [])]
+                 if k not in ("one", "repeat"))]
     runs = []
     for _ in range(args.repeat):
         done = subprocess.run(command, capture_output=True, text=True)
@@ -267,8 +262,6 @@ if __name__ == "__main__":
                         help="words per turn of the history before the measured turns")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each measurement (the median is shown)")
-    parser.add_argument("--detectors", action="store_true",
-                        help="keep the degeneration detectors in the run")
     parser.add_argument("--one", nargs=3, metavar=("SCENARIO", "HISTORY", "WHERE"),
                         help=argparse.SUPPRESS)
     arguments = parser.parse_args()
