@@ -192,3 +192,16 @@ def test_turn_records_round_trip() -> None:
     turn = Turn(3, "ada", "hi", "th", "sig", Usage(1, 2, None), 0.5, 0.1, "stop", "m", 2,
                 "sha256:x", "t")
     assert record_from_json(json.loads(json.dumps(record_to_json(turn)))) == turn
+
+
+async def test_markdown_export_carries_no_raw_html_from_models(make_pairing: PairingFactory,
+                                                                tmp_path: Path) -> None:
+    hostile = "Hi <script>alert(1)</script> & </details><img src=x onerror=alert(1)>"
+    text = SCRIPTED.replace('"ada one"', f'"{hostile}"').replace(
+        'replies = ["bo one", "bo two", "bo three"]',
+        'replies = ["bo one", "bo two", "bo three"]\nthinking = ["</details><b>bold</b>"]')
+    path = await record_run(make_pairing(text), tmp_path)
+    markdown = to_markdown(read_transcript(path))
+    assert "<script>" not in markdown and "<img" not in markdown and "<b>" not in markdown
+    assert "Hi &lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;/details&gt;" in markdown
+    assert markdown.count("</details>") == markdown.count("<details>")

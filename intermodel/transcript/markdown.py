@@ -1,7 +1,9 @@
 """A transcript as Markdown, for reading and sharing.
 
-Model text is reproduced verbatim (it is the data); only the structure around it is generated.
-Thinking sits in a collapsible <details> block, which Markdown viewers render folded.
+Model text keeps its words and Markdown, but `<`, `>` and `&` are written as entities: Markdown
+viewers that pass raw HTML through would otherwise run whatever HTML a model wrote (they render
+the entities as the characters, so the text reads the same). Thinking sits in a collapsible
+<details> block, which Markdown viewers render folded.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def _record(record: object) -> list[str]:
         if record.thinking:
             lines += ["<details><summary>thinking</summary>", "", _quote(record.thinking), "",
                       "</details>", ""]
-        return [*lines, record.text or "*(empty reply)*", ""]
+        return [*lines, _text(record.text) or "*(empty reply)*", ""]
     if isinstance(record, Interjection):
         return [f"> ✎ **Human → {' and '.join(record.to)}** (before turn {record.before_turn}):",
                 _quote(record.text), ""]
@@ -91,5 +93,11 @@ def _record(record: object) -> list[str]:
     return []
 
 
+def _text(text: str) -> str:
+    """Untrusted text: no raw HTML (see the module docstring)."""
+    return html.escape(text, quote=False)
+
+
 def _quote(text: str) -> str:
-    return "\n".join(f"> {line}" if line else ">" for line in text.splitlines() or [""])
+    lines = _text(text).splitlines() or [""]
+    return "\n".join(f"> {line}" if line else ">" for line in lines)
