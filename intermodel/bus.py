@@ -1,10 +1,12 @@
 """Fan-out of dialogue events to any number of live subscribers.
 
 Publishing never waits for a subscriber. Each subscription keeps its own queue; while a subscriber
-lags, adjacent text (or thinking) chunks of the same turn are merged into one chunk, so a slow
-consumer receives the same text in fewer, larger pieces and its queue stays short. Every other event
-is delivered exactly once, in order. (Durability is not the bus's job: the transcript writer is
-awaited by the dialogue before an event is published.)
+lags, text (or thinking) chunks of the same stream — one agent's turn — are merged into one chunk,
+even when several streams interleave (a panel), so a slow consumer receives the same text in fewer,
+larger pieces and its queue stays short: at most one pending chunk per stream between two other
+events. Every other event is delivered exactly once, in order, and no chunk moves across one.
+(Durability is not the bus's job: the transcript writer is awaited by the dialogue before an event
+is published.)
 """
 
 from __future__ import annotations
@@ -23,26 +25,27 @@ Chunk = TextChunk | ThinkingChunk
 _CHUNK_TYPES = (TextChunk, ThinkingChunk)
 
 
+StreamKey = tuple[int, str]  # (turn, agent): one agent's turn
+
+
 class _Merged:
-    """Pieces of adjacent chunks waiting to be delivered as one (joined once, not per piece)."""
+    """Pieces of one stream's chunks waiting to be delivered as one (joined once, not per
+    piece)."""
 
     __slots__ = ("agent", "kind", "parts", "turn")
 
-    def __init__(self, first: Chunk, second: Chunk) -> None:
-        self.kind = type(first)
-        self.turn = first.turn
-        self.agent = first.agent
-        self.parts = [first.text, second.text]
+    def __init__(self, *chunks: Chunk) -> None:
+        self.kind = type(chunks[0])
+        self.turn = chunks[0].turn
+        self.agent = chunks[0].agent
+        self.parts = [chunk.text for chunk in chunks]
 
-    def continues(self, chunk: Chunk) -> bool:
-        return type(chunk) is self.kind and chunk.turn == self.turn and chunk.agent == self.agent
+    @property
+    def key(self) -> StreamKey:
+        return (self.turn, self.agent)
 
     def event(self) -> Chunk:
         return self.kind(self.turn, self.agent, "".join(self.parts))
-
-
-def _deliver(item: Event | _Merged) -> Event:
-    return item.event() if isinstance(item, _Merged) else item
 
 
 class Subscription:
@@ -50,23 +53,44 @@ class Subscription:
 
     def __init__(self) -> None:
         self._queue: deque[Event | _Merged] = deque()
+        # Pending merges that later chunks of their stream may still join: only those queued
+        # after the last other event, so that no chunk is delivered before an event it followed.
+        self._open: dict[StreamKey, _Merged] = {}
         self._ready = anyio.Event()
         self._closed = False
 
     def push(self, event: Event) -> None:
         queue = self._queue
-        if queue and isinstance(event, _CHUNK_TYPES):  # a tuple: the fast isinstance
-            last = queue[-1]
-            if isinstance(last, _Merged):
-                if last.continues(event):
-                    last.parts.append(event.text)
-                    return
-            elif (isinstance(last, _CHUNK_TYPES) and type(last) is type(event)
-                  and last.turn == event.turn and last.agent == event.agent):
-                queue[-1] = _Merged(last, event)
+        if not queue:  # the subscriber keeps up: the common case, kept cheap
+            queue.append(event)
+            self._ready.set()
+            return
+        if isinstance(event, _CHUNK_TYPES):  # a tuple: the fast isinstance
+            key = (event.turn, event.agent)
+            pending = self._open.get(key)
+            if pending is not None and pending.kind is type(event):
+                pending.parts.append(event.text)
                 return
+            # Thinking after text (or the reverse) starts a new piece: their order is kept.
+            last = queue[-1]
+            if (isinstance(last, _CHUNK_TYPES) and type(last) is type(event)
+                    and (last.turn, last.agent) == key):
+                merged = queue[-1] = _Merged(last, event)
+            else:
+                merged = _Merged(event)
+                queue.append(merged)
+            self._open[key] = merged
+            return
+        self._open.clear()
         queue.append(event)
         self._ready.set()
+
+    def _deliver(self, item: Event | _Merged) -> Event:
+        if isinstance(item, _Merged):
+            if self._open.get(item.key) is item:
+                del self._open[item.key]  # delivered: later chunks start a new piece
+            return item.event()
+        return item
 
     def close(self) -> None:
         self._closed = True
@@ -74,8 +98,9 @@ class Subscription:
 
     def drain(self) -> list[Event]:
         """Everything queued now, without waiting (for consumers that render in batches)."""
-        items = [_deliver(item) for item in self._queue]
+        items = [self._deliver(item) for item in self._queue]
         self._queue.clear()
+        self._open.clear()
         return items
 
     async def wait(self) -> bool:
@@ -93,7 +118,7 @@ class Subscription:
     async def __anext__(self) -> Event:
         if not await self.wait():
             raise StopAsyncIteration
-        return _deliver(self._queue.popleft())
+        return self._deliver(self._queue.popleft())
 
 
 class EventBus:

@@ -100,3 +100,22 @@ async def test_bus_delivers_to_every_subscriber_independently() -> None:
         bus.close()
     assert received == ["0", "1", "2", "3", "4"]
     assert slow.drain() == [TextChunk(1, "ada", "01234")]
+
+
+@pytest.mark.anyio
+async def test_interleaved_streams_merge_per_agent_without_crossing_other_events() -> None:
+    bus = EventBus()
+    sub = bus.subscribe()
+    bus.publish(Paused())  # something queued: from here on the subscriber lags
+    for piece in range(3):
+        for agent in ("ann", "ben", "cy"):
+            bus.publish(TextChunk(1, agent, f"{agent[0]}{piece}"))
+    bus.publish(Paused())
+    bus.publish(TextChunk(1, "ann", "a3"))
+    bus.publish(ThinkingChunk(1, "ann", "t"))
+    bus.publish(TextChunk(1, "ann", "a4"))
+    bus.close()
+    got = [e async for e in sub]
+    assert got == [Paused(), TextChunk(1, "ann", "a0a1a2"), TextChunk(1, "ben", "b0b1b2"),
+                   TextChunk(1, "cy", "c0c1c2"), Paused(), TextChunk(1, "ann", "a3"),
+                   ThinkingChunk(1, "ann", "t"), TextChunk(1, "ann", "a4")]
