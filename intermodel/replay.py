@@ -14,6 +14,8 @@ the replay stays open (a seek may come), until `close`.
 
 A transcript without a final record (the process died) plays what it has and finishes with reason
 `incomplete`, so a viewer can tell a crash from a run that ended.
+
+A panel's answers are replayed together, each on its own lane (`intermodel.replay_panel`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from datetime import datetime
 import anyio
 
 from intermodel.bus import EventBus, Subscription
+from intermodel.config.model import Pairing, Panel
 from intermodel.events import (
     BudgetExtended,
     Event,
@@ -58,6 +61,7 @@ from intermodel.records import (
     Turn,
     Usage,
 )
+from intermodel.replay_panel import PanelPlayback
 from intermodel.transcript.reader import Transcript
 
 __all__ = ["INCOMPLETE", "MAX_SPEED", "MIN_SPEED", "Replay"]
@@ -151,10 +155,11 @@ class Replay:
 
     def __init__(self, transcript: Transcript, *, speed: float = 1.0, max_gap: float = 3.0) -> None:
         self.transcript = transcript
-        self.pairing = transcript.pairing()
+        self.pairing: Pairing | Panel = transcript.config()
         self.bus = EventBus()
         self.total_turns = len(transcript.turns)
         self._steps = _plan(transcript.records, max_gap)
+        self._max_gap = max_gap
         self._speed = self._clamp(speed)
         self._paused = False
         self._seek_to: int | None = None
@@ -225,12 +230,28 @@ class Replay:
 
     async def _play(self, start: int) -> None:
         header = self.transcript.header
-        self._max_turns = int(header["config"]["dialogue"]["max_turns"])
         self.turn, self.recorded_seconds = 0, 0.0
         self._publish(RunStarted(self.transcript.run_id, self.pairing, str(self.transcript.path),
                                  str(header.get("started_at", ""))))
         if self._paused:
             self._publish(Paused())
+        if isinstance(self.pairing, Panel):
+            self._max_turns = len(self.pairing.agents)
+            await PanelPlayback(
+                self.transcript.records, str(header.get("started_at", "")), self._max_gap,
+                self._max_turns, self._publish, self._publish_chars, self._sleep,
+                lambda: FRAME_SECONDS * self._speed, self._moved).play(start)
+        else:
+            await self._play_dialogue(start)
+        if self.transcript.end is None:
+            if self.transcript.torn:
+                self._publish(Notice("the transcript's last line was cut off mid-write; "
+                                     "it is not shown"))
+            self._publish(RunFinished(self._incomplete_end()))
+
+    async def _play_dialogue(self, start: int) -> None:
+        header = self.transcript.header
+        self._max_turns = int(header["config"]["dialogue"]["max_turns"])
         failures: dict[int, int] = {}  # failed attempts per turn, to number the next one
         started = _timestamp(str(header.get("started_at", "")))
         for step in self._steps:
@@ -241,11 +262,9 @@ class Replay:
             if at is not None and started is not None:
                 self.recorded_seconds = max(self.recorded_seconds, at - started)
             await self._publish_step(step, failures, instant=instant)
-        if self.transcript.end is None:
-            if self.transcript.torn:
-                self._publish(Notice("the transcript's last line was cut off mid-write; "
-                                     "it is not shown"))
-            self._publish(RunFinished(self._incomplete_end()))
+
+    def _moved(self, turn: int, seconds: float) -> None:
+        self.turn, self.recorded_seconds = turn, seconds
 
     async def _publish_step(self, step: _Step, failures: dict[int, int], *, instant: bool) -> None:
         record = step.record

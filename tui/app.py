@@ -6,6 +6,10 @@ app's loop and publishes into its bus. The app's pump waits for events, drains e
 whole history, as plain data), lets each pane catch up once (a pane mounts widgets only for its
 newest entries), then sleeps a frame (`FRAME_SECONDS`) so tokens pile up into the next batch. The
 status bar is redrawn from a timer. Nothing happens per token.
+
+A panel (one message, N agents answering at once) uses the same path: when its run starts, the two
+dialogue columns are replaced by one column per agent (`columns.PanelView`), and every pane
+catches up once per frame however many agents stream.
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ from typing import ClassVar
 import anyio
 from textual import on
 from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Footer, Input, Static
 
 from intermodel.bus import Subscription
-from intermodel.config.model import Pairing
+from intermodel.config.model import Pairing, Panel
 from intermodel.errors import IntermodelError
 from intermodel.events import Event, RunStarted
 from intermodel.headless import RunOpener, exit_code_for
@@ -33,6 +37,8 @@ from intermodel.providers.registry import make_provider
 from intermodel.runner import ProviderFactory, prepared_run
 from intermodel.transcript.reader import read_transcript
 
+from . import keys
+from .columns import PanelView
 from .history import recorded_history
 from .model import ConversationModel
 from .pane import AgentPane
@@ -45,15 +51,14 @@ from .text import plain
 __all__ = ["STACK_BELOW", "IntermodelApp", "live_app", "replay_app", "run_replay", "run_tui"]
 
 FRAME_SECONDS = 0.05  # how long tokens pile up between two screen updates
+# A frame repaints every column that grew, so with more than STREAMS_PER_FRAME answers streaming
+# at once frames are spaced out in proportion (12 columns: a frame every 0.15 s, which halved the
+# CPU time of 12 columns at 100 tokens per second each, measured).
+STREAMS_PER_FRAME = 4
 STATUS_SECONDS = 0.25  # how often the status bar is redrawn
 STACK_BELOW = 100  # columns: narrower terminals show the agents one above the other
-EXTEND_BY = 2  # turns added by one press of the budget key: one more exchange
 CACHE_SECONDS = 1.0  # at most this often, at a turn's start, painted-line caches are dropped
 QUIT_GRACE = 10.0  # seconds a stopping run gets to finish its transcript before quitting anyway
-
-_LIVE_ONLY = {"step", "interject", "extend", "stop"}
-_REPLAY_ONLY = {"seek", "goto", "speed"}
-_RUNNING_ONLY = {"pause", "resume", "step", "interject", "extend", "stop"}
 
 
 class IntermodelApp(App[int]):
@@ -61,32 +66,7 @@ class IntermodelApp(App[int]):
     TITLE = "intermodel"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
         (0, "-narrow"), (STACK_BELOW, "-wide")]
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "pause", "pause", id="pause", tooltip="Pause before the next turn"),
-        Binding("space", "resume", "resume", id="resume", tooltip="Go on from where it paused"),
-        Binding("n", "step", "step", id="step", tooltip="Run one more turn, then pause"),
-        Binding("i", "interject", "interject", id="interject",
-                tooltip="Write to agent A, agent B or both; they see it from their next turn"),
-        Binding("t", "thinking", "thinking", id="thinking", tooltip="Show or hide all thinking"),
-        Binding("plus", "extend", "more turns", key_display="+", id="extend",
-                tooltip=f"Raise the turn budget by {EXTEND_BY}"),
-        Binding("left_square_bracket", "seek(-1)", "prev", key_display="[",
-                id="seek-back", tooltip="Replay from the turn before"),
-        Binding("right_square_bracket", "seek(1)", "next", key_display="]",
-                id="seek-forward", tooltip="Skip to the next turn"),
-        Binding("g", "goto", "go to", id="goto", tooltip="Replay from a turn number"),
-        Binding("less_than_sign", "speed(0.5)", "slower", key_display="<", id="slower",
-                tooltip="Halve the replay speed"),
-        Binding("greater_than_sign", "speed(2)", "faster", key_display=">", id="faster",
-                tooltip="Double the replay speed"),
-        # A priority binding, so that End means "back to the live end" even in a focused pane;
-        # check_action lets it through to a focused input, where End moves the cursor.
-        Binding("end", "follow", "live", id="follow", priority=True,
-                tooltip="Jump to the newest text and follow it again"),
-        Binding("s", "stop", "stop", id="stop",
-                tooltip="End the run after this turn; press again to end it now"),
-        Binding("q", "quit", "quit", id="quit", tooltip="Quit (asks first while a run is live)"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keys.BINDINGS
 
     def __init__(self, source: Source, *, clock: Callable[[], float] = time.monotonic,
                  blink: bool = True) -> None:
@@ -103,14 +83,15 @@ class IntermodelApp(App[int]):
         self._generation = 0
         self._turn = 0
         self._caches_dropped = time.monotonic()
+        self._panes: tuple[AgentPane, ...] = (AgentPane(self.model, 0, id="pane-a"),
+                                              AgentPane(self.model, 1, id="pane-b"))
 
     # -- layout ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Static(self._header(), id="header", markup=False)
         with Horizontal(id="panes"):
-            yield AgentPane(self.model, 0, id="pane-a")
-            yield AgentPane(self.model, 1, id="pane-b")
+            yield from self._panes
         yield InterjectBar(blink=self.blink)
         yield GotoBar(blink=self.blink)
         yield StatusBar()
@@ -124,15 +105,31 @@ class IntermodelApp(App[int]):
         self.refresh_status()
 
     @property
-    def panes(self) -> tuple[AgentPane, AgentPane]:
-        return self.query_one("#pane-a", AgentPane), self.query_one("#pane-b", AgentPane)
+    def panes(self) -> tuple[AgentPane, ...]:
+        """One per agent: two for a dialogue, one to twelve for a panel."""
+        return self._panes
+
+    async def _show_panel(self, panel: Panel) -> None:
+        """Replace the dialogue's two columns by the panel's own, before its first events."""
+        panes = tuple(AgentPane(self.model, slot, id=f"pane-{slot + 1}")
+                      for slot in range(len(panel.agents)))
+        screen = self.default_screen  # not a question on top of it (quit was pressed early)
+        focused = screen.focused in self._panes
+        await self.query_one("#panes").remove()
+        await screen.mount(PanelView(panel.prompt, panes), after=self.query_one("#header"))
+        self._panes = panes
+        if focused:  # a removed widget keeps the focus (and its key bindings) until moved
+            panes[0].focus()
+        for pane in panes:
+            pane.set_thinking_visible(self.thinking_visible)
 
     def _header(self) -> Content:
         pairing = self.model.pairing
         mode = " replay" if isinstance(self.source, ReplaySource) else ""
         parts: list[Content | str | tuple[str, str]] = [(f"intermodel{mode}", "bold")]
         if pairing is not None:
-            parts += [" ─ ", plain(pairing.name)]
+            kind = "panel " if isinstance(pairing, Panel) else ""
+            parts += [" ─ ", plain(kind + pairing.name)]
             agents = " · ".join(f"{a.name}: {a.model} ({a.provider})" for a in pairing.agents)
             parts += [" ─ ", plain(agents)]
         return Content.assemble(*parts)
@@ -157,8 +154,15 @@ class IntermodelApp(App[int]):
 
     async def _pump(self, subscription: Subscription) -> None:
         while await subscription.wait():
-            self.apply(subscription.drain())
-            await anyio.sleep(FRAME_SECONDS)
+            events = subscription.drain()
+            if self.model.pairing is None:  # the run has not started: it may be a panel's
+                panel = next((e.pairing for e in events if isinstance(e, RunStarted)
+                              and isinstance(e.pairing, Panel)), None)
+                if panel is not None:
+                    await self._show_panel(panel)
+            self.apply(events)
+            streams = sum(1 for e in self.model.under_way.values() if e.state == "streaming")
+            await anyio.sleep(FRAME_SECONDS * max(1.0, streams / STREAMS_PER_FRAME))
 
     def apply(self, events: Iterable[Event]) -> None:
         """Show a batch of events: update the model, then let each pane catch up once."""
@@ -181,7 +185,8 @@ class IntermodelApp(App[int]):
                 self._drop_line_caches()
         for notice in model.take_notices():
             self.notify(notice, markup=False, severity="warning", timeout=8)
-        state = (model.paused, model.end is None, model.stopping, self.served.is_set())
+        state = (model.paused, model.end is None, model.stopping, self.served.is_set(),
+                 model.panel)
         if state != self._binding_state:
             self._binding_state = state
             self.refresh_bindings()
@@ -213,11 +218,16 @@ class IntermodelApp(App[int]):
         return self.source.live and self.model.end is None and not self.served.is_set()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in _LIVE_ONLY and not self.source.live:
+        if action in keys.LIVE_ONLY and not self.source.live:
             return False
-        if action in _REPLAY_ONLY and self.source.live:
+        if action in keys.REPLAY_ONLY and self.source.live:
             return False
-        if action in _RUNNING_ONLY and self.source.live and not self.running:
+        if action in keys.RUNNING_ONLY and self.source.live and not self.running:
+            return False
+        if self.model.panel:
+            if action in (keys.PANEL_LIVE_HIDES if self.source.live else keys.PANEL_HIDES):
+                return False
+        elif action == "stop_panel":
             return False
         if action == "follow":
             return not isinstance(self.focused, Input)
@@ -254,7 +264,7 @@ class IntermodelApp(App[int]):
 
     def action_extend(self) -> None:
         if isinstance(self.source, LiveSource) and self.source.controls is not None:
-            self.source.controls.extend(EXTEND_BY)
+            self.source.controls.extend(keys.EXTEND_BY)
 
     def action_stop(self) -> None:
         if not isinstance(self.source, LiveSource) or self.source.controls is None:
@@ -263,6 +273,12 @@ class IntermodelApp(App[int]):
         self.source.controls.stop(now=now, reason="stopped")
         self.model.stopping = True
         self.refresh_status()
+
+    def action_stop_panel(self) -> None:
+        if isinstance(self.source, LiveSource) and self.source.controls is not None:
+            self.source.controls.stop(now=True, reason="stopped")
+            self.model.stopping = True
+            self.refresh_status()
 
     def action_thinking(self) -> None:
         self.thinking_visible = not self.thinking_visible
@@ -327,10 +343,11 @@ def _expected(exc: Exception) -> bool:
     return isinstance(exc, IntermodelError)
 
 
-def live_app(pairing: Pairing, *, out_dir: str | Path | None = None, record: bool = True,
+def live_app(pairing: Pairing | Panel, *, out_dir: str | Path | None = None, record: bool = True,
              provider_factory: ProviderFactory = make_provider,
              clock: Callable[[], float] = time.monotonic, blink: bool = True) -> IntermodelApp:
-    """The app for a new run of `pairing` (tests pass their own providers and clock)."""
+    """The app for a new run of `pairing` or a panel (tests pass their own providers and
+    clock)."""
     opener = partial(prepared_run, pairing, out_dir=out_dir, record=record,
                      provider_factory=provider_factory)
     return IntermodelApp(LiveSource(opener), clock=clock, blink=blink)
@@ -342,12 +359,12 @@ def replay_app(path: str | Path, *, speed: float = 1.0,
                          blink=blink)
 
 
-def run_tui(run: RunOpener | Pairing, *, out_dir: str | Path | None = None,
+def run_tui(run: RunOpener | Pairing | Panel, *, out_dir: str | Path | None = None,
             record: bool = True) -> int:
-    """Watch and steer a run in the terminal UI: a pairing to start, or an opener of a prepared
-    run (a resume, a branch). 0 when it ended normally, 1 on an error, 130 when it was cut off
-    without a final record."""
-    if isinstance(run, Pairing):
+    """Watch and steer a run in the terminal UI: a pairing or a panel to start, or an opener of a
+    prepared run (a resume, a branch). 0 when it ended normally, 1 on an error, 130 when it was
+    cut off without a final record."""
+    if isinstance(run, Pairing | Panel):
         run = partial(prepared_run, run, out_dir=out_dir, record=record)
     app = IntermodelApp(LiveSource(run))
     app.run()

@@ -159,7 +159,7 @@ class TurnView(Vertical):
 
     def _title(self) -> str:
         entry = self.entry
-        parts = [f"turn {entry.turn}"]
+        parts = ["answer" if entry.answer else f"turn {entry.turn}"]
         if entry.attempt > 1:
             parts.append(f"attempt {entry.attempt}")
         if entry.state == "waiting":

@@ -4,6 +4,10 @@ This is the UI's own copy of the whole history, kept as plain data; the panes mo
 newest entries only and rebuild older ones from here when a person scrolls back. Applying events
 costs no rendering: a batch of events (a few frames' worth of chunks, or a replay's instant history
 of hundreds of turns) updates the model, then each pane catches up once.
+
+A panel has one answer per agent, all under way at once: `under_way` holds every turn that is
+waiting or streaming (in a dialogue, at most the one `in_flight`). Its message is not an entry of
+any column: the screen shows it once, above them.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Literal
 
-from intermodel.config.model import Pairing
+from intermodel.config.model import Pairing, Panel
 from intermodel.events import (
     BudgetExtended,
     Event,
@@ -53,6 +57,7 @@ class TurnEntry:
     record: Turn | None = None
     note: str = ""  # why it was discarded, or the failed attempt's error
     revision: int = 0  # bumped when shown pieces became stale (a retry restarted the turn)
+    answer: bool = False  # a panel's answer (not a turn of a conversation)
     key: int = field(default_factory=lambda: next(_ids))
 
     @property
@@ -97,7 +102,7 @@ class ConversationModel:
 
     clock: Callable[[], float]
     live: bool = True  # a live run pauses between turns; a replay pauses at once
-    pairing: Pairing | None = None
+    pairing: Pairing | Panel | None = None
     run_id: str = ""
     transcript: str | None = None
     started: float | None = None
@@ -106,7 +111,8 @@ class ConversationModel:
     entries: dict[str, list[Entry]] = field(default_factory=dict)
     changed: set[int] = field(default_factory=set)  # keys of entries changed since last taken
     max_turns: int = 0
-    in_flight: TurnEntry | None = None
+    in_flight: TurnEntry | None = None  # the turn started last of those under way
+    under_way: dict[str, TurnEntry] = field(default_factory=dict)  # waiting or streaming, by agent
     last_turn: int = 0
     paused: bool = False
     stepping: bool = False
@@ -120,6 +126,15 @@ class ConversationModel:
     @property
     def names(self) -> tuple[str, ...]:
         return self.pairing.agent_names if self.pairing else ()
+
+    @property
+    def panel(self) -> bool:
+        return isinstance(self.pairing, Panel)
+
+    @property
+    def answered(self) -> int:
+        """Turns completed (a panel's progress)."""
+        return sum(1 for entry in self._turns.values() if entry.state == "done")
 
     @property
     def current_turn(self) -> int:
@@ -143,13 +158,16 @@ class ConversationModel:
         if isinstance(event, TextChunk | ThinkingChunk):
             entry = self.in_flight
             if entry is None or entry.turn != event.turn or entry.agent != event.agent:
-                entry = self._start_turn(event.turn, event.agent, 1)
+                entry = self.under_way.get(event.agent)  # another of a panel's answers
+                if entry is None or entry.turn != event.turn:
+                    entry = self._start_turn(event.turn, event.agent, 1)
             (entry.text if isinstance(event, TextChunk) else entry.thinking).append(event.text)
             entry.state = "streaming"
             self.changed.add(entry.key)
         elif isinstance(event, TurnStarted):
             self.max_turns = event.max_turns
-            self.retry = None
+            if self.retry is None or self.retry[0].agent == event.agent:
+                self.retry = None  # (a panel's other agents go on while one waits to retry)
             self._start_turn(event.turn, event.agent, event.attempt)
         elif isinstance(event, TurnCompleted):
             self._complete(event.turn)
@@ -192,8 +210,8 @@ class ConversationModel:
         elif isinstance(event, RunFinished):
             self.end, self.finished = event.end, self.clock()
             self.retry = None
-            if self.in_flight is not None:
-                self._finish(self.in_flight, "discarded", "not completed")
+            for entry in list(self.under_way.values()):
+                self._finish(entry, "discarded", "not completed")
         elif isinstance(event, RunStarted):
             self._start_run(event)
 
@@ -208,10 +226,14 @@ class ConversationModel:
         self.entries = {name: [] for name in pairing.agent_names}
         self._turns = {}
         self.changed.clear()
-        self.max_turns = pairing.dialogue.max_turns
         self.in_flight, self.last_turn, self.retry, self.end = None, 0, None, None
+        self.under_way = {}
         self.paused = self.stepping = self.stopping = False
         self.output_tokens = dict.fromkeys(pairing.agent_names, 0)
+        if isinstance(pairing, Panel):
+            self.max_turns = len(pairing.agents)
+            return
+        self.max_turns = pairing.dialogue.max_turns
         d = pairing.dialogue
         to = pairing.agent_names if d.opener_shared else (d.opener_to,)
         self._add_human(HumanEntry(d.opener, to, 1, opener=True))
@@ -219,14 +241,14 @@ class ConversationModel:
     def _start_turn(self, turn: int, agent: str, attempt: int) -> TurnEntry:
         entry = self._turns.get((agent, turn))
         if entry is None:
-            entry = self._turns[agent, turn] = TurnEntry(turn, agent, attempt)
+            entry = self._turns[agent, turn] = TurnEntry(turn, agent, attempt, answer=self.panel)
             self.entries.setdefault(agent, []).append(entry)
         else:  # another attempt at the same turn starts from nothing
             entry.attempt, entry.note, entry.record = attempt, "", None
             entry.text, entry.thinking = [], []
             entry.revision += 1
         entry.state = "waiting"
-        self.in_flight = entry
+        self.in_flight = self.under_way[agent] = entry
         self.changed.add(entry.key)
         return entry
 
@@ -246,8 +268,10 @@ class ConversationModel:
 
     def _finish(self, entry: TurnEntry, state: TurnState, note: str) -> None:
         entry.state, entry.note = state, note
+        if self.under_way.get(entry.agent) is entry:
+            del self.under_way[entry.agent]
         if self.in_flight is entry:
-            self.in_flight = None
+            self.in_flight = next(reversed(self.under_way.values()), None)
         self.changed.add(entry.key)
 
     def _entry_for(self, turn: int, agent: str) -> TurnEntry:

@@ -82,8 +82,7 @@ class AgentPane(VerticalScroll):
                 view.sync()
         if self.following or self.mounted > HARD_CAP:
             self._prune()
-        in_flight = model.in_flight
-        self.set_class(in_flight is not None and in_flight.agent == self.agent, "-speaking")
+        self.set_class(self.agent in model.under_way, "-speaking")
 
     def set_thinking_visible(self, visible: bool) -> None:
         self.thinking_visible = visible

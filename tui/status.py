@@ -1,7 +1,8 @@
 """The status bar: run state, turn of budget, tokens per agent, elapsed time, transcript path.
 
 It is redrawn from a timer a few times a second (never per token), from the model alone. Parts
-that do not fit the width are dropped from the least important (the path) up.
+that do not fit the width are dropped from the least important (the path) up. A panel has no
+turns: its state says how many agents have answered and which are still streaming.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .text import clip_start, compact, duration, plain, safe
 __all__ = ["PlaybackInfo", "StatusBar", "describe_end", "state_text"]
 
 SEPARATOR = " │ "
+NAMES_SHOWN = 4  # a panel's streaming agents named in the state; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ def describe_end(end: RunEnd, *, live: bool = True) -> str:
         "token_budget": "token budget reached",
         "time_budget": "time budget reached",
         "stopped": "stopped by you" if live else "stopped by the person watching",
+        "complete": "every agent answered",
         "degenerate": f"stopped by a detector ({detail})",
         "interrupted": "interrupted",
         "error": f"error: {detail}",
@@ -46,19 +49,55 @@ def describe_end(end: RunEnd, *, live: bool = True) -> str:
     return reasons.get(end.reason, safe(end.reason.replace("_", " ")))
 
 
+def _names(names: list[str]) -> str:
+    if len(names) > NAMES_SHOWN:
+        return ", ".join(map(safe, names[:NAMES_SHOWN - 1])) + f" +{len(names) - NAMES_SHOWN + 1}"
+    return ", ".join(map(safe, names))
+
+
+def _retry_text(model: ConversationModel, now: float) -> str:
+    assert model.retry is not None
+    retry, heard = model.retry
+    left = max(0, round(retry.wait - (now - heard)))
+    status = f" {retry.status}" if retry.status else ""
+    return (f"retrying in {left} s ({retry.error.replace('_', ' ')}{status} from "
+            f"{safe(retry.agent)})")
+
+
+def panel_state(model: ConversationModel, now: float) -> tuple[str, str]:
+    """(text, style class) of a panel under way: "● 1 of 3 answered · streaming ann, cy"."""
+    done = f"{model.answered} of {len(model.names)} answered"
+    if model.retry is not None and not model.stopping:
+        done += f" · ↻ {_retry_text(model, now)}"
+    under_way = model.under_way  # named in the file's order, like the columns
+    streaming = [n for n in model.names if n in under_way and under_way[n].state == "streaming"]
+    waiting = [n for n in model.names if n in under_way and under_way[n].state == "waiting"]
+    if model.stopping:
+        return f"■ stopping: the answers under way are discarded · {done}", "-paused"
+    if model.paused:  # only a replay pauses a panel
+        return f"‖ paused · {done}", "-paused"
+    if streaming:
+        later = f" · waiting for {_names(waiting)}" if waiting else ""
+        return f"● {done} · streaming {_names(streaming)}{later}", "-streaming"
+    if waiting:
+        return f"◌ {done} · waiting for {_names(waiting)}", "-waiting"
+    return f"◌ {done}", "-waiting"
+
+
 def state_text(model: ConversationModel, now: float) -> tuple[str, str]:
     """(text, style class) of the run's state."""
     if model.end is not None:
         style = "-error" if model.end.reason == "error" else "-finished"
-        return f"■ finished: {describe_end(model.end, live=model.live)}", style
+        text = f"■ finished: {describe_end(model.end, live=model.live)}"
+        if model.panel and model.end.reason != "complete":
+            text += f" · {model.answered} of {len(model.names)} answered"
+        return text, style
     if model.pairing is None:
         return "◌ starting", "-waiting"
+    if model.panel:
+        return panel_state(model, now)
     if model.retry is not None:
-        retry, heard = model.retry
-        left = max(0, round(retry.wait - (now - heard)))
-        status = f" {retry.status}" if retry.status else ""
-        return (f"↻ retrying in {left} s ({retry.error.replace('_', ' ')}{status} from "
-                f"{safe(retry.agent)})"), "-retrying"
+        return f"↻ {_retry_text(model, now)}", "-retrying"
     entry = model.in_flight
     if model.stopping:
         return "■ stopping after this turn", "-paused"
@@ -92,8 +131,13 @@ class StatusBar(Static):
         turn = f"turn {model.current_turn}/{model.max_turns}" if model.max_turns else ""
         if playback is not None:
             turn = f"turn {model.current_turn} of {playback.total_turns}"
+        if model.panel:
+            turn = ""  # the state says how many have answered
         tokens = " · ".join(f"{safe(name)} {compact(n)}" for name, n in
                             model.output_tokens.items()) + " tok" if model.output_tokens else ""
+        width = self.content_size.width or 80
+        if model.panel and len(tokens) > width // 2:  # many agents: their sum
+            tokens = f"{compact(sum(model.output_tokens.values()))} tok in all"
         if playback is not None:
             elapsed = f"at {duration(playback.recorded_seconds)}"
         elif model.started is not None:
@@ -101,7 +145,6 @@ class StatusBar(Static):
         else:
             elapsed = ""
         parts += [p for p in (turn, tokens, elapsed) if p]
-        width = self.content_size.width or 80
         # Drop the least important parts until the line fits; the state always stays.
         wanted = len(parts)
         while parts and len(state) + sum(len(p) + len(SEPARATOR) for p in parts) > width:
