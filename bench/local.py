@@ -37,7 +37,8 @@ sys.path.insert(0, str(REPO))
 
 from intermodel.config import parse_pairing  # noqa: E402
 from intermodel.console import run_console  # noqa: E402
-from intermodel.providers.local import LocalProvider, bundled_model_path, import_llama  # noqa: E402
+from intermodel.providers.local import LocalProvider, bundled_model_path  # noqa: E402
+from intermodel.providers.local.runtime import import_llama  # noqa: E402
 from intermodel.runner import prepared_run  # noqa: E402
 from intermodel.transcript.reader import read_transcript  # noqa: E402
 

@@ -220,7 +220,7 @@ def measure_apart(args: argparse.Namespace, scenario: str, history_turns: int,
     inherits another's garbage or warm caches."""
     command = [sys.executable, __file__, "--one", scenario, str(history_turns), where,
                *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-                 if k not in ("one", "repeat"))]
+                 if k not in ("one", "repeat", "histories"))]
     runs = []
     for _ in range(args.repeat):
         done = subprocess.run(command, capture_output=True, text=True)
@@ -233,8 +233,9 @@ def measure_apart(args: argparse.Namespace, scenario: str, history_turns: int,
 
 def main(args: argparse.Namespace) -> None:
     rows: list[tuple[str, str, int, Figures, float | None]] = []
+    early_turns, late_turns = args.histories
     for scenario in ("a", "b"):
-        for history_turns in (9, 500):
+        for history_turns in (early_turns, late_turns):
             for where in ("core", "ui"):
                 f = measure_apart(args, scenario, history_turns, where)
                 ideal = args.paced_turns * args.paced_words * 0.01 if scenario == "b" else None
@@ -247,8 +248,9 @@ def main(args: argparse.Namespace) -> None:
               f"{ratio:>8} {f.cpu:>6.2f} {f.lag(0.95) * 1000:>6.1f}ms {f.lag(1.0) * 1000:>6.1f}ms")
     ui = {(s, start): f for s, where, start, f, _ in rows if where == "ui"}
     for scenario in ("a", "b"):
-        early, late = ui[scenario, 10], ui[scenario, 501]
-        print(f"({scenario}) UI, turn 501 / turn 10: wall {late.wall / early.wall:.2f}, "
+        early, late = ui[scenario, early_turns + 1], ui[scenario, late_turns + 1]
+        print(f"({scenario}) UI, turn {late_turns + 1} / turn {early_turns + 1}: "
+              f"wall {late.wall / early.wall:.2f}, "
               f"cpu {late.cpu / early.cpu:.2f}, lag p95 {late.lag(0.95) / early.lag(0.95):.2f}")
 
 
@@ -258,6 +260,9 @@ if __name__ == "__main__":
     parser.add_argument("--words", type=int, default=1000, help="words per flat-out turn")
     parser.add_argument("--paced-turns", type=int, default=4, help="turns streamed at 100 tok/s")
     parser.add_argument("--paced-words", type=int, default=300, help="words per paced turn")
+    parser.add_argument("--histories", type=lambda s: [int(n) for n in s.split(",")],
+                        default=[9, 500], metavar="EARLY,LATE",
+                        help="turns of history before the two measurements (default 9,500)")
     parser.add_argument("--history-words", type=int, default=1000,
                         help="words per turn of the history before the measured turns")
     parser.add_argument("--repeat", type=int, default=3,
