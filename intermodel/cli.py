@@ -173,26 +173,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("expected a number of at least 1")
-    return value
+def _whole(minimum: int) -> Callable[[str], int]:
+    """An argument type: a whole number of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number of at least {minimum}")
+        return value
+
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("expected a number of at least 0")
-    return value
-
-
+_positive, _count = _whole(1), _whole(0)
 
 
 def _speed(text: str) -> float:
@@ -208,40 +204,3 @@ def _speed(text: str) -> float:
 def _color_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                         help="colour in headless output (default: auto; NO_COLOR is respected)")
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

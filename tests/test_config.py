@@ -11,6 +11,8 @@ from intermodel.secrets import resolve_credentials
 from .conftest import SCRIPTED, PairingFactory
 
 REPO = Path(__file__).resolve().parent.parent
+# Shaped like a real key, built here so no key-like string sits in the repository.
+FAKE_KEY = "sk-" + "abcdefghijklmnopqrstuvwx"
 
 
 def issues_of(text: str) -> list[str]:
@@ -88,7 +90,7 @@ def test_literal_api_key_is_refused_with_an_explanation() -> None:
 def test_a_key_pasted_into_api_key_env_is_refused() -> None:
     text = SCRIPTED.replace('[agents.bo]\nprovider = "scripted"',
                             '[agents.bo]\nprovider = "openai"\nmodel = "m"\n'
-                            'api_key_env = "sk-abcdefghijklmnopqrstuvwx"')
+                            f'api_key_env = "{FAKE_KEY}"')
     text = text.replace("[agents.bo.script]\n", "").replace(
         'replies = ["bo one", "bo two", "bo three"]', "")
     issues = issues_of(text)
