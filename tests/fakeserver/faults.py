@@ -2,7 +2,7 @@
 
 What the real SDKs raise for each fault, observed with openai 3.57 and anthropic 2.14 (both on
 httpx2 2.16), `max_retries=0`, `create(stream=True)` then iterating. "raw" means the SDK lets a
-transport or JSON exception through unwrapped. The tests in test_fakeserver.py pin every row.
+transport or JSON exception through unwrapped. The tests in test_faults.py pin every row.
 
     fault                   openai                          anthropic
     status 400              BadRequestError                 BadRequestError
