@@ -271,3 +271,39 @@ def test_ctrl_c_stops_a_batch_cleanly(tmp_path: Path, signals: int) -> None:
     assert again.returncode == 0, again.stderr
     assert "8 of 8 runs finished" in again.stdout
     assert len(list((tmp_path / "out" / "runs").glob("*.jsonl"))) == 8
+
+
+@pytest.mark.anyio
+async def test_a_panel_can_be_an_entry_of_a_batch(tmp_path: Path) -> None:
+    (tmp_path / "panel.toml").write_text("""
+name = "voices"
+[panel]
+prompt = "Say something."
+[agents.ann]
+provider = "scripted"
+[agents.ann.script]
+replies = ["ann answers"]
+[agents.ben]
+provider = "scripted"
+[agents.ben.script]
+rule = "echo"
+""")
+    experiment = tmp_path / "exp.toml"
+    experiment.write_text(f"""
+name = "panel-trial"
+out = "{tmp_path / 'out'}"
+replicates = 2
+[[pairings]]
+file = "panel.toml"
+[[openers]]
+label = "q"
+text = "What is new?"
+""")
+    report = await Batch(load_experiment(experiment)).run()
+    assert report.count("finished") == 2
+    for path in (tmp_path / "out" / "runs").glob("*.jsonl"):
+        transcript = read_transcript(path)
+        assert transcript.is_panel and transcript.end is not None
+        assert transcript.end.reason == "complete"
+        ben = next(t for t in transcript.turns if t.agent == "ben")
+        assert ben.text == "What is new?"  # the experiment's opener is the panel's message

@@ -46,10 +46,21 @@ from intermodel.commands.running import demo_config
 print(demo_config())
 from intermodel.config import load_config
 print(load_config(demo_config()).name)
+scripted = load_config(str(demo_config()).replace("demo.toml", "scripted.toml"))
+
+async def launch():  # the UI from the wheel, its stylesheet included, runs a pairing to the end
+    ui = app.live_app(scripted.with_max_turns(2), record=False)
+    async with ui.run_test(size=(100, 30)) as pilot:
+        with anyio.fail_after(30):
+            await ui.served.wait()
+        await pilot.pause()
+        print(ui.model.last_turn, ui.model.end.reason)
+
+anyio.run(launch)
 """
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
     result = subprocess.run([sys.executable, "-c", script, str(target)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [str(target / "intermodel" / "configs" / "demo.toml"),
-                                          "demo"]
+                                          "demo", "2 max_turns"]

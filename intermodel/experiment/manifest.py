@@ -25,8 +25,8 @@ __all__ = ["MANIFEST", "EntryState", "Status", "scan", "status_for", "write_mani
 MANIFEST = "manifest.json"
 Status = Literal["pending", "running", "retrying", "finished", "failed", "interrupted"]
 # Endings that complete an entry; anything else (an error, a signal, a crash) is resumed.
-COMPLETE = frozenset({"max_turns", "stop_phrase", "token_budget", "time_budget", "context_full",
-                      "degenerate", "cost_budget"})
+COMPLETE = frozenset({"complete", "max_turns", "stop_phrase", "token_budget", "time_budget",
+                      "context_full", "degenerate", "cost_budget"})
 
 
 @dataclass
