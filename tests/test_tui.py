@@ -25,16 +25,16 @@ from intermodel.records import Discard, Turn
 from intermodel.resume import prepared_resume
 from intermodel.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
-from intermodel.tui.app import IntermodelApp, live_app, replay_app
+from intermodel.tui.app import IntermodelApp, replay_app
 from intermodel.tui.entries import HumanView, ThinkingToggle, TurnView
 from intermodel.tui.pane import KEEP_ENTRIES
 from intermodel.tui.quit import ConfirmQuit
 from intermodel.tui.sources import LiveSource
-from intermodel.tui.status import StatusBar
 
 from .conftest import SCRIPTED, PairingFactory
 from .fakes import FailingProvider
 from .transcripts import finished, interjection, turn, write_transcript
+from .tui_support import frozen_clock, make_app, status_text, until
 
 # Slow enough that a key press lands mid-turn: ten one-word chunks, 20 ms apart.
 SLOW = SCRIPTED.replace("max_turns = 4", "max_turns = 6").replace(
@@ -48,33 +48,12 @@ SLOW = SCRIPTED.replace("max_turns = 4", "max_turns = 6").replace(
 INJECTION = "[bold red]loud[/] [link=https://example.com]x[/link] \x1b[2J\x1b]0;pwned\x07 end"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
-
-def frozen_clock() -> float:
-    return 0.0
-
-
-def make_app(pairing: Pairing, **options: object) -> IntermodelApp:
-    return live_app(pairing, clock=frozen_clock, blink=False, **options)  # type: ignore[arg-type]
-
-
-async def until(pilot: Pilot[int], condition: Callable[[], object], timeout: float = 10) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():  # noqa: ASYNC110 - screen state has no event to wait on
-            await anyio.sleep(0.01)
-    await pilot.pause()
 
 
 async def type_text(pilot: Pilot[int], text: str) -> None:
     await pilot.press(*("space" if c == " " else c for c in text))
 
-
-def status_text(app: IntermodelApp) -> str:
-    app.refresh_status()
-    return str(app.query_one(StatusBar).content)
 
 
 def pane_text(app: IntermodelApp, index: int) -> str:

@@ -26,15 +26,15 @@ from intermodel.records import Discard, Retry, Turn
 from intermodel.runner import Run, prepared_run
 from intermodel.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
-from intermodel.tui.app import IntermodelApp, live_app, replay_app
+from intermodel.tui.app import IntermodelApp, replay_app
 from intermodel.tui.columns import MIN_COLUMN, PanelColumns, grid_shape
 from intermodel.tui.entries import TurnView
 from intermodel.tui.quit import ConfirmQuit
 from intermodel.tui.sources import LiveSource
-from intermodel.tui.status import StatusBar
 
 from .fakes import FailingProvider
 from .transcripts import at, finished, turn, write_transcript
+from .tui_support import frozen_clock, make_app, status_text, until
 
 PANEL = """
 name = "three-voices"
@@ -72,24 +72,8 @@ def make_panel(tmp_path: Path, text: str = PANEL) -> Panel:
     return panel
 
 
-def frozen_clock() -> float:
-    return 0.0
 
 
-def make_app(panel: Panel, **options: object) -> IntermodelApp:
-    return live_app(panel, clock=frozen_clock, blink=False, **options)  # type: ignore[arg-type]
-
-
-async def until(pilot: Pilot[int], condition: Callable[[], object], timeout: float = 10) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():  # noqa: ASYNC110 - screen state has no event to wait on
-            await anyio.sleep(0.005)
-    await pilot.pause()
-
-
-def status_text(app: IntermodelApp) -> str:
-    app.refresh_status()
-    return str(app.query_one(StatusBar).content)
 
 
 def pane_text(app: IntermodelApp, index: int) -> str:
