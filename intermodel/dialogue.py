@@ -45,11 +45,9 @@ from intermodel.events import (
     RunStarted,
     Trimmed,
     TurnCompleted,
+    event_for,
 )
-from intermodel.providers.base import (
-    Provider,
-    Request,
-)
+from intermodel.providers.base import Provider, Request
 from intermodel.records import (
     BudgetChange,
     Flag,
@@ -234,12 +232,9 @@ class Dialogue:
     async def _announce_history(self) -> None:
         """Record (and show) a history this run starts from, as if it had happened here."""
         for entry in self.state.history:
-            if isinstance(entry, Turn):
-                await self._emit(TurnCompleted(entry))
-            elif isinstance(entry, Interjection):
-                await self._emit(Interjected(entry))
-            else:
-                await self._emit(Trimmed(entry))
+            event = event_for(entry)
+            assert event is not None  # turns, interjections and trims all have one
+            await self._emit(event)
 
     # -- the turn loop -----------------------------------------------------------------------
 

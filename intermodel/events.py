@@ -16,6 +16,8 @@ from intermodel.records import (
     Discard,
     Flag,
     Interjection,
+    Note,
+    Record,
     Resumption,
     Retry,
     RunEnd,
@@ -40,6 +42,7 @@ __all__ = [
     "TurnCompleted",
     "TurnDiscarded",
     "TurnStarted",
+    "event_for",
 ]
 
 
@@ -149,3 +152,28 @@ Event = (
 # Events whose content belongs in the transcript; the writer gets them before anyone else.
 RECORDED = (RunStarted, TurnCompleted, TurnDiscarded, Retrying, Interjected, BudgetExtended,
             Trimmed, Flagged, Notice, RunFinished)
+
+
+def event_for(record: Record) -> Event | None:
+    """The event that carries `record` — what the run published when it was written. None for
+    the records no event carries (a resume marker, a link to a branch)."""
+    if isinstance(record, Turn):
+        return TurnCompleted(record)
+    if isinstance(record, Interjection):
+        return Interjected(record)
+    if isinstance(record, Retry):
+        return Retrying(record)
+    if isinstance(record, Discard):
+        return TurnDiscarded(record)
+    if isinstance(record, Trim):
+        return Trimmed(record)
+    if isinstance(record, Flag):
+        return Flagged(record)
+    if isinstance(record, Note):
+        return Notice(record.message)
+    if isinstance(record, BudgetChange):
+        return BudgetExtended(record)
+    if isinstance(record, RunEnd):
+        return RunFinished(record)
+    return None
+

@@ -15,12 +15,11 @@ from contextlib import AbstractAsyncContextManager
 import anyio
 
 from intermodel.console import run_console, use_color
-from intermodel.controls import Controls
 from intermodel.records import RunEnd
 from intermodel.runner import Run
 from intermodel.safety import terminal_safe
 
-__all__ = ["RunOpener", "exit_code_for", "run_headless"]
+__all__ = ["RunOpener", "exit_code_for", "run_headless", "stop_on_signals"]
 
 # Prepares a run when entered: `functools.partial(prepared_run, pairing, ...)` or a resume.
 RunOpener = Callable[[], AbstractAsyncContextManager[Run]]
@@ -39,7 +38,9 @@ async def run_headless(open_run: RunOpener, color: str = "auto") -> int:
     async with open_run() as run:
         subscription = run.dialogue.subscribe()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_stop_on_signals, run.dialogue.controls, tg.cancel_scope)
+            controls = run.dialogue.controls
+            tg.start_soon(stop_on_signals, lambda: controls.stop(now=True, reason="interrupted"),
+                          tg.cancel_scope)
             control = run.control_server()
             if control is not None:
                 await tg.start(control.serve)
@@ -64,12 +65,13 @@ async def run_headless(open_run: RunOpener, color: str = "auto") -> int:
     return exit_code_for(end)
 
 
-async def _stop_on_signals(controls: Controls, scope: anyio.CancelScope) -> None:
+async def stop_on_signals(stop: Callable[[], object], scope: anyio.CancelScope) -> None:
+    """SIGINT or SIGTERM: `stop` gracefully the first time, cancel `scope` the second."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         received = 0
         async for _ in signals:
             received += 1
             if received == 1:
-                controls.stop(now=True, reason="interrupted")
+                stop()
             else:
                 scope.cancel()

@@ -30,9 +30,7 @@ import anyio
 from intermodel.bus import EventBus, Subscription
 from intermodel.config.model import Pairing, Panel
 from intermodel.events import (
-    BudgetExtended,
     Event,
-    Flagged,
     Interjected,
     Notice,
     Paused,
@@ -42,22 +40,19 @@ from intermodel.events import (
     RunStarted,
     TextChunk,
     ThinkingChunk,
-    Trimmed,
     TurnCompleted,
     TurnDiscarded,
     TurnStarted,
+    event_for,
 )
 from intermodel.records import (
     BudgetChange,
     Discard,
-    Flag,
     Interjection,
-    Note,
     Record,
     Resumption,
     Retry,
     RunEnd,
-    Trim,
     Turn,
     Usage,
 )
@@ -287,26 +282,15 @@ class Replay:
             self._publish(TurnStarted(record.turn, record.agent, attempt, self._max_turns))
             if not instant:
                 await self._stream_text(record.turn, record.agent, thinking, text, step.span, ())
-            if isinstance(record, Retry):
-                self._publish(Retrying(record))
-            else:
-                self._publish(TurnDiscarded(record))
-        elif isinstance(record, Interjection):
-            self._publish(Interjected(record))
-        elif isinstance(record, BudgetChange):
-            self._max_turns = record.max_turns
-            self._publish(BudgetExtended(record))
-        elif isinstance(record, Trim):
-            self._publish(Trimmed(record))
-        elif isinstance(record, Flag):
-            self._publish(Flagged(record))
-        elif isinstance(record, Note):
-            self._publish(Notice(record.message))
+            self._publish(Retrying(record) if isinstance(record, Retry)
+                          else TurnDiscarded(record))
         elif isinstance(record, Resumption):
             self._max_turns = record.max_turns
             self._publish(Notice(f"the run was resumed after turn {record.after_turn}"))
-        elif isinstance(record, RunEnd):
-            self._publish(RunFinished(record))
+        elif (event := event_for(record)) is not None:
+            if isinstance(record, BudgetChange):
+                self._max_turns = record.max_turns
+            self._publish(event)
 
     async def _stream(self, turn: Turn, during: tuple[tuple[float, Interjection], ...]) -> None:
         ttft = min(turn.ttft or 0.0, turn.latency)

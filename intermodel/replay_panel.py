@@ -18,14 +18,10 @@ from datetime import datetime
 
 from intermodel.events import (
     Event,
-    Notice,
-    Retrying,
-    RunFinished,
-    TurnCompleted,
-    TurnDiscarded,
     TurnStarted,
+    event_for,
 )
-from intermodel.records import Discard, Note, Record, Retry, RunEnd, Turn
+from intermodel.records import Discard, Record, Retry, Turn
 
 __all__ = ["Attempt", "PanelPlayback", "panel_timeline"]
 
@@ -172,13 +168,6 @@ class PanelPlayback:
             live[attempt] = due
 
     def _finish(self, record: Record) -> None:
-        if isinstance(record, Turn):
-            self.publish(TurnCompleted(record))
-        elif isinstance(record, Retry):
-            self.publish(Retrying(record))
-        elif isinstance(record, Discard):
-            self.publish(TurnDiscarded(record))
-        elif isinstance(record, Note):
-            self.publish(Notice(record.message))
-        elif isinstance(record, RunEnd):
-            self.publish(RunFinished(record))
+        event = event_for(record)
+        if event is not None:
+            self.publish(event)

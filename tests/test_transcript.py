@@ -12,7 +12,18 @@ from intermodel.audit import rebuild_request, verify_transcript
 from intermodel.dialogue import Dialogue
 from intermodel.errors import TranscriptError
 from intermodel.events import Event, TextChunk, TurnCompleted, TurnStarted
-from intermodel.records import Interjection, Turn
+from intermodel.records import (
+    BudgetChange,
+    Discard,
+    Flag,
+    Interjection,
+    Note,
+    Retry,
+    RunEnd,
+    Trim,
+    Turn,
+    record_to_json,
+)
 from intermodel.runner import prepared_run
 from intermodel.secrets import Redactor
 from intermodel.transcript.markdown import to_markdown
@@ -205,3 +216,26 @@ async def test_markdown_export_carries_no_raw_html_from_models(make_pairing: Pai
     assert "<script>" not in markdown and "<img" not in markdown and "<b>" not in markdown
     assert "Hi &lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;/details&gt;" in markdown
     assert markdown.count("</details>") == markdown.count("<details>")
+
+
+def test_every_record_kind_maps_to_the_event_that_carried_it() -> None:
+    from intermodel.events import RECORDED, event_for
+    from intermodel.records import RECORD_TYPES, Branch, Resumption
+
+    samples = {
+        "turn": Turn(1, "ada", "hi"), "interjection": Interjection(2, ("bo",), "x"),
+        "retry": Retry(1, "ada", 1, "rate_limited", "slow", 429, 1.0),
+        "discard": Discard(1, "ada", "stopped"), "trim": Trim("ada", 5, 2, (1, 2), 900, 800),
+        "flag": Flag("empty", 3, "bo", "warn", "two empty"), "note": Note("hello"),
+        "budget": BudgetChange(8), "end": RunEnd("max_turns"),
+        "resume": Resumption("r", 2, 8), "branch": Branch("c", "c.jsonl", 2),
+    }
+    assert set(samples) == set(RECORD_TYPES)  # a new record kind needs a line here
+    for kind, record in samples.items():
+        event = event_for(record)
+        if kind in ("resume", "branch"):
+            assert event is None  # written outside the event stream
+        else:
+            assert isinstance(event, RECORDED)
+            assert TranscriptWriter(Path("unused")).to_json(event) == record_to_json(record) \
+                or kind == "note"  # a note's time is stamped when written

@@ -11,13 +11,9 @@ from collections.abc import Iterable
 
 from intermodel.errors import IntermodelError
 from intermodel.events import (
-    BudgetExtended,
     Event,
-    Flagged,
-    Interjected,
-    Trimmed,
-    TurnCompleted,
     TurnStarted,
+    event_for,
 )
 from intermodel.records import BudgetChange, Flag, Interjection, Record, Trim, Turn
 from intermodel.transcript.reader import read_transcript
@@ -29,17 +25,14 @@ def history_events(records: Iterable[Record], max_turns: int) -> list[Event]:
     events: list[Event] = []
     for record in records:
         if isinstance(record, Turn):
-            events += [TurnStarted(record.index, record.agent, record.attempts, max_turns),
-                       TurnCompleted(record)]
-        elif isinstance(record, Interjection):
-            events.append(Interjected(record))
-        elif isinstance(record, Trim):
-            events.append(Trimmed(record))
-        elif isinstance(record, Flag):
-            events.append(Flagged(record))
+            events.append(TurnStarted(record.index, record.agent, record.attempts, max_turns))
         elif isinstance(record, BudgetChange):
             max_turns = record.max_turns
-            events.append(BudgetExtended(record))
+        elif not isinstance(record, Interjection | Trim | Flag):
+            continue  # the conversation so far, not how it went (retries, notes, ends)
+        event = event_for(record)
+        if event is not None:
+            events.append(event)
     return events
 
 

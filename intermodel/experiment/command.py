@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections import Counter
 
@@ -15,6 +14,7 @@ from intermodel.experiment.manifest import MANIFEST
 from intermodel.experiment.plan import cost_bound
 from intermodel.experiment.progress import ProgressView
 from intermodel.experiment.spec import load_experiment
+from intermodel.headless import stop_on_signals
 from intermodel.safety import terminal_safe
 from intermodel.secrets import resolve_credentials
 
@@ -56,19 +56,9 @@ def run_batch_command(path: str, *, yes: bool, dry_run: bool, color: str) -> int
 async def _run(batch: Batch, view: ProgressView) -> BatchReport:
     async with anyio.create_task_group() as tg:
         tg.start_soon(view.tick)
-        tg.start_soon(_stop_on_signals, batch, tg.cancel_scope)
+        tg.start_soon(stop_on_signals, batch.stop, tg.cancel_scope)
         await batch.run()
         tg.cancel_scope.cancel()
     view.show_status()
     return batch.report()  # also after a second Ctrl-C cut the batch short
 
-
-async def _stop_on_signals(batch: Batch, scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        received = 0
-        async for _ in signals:
-            received += 1
-            if received == 1:
-                batch.stop()
-            else:
-                scope.cancel()
