@@ -31,6 +31,7 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
                                                             tmp_path: Path) -> None:
     pairing = make_pairing(SLOW)
     replies: list[dict[str, object]] = []
+    seen: list[Interjected] = []
     async with prepared_run(pairing, out_dir=tmp_path) as run:
         server = run.control_server()
         assert server is not None
@@ -43,6 +44,8 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
 
         async def drive() -> None:
             async for event in subscription:
+                if isinstance(event, Interjected):
+                    seen.append(event)
                 if isinstance(event, TurnCompleted) and event.turn.index == 1:
                     status = await ask({"command": "status"})
                     assert status["ok"]
@@ -65,12 +68,13 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
     assert replies[1] == {"ok": True}
     assert replies[2] == {"ok": False, "error": "--to must be a, b, both, ada or bo"}
     assert replies[4] == {"ok": False, "error": "unknown command 'launch'"}
-    interjections = [e for e in subscription.drain() if isinstance(e, Interjected)]
     assert run.transcript is not None
     bo_turns = [r for r in read_transcript(run.transcript).records
                 if getattr(r, "text", "") == "hi from outside"]
     assert bo_turns and bo_turns[0].to == ("bo",)  # type: ignore[union-attr]
-    assert not interjections  # already consumed by drive(); the transcript is the witness
+    # Published live as well as recorded: exactly the one valid interjection, to bo.
+    assert [(e.interjection.text, e.interjection.to) for e in seen] == [
+        ("hi from outside", ("bo",))]
 
 
 def test_say_status_and_stop_from_another_process(tmp_path: Path) -> None:
