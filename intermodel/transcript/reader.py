@@ -138,8 +138,7 @@ def read_transcript(path: str | Path) -> Transcript:
             continue
         try:
             if transcript is None:
-                data = _first(line)
-                run = _header(data)
+                data, run = _first(line)
                 transcript = Transcript(path=path, header=data,
                                         torn=tail.decode("utf-8", "replace") if tail else None,
                                         torn_bytes=len(tail))
@@ -177,23 +176,40 @@ def read_header_line(path: str | Path) -> dict[str, Any]:
         raise TranscriptInvalid(shown, "no complete first line (empty, or a run that is just "
                                 "starting)")
     try:
-        data = _first(first)
-        _header(data)
+        data, _ = _first(first)
     except Invalid as exc:
         raise TranscriptInvalid(shown, str(exc), number) from None
     return data
 
 
-def _first(line: bytes) -> dict[str, Any]:
-    """The first line, which is not even JSON in a file that is not a transcript at all."""
+def _first(line: bytes) -> tuple[dict[str, Any], Run]:
+    """The header line, and the run it describes. In a file that is not a transcript at all,
+    it may not even be JSON."""
     try:
-        return _parse(line)
+        data, text = _decode(line)
     except Invalid as exc:
         raise Invalid("", f"not an intermodel transcript: {exc}") from None
+    if data.get("kind") != "header":
+        raise Invalid("", "not an intermodel transcript (no header record)")
+    version = data.get("format")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise Invalid("", f"transcript format {short(version)} is not supported (this version "
+                      f"reads {FORMAT_VERSION})")
+    check_json(data, "header", text)
+    return data, read_header(data)
 
 
 def _parse(line: bytes) -> dict[str, Any]:
-    """One line as a JSON object, refusing what JSON parsers disagree on or choke on."""
+    """One line as a JSON object, refusing what no field may hold (`check_json`)."""
+    data, text = _decode(line)
+    kind = data.get("kind")
+    check_json(data, kind if isinstance(kind, str) and kind.isidentifier() else "", text)
+    return data
+
+
+def _decode(line: bytes) -> tuple[dict[str, Any], str]:
+    """One line as a JSON object, and its text; refusing what JSON parsers disagree on or choke
+    on."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -202,14 +218,14 @@ def _parse(line: bytes) -> dict[str, Any]:
     try:
         data = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
-        raise Invalid("", "not a transcript record (nested too deeply to read)") from None
+        raise Invalid("", "nested too deeply to read") from None
     except json.JSONDecodeError as exc:
         raise Invalid("", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     except ValueError:  # an integer of more digits than Python converts
-        raise Invalid("", "not a transcript record (a number of thousands of digits)") from None
+        raise Invalid("", "a number of thousands of digits") from None
     if not isinstance(data, dict):
         raise Invalid("", f"not a JSON object (got {short(data)})")
-    return data
+    return data, text
 
 
 def _no_constant(name: str) -> Any:
@@ -223,17 +239,6 @@ def _finite(text: str) -> float:
     return value
 
 
-def _header(data: dict[str, Any]) -> Run:
-    if data.get("kind") != "header":
-        raise Invalid("", "not an intermodel transcript (no header record)")
-    version = data.get("format")
-    if type(version) is not int or version != FORMAT_VERSION:
-        raise Invalid("", f"transcript format {short(version)} is not supported (this version "
-                      f"reads {FORMAT_VERSION})")
-    check_json(data, "header")
-    return read_header(data)
-
-
 def _record(data: dict[str, Any], run: Run) -> Record | None:
     """The record `data` holds; None for a kind this version does not know."""
     if "kind" not in data:
@@ -245,5 +250,4 @@ def _record(data: dict[str, Any], run: Run) -> Record | None:
         raise Invalid("", "a second header record (two transcripts joined?)")
     if kind not in RECORD_TYPES:
         return None
-    check_json(data, kind)
     return read_record(data, run)

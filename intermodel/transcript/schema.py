@@ -322,7 +322,7 @@ AGENT_TABLE = Table({
 
 def _dialogue_or_panel(config: dict[str, Any], where: str) -> None:
     if "panel" not in config and "dialogue" not in config:
-        raise Invalid(f"{where}.dialogue", "missing (a stored config has a dialogue or a panel)")
+        raise Invalid(where, "neither a dialogue nor a panel")
 
 
 CONFIG = Table({
@@ -365,11 +365,22 @@ def read_record(data: dict[str, Any], run: Run) -> Record:
 # -- every line as a whole -----------------------------------------------------------------------
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # a surrogate can only come escaped
+_LONG_DIGITS = re.compile(r"[0-9]{19}")  # every integer beyond 64 bits has 19 digits or more
+_NAMED_LEVELS = 4  # e.g. header.config.agents.ada
 
 
-def check_json(data: Any, where: str = "") -> None:
-    """Refuse what no field may hold: nesting beyond MAX_RECORD_DEPTH, integers beyond 64 bits, lone
-    surrogates (from JSON escapes like \\ud800). Iterative: depth is what is being checked."""
+def check_json(data: Any, where: str = "", text: str | None = None) -> None:
+    """Refuse what no field may hold: nesting beyond MAX_RECORD_DEPTH, integers beyond 64 bits,
+    lone surrogates (from JSON escapes like \\ud800). Iterative: depth is what is being checked.
+    A problem is reported at its field, or for one nested deeper, at its ancestor
+    _NAMED_LEVELS down (a path 60 levels long helps no one).
+
+    `text`, the JSON `data` was parsed from, spares the walk when it cannot hold any of these:
+    fewer brackets than the depth allowed, no 19-digit run, no escaped surrogate."""
+    if text is not None and text.count("[") + text.count("{") <= MAX_RECORD_DEPTH \
+            and not _LONG_DIGITS.search(text) and not _ESCAPED_SURROGATE.search(text):
+        return
     stack: list[tuple[Any, str, int]] = [(data, where, 0)]
     while stack:
         value, path, depth = stack.pop()
@@ -380,7 +391,9 @@ def check_json(data: Any, where: str = "") -> None:
             for key, item in items:
                 if isinstance(key, str) and _SURROGATE.search(key):
                     raise Invalid(path, "a key holds a lone surrogate (not valid Unicode)")
-                inner = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"
+                inner = path
+                if depth < _NAMED_LEVELS:
+                    inner = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"
                 stack.append((item, inner.lstrip("."), depth + 1))
         elif isinstance(value, str):
             if _SURROGATE.search(value):
