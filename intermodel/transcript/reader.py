@@ -68,10 +68,12 @@ class Transcript:
     def config(self) -> Pairing | Panel:
         try:
             return config_from_resolved(self.header["config"], source=f"{self.path} (header)")
-        except ConfigError as exc:
+        except ConfigError as exc:  # one line: the first problem, and how many more
+            first = exc.issues[0]
+            where = f"config.{first.path}: " if first.path else ""
             more = f" (and {len(exc.issues) - 1} more)" if len(exc.issues) > 1 else ""
             raise TranscriptInvalid(str(self.path), "its stored config does not load: "
-                                    f"config.{exc.issues[0]}{more}") from None
+                                    f"{where}{first.message}{more}") from None
 
     @property
     def resumes(self) -> list[Resumption]:

@@ -437,7 +437,7 @@ def _agree(path: Path, results: dict[str, Result]) -> None:
             line.startswith("intermodel: ") for line in result.lines), result
 
 
-@settings(max_examples=60, deadline=None, database=None,
+@settings(max_examples=40, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data(), value=JSON)
 def test_any_value_in_any_field(bases: Bases, scratch: Path, data: st.DataObject,
@@ -465,3 +465,37 @@ def test_any_bytes_for_a_line(bases: Bases, scratch: Path, data: st.DataObject,
     path = scratch / "bytes.jsonl"
     path.write_bytes(b"".join(lines))
     _agree(path, _outcome(path, scratch / "bytes.sqlite"))
+
+
+TEXT_FIELDS = ("text", "thinking", "message", "detail", "model", "stop_reason", "at", "reason",
+               "error", "signature", "request_hash", "cause", "detector", "action")
+
+
+@settings(max_examples=6, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_odd_but_valid_records_resume_and_branch_for_real(bases: Bases, scratch: Path,
+                                                          data: st.DataObject) -> None:
+    """Any text where text belongs, any in-bounds number where a duration or a token count
+    belongs: the transcript is read, and a resume and a branch of it really run."""
+    lines = bases.dialogue.read_text(encoding="utf-8").splitlines()
+    for _ in range(data.draw(st.integers(1, 4), label="edits")):
+        number = data.draw(st.integers(2, len(lines)), label="line")
+        record = json.loads(lines[number - 1])
+        texts = [k for k in TEXT_FIELDS if isinstance(record.get(k), str)]
+        if texts:
+            record[data.draw(st.sampled_from(texts))] = data.draw(st.text(), label="text")
+        if "latency" in record:
+            record["latency"] = data.draw(st.floats(0, 10**8), label="latency")
+        if isinstance(record.get("usage"), dict) and "input_tokens" in record["usage"]:
+            record["usage"]["input_tokens"] = data.draw(
+                st.none() | st.integers(0, 10**12), label="tokens")
+        lines[number - 1] = json.dumps(record, ensure_ascii=False)
+    path = scratch / "odd.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for argv in (["inspect", path], ["export", path, "--format", "html"],
+                 ["branch", path, "--turn", "3", "--turns", "4", "--headless", "--out", scratch],
+                 ["resume", path, "--turns", "9", "--headless"]):
+        result = cli(*argv)
+        assert result.code in (0, 1) if argv[0] == "inspect" else result.code == 0, (
+            argv[0], result)
