@@ -4,7 +4,8 @@ the command line, the control socket and transcripts.
 Every number has an upper bound, so no value from a file someone else wrote can overflow a
 computation, a SQLite integer (64 bits, signed) or a sum of many of them: a run's token sum is at
 most MAX_TURNS × MAX_TOKENS = 10^18, below SQLite's 9.2 × 10^18. The bounds are far beyond any
-real run; docs/config.md and docs/transcripts.md list them.
+real run; docs/config.md and docs/transcripts.md list them. `short` shows a value that is out
+of bounds (or of the wrong type) in an error message without printing all of it.
 """
 
 from __future__ import annotations

@@ -182,11 +182,10 @@ def _whole(minimum: int, maximum: int = MAX_TURNS) -> Callable[[str], int]:
 
     def parse(text: str) -> int:
         try:
-            value = int(text) if len(text) <= 30 else None
-        except ValueError:
-            value = None
-        if value is None:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:30]!r}")
+            value = int(text)
+        except ValueError:  # also for more digits than Python converts
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number, got {text[:30]!r}") from None
         if not minimum <= value <= maximum:
             raise argparse.ArgumentTypeError(f"expected a number from {minimum} to {maximum}")
         return value
