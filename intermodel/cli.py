@@ -9,11 +9,13 @@ as one line on stderr and an exit code, never a traceback: 0 done, 1 the run end
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 from intermodel.about import __version__
+from intermodel.bounds import MAX_TURNS
 from intermodel.commands import EXIT_RUN_ERROR, EXIT_SIGNAL
 from intermodel.errors import IntermodelError
 from intermodel.safety import terminal_safe
@@ -59,6 +61,7 @@ def _report(exc: IntermodelError) -> int:
     return exc.exit_code
 
 
+@functools.cache  # built once per process: tests and scripts call `main` many times
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="intermodel",
@@ -173,16 +176,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _whole(minimum: int) -> Callable[[str], int]:
-    """An argument type: a whole number of at least `minimum`."""
+def _whole(minimum: int, maximum: int = MAX_TURNS) -> Callable[[str], int]:
+    """An argument type: a whole number from `minimum` to `maximum` (every whole-number option
+    counts turns)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a number of at least {minimum}")
+        except ValueError:  # also for more digits than Python converts
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number, got {text[:30]!r}") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected a number from {minimum} to {maximum}")
         return value
 
     return parse

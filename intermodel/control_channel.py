@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 
+from intermodel.bounds import MAX_TURNS
 from intermodel.errors import IntermodelError, UsageError
 from intermodel.session import Session
 
@@ -115,8 +116,9 @@ class ControlServer:
             sent = controls.interject(text, to)
         elif command == "extend":
             turns = request.get("turns")
-            if not isinstance(turns, int) or turns < 1:
-                return {"ok": False, "error": "extend needs a whole number of turns"}
+            if type(turns) is not int or not 1 <= turns <= MAX_TURNS:
+                return {"ok": False, "error": f"extend needs a whole number of turns, from 1 to "
+                        f"{MAX_TURNS}"}
             sent = controls.extend(turns)
         elif command in ("pause", "resume", "step"):
             sent = getattr(controls, command)()

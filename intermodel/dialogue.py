@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from intermodel.bounds import MAX_TURNS
 from intermodel.bus import EventBus, Subscription
 from intermodel.config.model import Pairing
 from intermodel.context import ContextFull, ContextKeeper
@@ -388,8 +389,9 @@ class Dialogue:
             if command.now or self._turns.sleeping:
                 self._turns.cancel()
         elif isinstance(command, Extend):
-            self.state.max_turns = max(self.state.next_turn - 1, self.state.max_turns
-                                       + command.turns)
+            # Capped, as every budget is: the transcript records it, and readers bound it.
+            self.state.max_turns = min(MAX_TURNS, max(self.state.next_turn - 1,
+                                                      self.state.max_turns + command.turns))
             await self._emit(BudgetExtended(BudgetChange(self.state.max_turns, now_iso())))
 
     def _addressees(self, to: str) -> tuple[str, ...]:

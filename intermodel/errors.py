@@ -6,6 +6,8 @@
     ├── UsageError                     the command line is wrong
     ├── DependencyMissing              an optional extra is not installed (says how to install it)
     ├── TranscriptError                a transcript cannot be written or read
+    │   └── TranscriptInvalid          a transcript (or what was named as one) cannot be read:
+    │                                  not a regular file, not a transcript, a bad record
     └── ProviderError                  a model call failed; raised only by providers
         ├── TransientError             worth retrying: the same request may succeed later
         │   ├── RateLimited            429 and friends; may carry Retry-After
@@ -49,6 +51,7 @@ __all__ = [
     "StreamInterrupted",
     "TimedOut",
     "TranscriptError",
+    "TranscriptInvalid",
     "TransientError",
     "UsageError",
 ]
@@ -99,6 +102,20 @@ class DependencyMissing(IntermodelError):
 
 class TranscriptError(IntermodelError):
     pass
+
+
+class TranscriptInvalid(TranscriptError):
+    """A transcript that cannot be read: `path`, the `line` at fault (when one is), and why.
+    Exit code 2, like a bad pairing file: the input is wrong, not the run."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, reason: str, line: int | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.line = line
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {reason}")
 
 
 class ProviderError(IntermodelError):

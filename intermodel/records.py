@@ -1,6 +1,7 @@
 """What happened in a run: the values the dialogue produces, the transcript stores and views read.
 
-Each record is a frozen dataclass that converts to and from one JSON object (one transcript line).
+Each record is a frozen dataclass that converts to one JSON object (one transcript line); reading
+one back, checked field by field, is `intermodel.transcript.schema`'s job.
 The conversation history an agent's view is built from is just the ordered `Turn`s and
 `Interjection`s, so a transcript holds everything needed to rebuild any request.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -56,12 +56,6 @@ class Usage:
             add(self.output_tokens, other.output_tokens),
             add(self.reasoning_tokens, other.reasoning_tokens),
         )
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> Usage:
-        data = data or {}
-        return cls(data.get("input_tokens"), data.get("output_tokens"),
-                   data.get("reasoning_tokens"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,20 +222,3 @@ def record_to_json(record: Record) -> dict[str, Any]:
     elif isinstance(record, Trim):
         data["dropped"] = list(record.dropped)
     return {"kind": record.KIND, **data}
-
-
-def record_from_json(data: Mapping[str, Any]) -> Record:
-    """The inverse of `record_to_json`; raises KeyError/TypeError on a malformed record.
-    Keys this version does not know (added by a later one) are ignored."""
-    cls = RECORD_TYPES[data["kind"]]
-    known = {f.name for f in dataclass_fields(cls)}
-    fields = {k: v for k, v in data.items() if k in known}
-    if cls is Turn:
-        fields["usage"] = Usage.from_json(fields.get("usage"))
-    elif cls is Interjection:
-        fields["to"] = tuple(fields["to"])
-    elif cls is Trim:
-        fields["dropped"] = tuple(fields["dropped"])
-    elif cls is RunEnd:
-        fields["usage"] = {k: Usage.from_json(v) for k, v in fields.get("usage", {}).items()}
-    return cls(**fields)

@@ -86,7 +86,7 @@ def test_experiment_files_are_validated_like_pairings(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_experiment(path)
     lines = str(caught.value).splitlines()
-    assert any("limits.anthropic.streams: expected a value of at least 1, got 0" in ln
+    assert any("limits.anthropic.streams: expected a value from 1 to 1000, got 0" in ln
                for ln in lines)
     assert any("limits.anthropic.request_per_minute: unknown key; did you mean "
                "'requests_per_minute'?" in ln for ln in lines)

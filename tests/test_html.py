@@ -152,20 +152,23 @@ async def test_hand_edited_records_stay_inert_or_are_refused(make_pairing: Pairi
                                                              tmp_path: Path) -> None:
     path = await record(plain(make_pairing), tmp_path)
     text = path.read_text(encoding="utf-8")
-    # The reader checks a record's fields, not their types: a number can arrive as markup.
-    discard = ('{"kind":"discard","turn":"<img src=x onerror=alert(7)>","agent":"ada",'
-               '"reason":"stopped","text":"</details><script>alert(8)</script>"}\n')
+    # Markup where text belongs is text: escaped.
+    discard = ('{"kind":"discard","turn":3,"agent":"ada","reason":"<img src=x onerror=alert(7)>",'
+               '"text":"</details><script>alert(8)</script>"}\n')
     path.write_text(text + discard, encoding="utf-8")
     page = Page(run_html(read_transcript(path)))
     assert_inert(page)
-    assert "✗ turn <img src=x onerror=alert(7)> (ada) discarded" in page.all_text
+    assert "✗ turn 3 (ada) discarded: <img src=x onerror=alert(7)>" in page.all_text
 
+    # Markup where a number belongs is refused by the reader, with the line and the field.
     bad_turn = text.replace('"index":2,', '"index":"2<script>alert(9)</script>",')
     path.write_text(bad_turn, encoding="utf-8")
-    with pytest.raises(TranscriptError, match="unexpected content"):
+    with pytest.raises(TranscriptError, match=r'\.jsonl:3: turn\.index: expected a whole '
+                       r'number, got "2<script>alert\(9\)</script>"$'):
         write_html(path)
     runs, skipped = collect(tmp_path)
-    assert runs == [] and "unexpected content" in skipped[0]
+    assert runs == [] and skipped == [f"{path}:3: turn.index: expected a whole number, got "
+                                      '"2<script>alert(9)</script>"']
 
 
 async def test_pages_load_nothing_from_anywhere(make_pairing: PairingFactory,
@@ -240,7 +243,7 @@ async def test_write_html_writes_a_private_page_beside_the_transcript(
 async def test_the_index_links_every_run_and_summarises_groups(make_pairing: PairingFactory,
                                                                tmp_path: Path) -> None:
     folder = await make_experiment_folder(make_pairing, tmp_path / "night")
-    index = write_index(folder)
+    index, listed, skipped = write_index(folder)
     source = index.read_text(encoding="utf-8")
     page = Page(source)
     assert_inert(page, scripts=1)
@@ -255,7 +258,8 @@ async def test_the_index_links_every_run_and_summarises_groups(make_pairing: Pai
     assert "Experiment groups" in text
     assert "max_turns 33%, stop_phrase 33%, unfinished 33%" in text
     assert "unfinished, torn" in text
-    assert "notes.jsonl: not an intermodel transcript" in text  # skipped files are listed
+    assert "notes.jsonl:1: not an intermodel transcript" in text  # skipped files are listed
+    assert listed == 6 and len(skipped) == 2
 
     # A page newer than its transcript is kept; a changed transcript gets a new one.
     pages = {p: p.stat().st_mtime_ns for p in folder.rglob("*.html") if p != index}
@@ -271,11 +275,17 @@ async def test_the_index_escapes_labels_and_names(make_pairing: PairingFactory,
                                                   tmp_path: Path) -> None:
     origin = experiment(ATTACK, '"><img src=x onerror=alert(1)>', 1)
     origin["experiment"]["name"] = "</td></tr></table><script>alert(4)</script>"
-    origin["experiment"]["replicate"] = '1" onmouseover="alert(6)'  # lands in an attribute
     await record(make_pairing(EVIL), tmp_path, origin=origin)
     runs, _ = collect(tmp_path)
     page = Page(index_html(runs, tmp_path, ["javascript:alert(5) <b>not a file</b>"]))
     assert_inert(page, scripts=1)
     assert "<script>alert(4)</script>" in page.all_text
     assert "<b>not a file</b>" in page.all_text
-    assert '1" onmouseover="alert(6)' in [a.get("data-v") for a in page.tags("td")]
+    assert "1" in [a.get("data-v") for a in page.tags("td")]  # the replicate, as a sort key
+    # Markup where a number belongs (it would land in an attribute) never gets that far.
+    origin["experiment"]["replicate"] = '1" onmouseover="alert(6)'
+    await record(make_pairing(EVIL), tmp_path / "edited", origin=origin)
+    runs, skipped = collect(tmp_path / "edited")
+    assert runs == [] and skipped[0].endswith(
+        ':1: header.experiment.replicate: expected a whole number, got "1\\" onmouseover=\\"'
+        'alert(6)"')

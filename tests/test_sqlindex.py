@@ -314,8 +314,8 @@ async def test_a_copied_run_is_indexed_once_from_its_fullest_file(archive: Archi
     lines = archive.chat.read_bytes().splitlines(keepends=True)
     copy.write_bytes(lines[0] + b"x" * 10_000 + b"\n" + b"".join(lines[1:]))
     report = build_index([archive.folder], db)
-    assert [s.reason for s in report.skipped if s.path == copy] == [
-        "line 2 is not a JSON object"]
+    assert [(s.reason, s.line) for s in report.skipped if s.path == copy] == [
+        ("not valid JSON (Expecting value at column 1)", 2)]
     assert query(db, "SELECT path FROM runs WHERE run_id = ?", chat) == [(archive.chat.name,)]
 
 
@@ -323,15 +323,18 @@ async def test_a_run_that_cannot_be_stored_is_rolled_back_whole(archive: Archive
     db = default_db(archive.folder)
     build_index([archive.folder], db)
     chat = run_id(archive.chat)
-    # A copy with turn 2 recorded twice: readable, larger, so tried first; its insert fails
-    # halfway (after its runs row and turn 1) and the original stays indexed as it was.
-    lines = archive.chat.read_bytes().splitlines(keepends=True)
-    twice = next(i for i, line in enumerate(lines) if b'"index":2' in line)
+    # A copy with one more record: readable, larger, so tried first. A trigger planted in the
+    # database refuses that record, so its insert fails halfway (after its runs row and its
+    # turns) and the original stays indexed as it was.
     copy = archive.folder / "copy.jsonl"
-    copy.write_bytes(b"".join(lines[:twice + 1] + lines[twice:]))
+    copy.write_bytes(archive.chat.read_bytes()
+                     + b'{"kind":"note","message":"planted","at":"2026-01-01T00:00:00Z"}\n')
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON notes WHEN NEW.message = "
+                     "'planted' BEGIN SELECT RAISE(ABORT, 'planted record refused'); END")
     report = build_index([archive.folder], db)
     [failed] = [s for s in report.skipped if s.path == copy]
-    assert failed.reason.startswith("damaged: UNIQUE constraint failed")
+    assert failed.reason == "damaged: planted record refused"
     assert report.unchanged.count(archive.chat) == 1
     assert query(db, "SELECT path, file_size FROM runs WHERE run_id = ?", chat) == [
         (archive.chat.name, archive.chat.stat().st_size)]
@@ -350,9 +353,10 @@ async def test_files_that_hold_no_run_are_reported_and_their_rows_dropped(
     reasons = {s.path.name: s.reason for s in report.skipped}
     assert reasons == {
         "empty.jsonl": "no complete first line (empty, or a run that is just starting)",
-        "future.jsonl": "transcript format 2 is not supported",
+        "future.jsonl": "transcript format 2 is not supported (this version reads 1)",
         "notes.jsonl": "not an intermodel transcript (no header record)",
-        archive.stopped.name: "not an intermodel transcript (no header record)",
+        archive.stopped.name: "not an intermodel transcript: not valid JSON (Expecting value at "
+                              "column 1)",
     }
     assert report.removed == [archive.stopped]
     assert query(db, "SELECT COUNT(*) FROM runs WHERE run_id = ?", stopped) == [(0,)]

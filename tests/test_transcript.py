@@ -125,10 +125,13 @@ async def test_a_torn_last_line_is_reported_not_read(make_pairing: PairingFactor
     assert "incomplete record" in to_markdown(transcript)
 
 
-def test_a_corrupt_middle_line_is_an_error(tmp_path: Path) -> None:
-    path = tmp_path / "x.jsonl"
-    path.write_text('{"kind":"header","format":1,"config":{}}\nnot json\n{"kind":"end"}\n')
-    with pytest.raises(TranscriptError, match="line 2 is not a JSON object"):
+async def test_a_corrupt_middle_line_is_an_error(make_pairing: PairingFactory,
+                                                 tmp_path: Path) -> None:
+    path = await record_run(make_pairing(), tmp_path)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join([lines[0], "not json\n", *lines[1:]]), encoding="utf-8")
+    with pytest.raises(TranscriptError, match=r"\.jsonl:2: not valid JSON \(Expecting value at "
+                       r"column 1\)$"):
         read_transcript(path)
 
 
@@ -198,11 +201,13 @@ async def test_markdown_export_reads_as_a_conversation(make_pairing: PairingFact
 
 
 def test_turn_records_round_trip() -> None:
-    from intermodel.records import Usage, record_from_json, record_to_json
+    from intermodel.records import Usage, record_to_json
+    from intermodel.transcript.schema import Run, read_record
 
     turn = Turn(3, "ada", "hi", "th", "sig", Usage(1, 2, None), 0.5, 0.1, "stop", "m", 2,
                 "sha256:x", "t")
-    assert record_from_json(json.loads(json.dumps(record_to_json(turn)))) == turn
+    again = read_record(json.loads(json.dumps(record_to_json(turn))), Run(("ada", "bo")))
+    assert again == turn
 
 
 async def test_markdown_export_carries_no_raw_html_from_models(make_pairing: PairingFactory,

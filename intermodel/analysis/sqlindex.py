@@ -25,7 +25,6 @@ How a build works:
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,9 +33,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from intermodel.analysis.sqlschema import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, Row, run_rows
-from intermodel.errors import TranscriptError, UsageError
+from intermodel.errors import TranscriptInvalid, UsageError
 from intermodel.records import now_iso
-from intermodel.transcript.reader import read_transcript
+from intermodel.transcript.reader import read_header_line, read_transcript
 from intermodel.transcript.writer import FORMAT_VERSION
 
 __all__ = ["DB_NAME", "IndexReport", "Skipped", "build_index", "default_db"]
@@ -54,6 +53,11 @@ def default_db(path: str | Path) -> Path:
 class Skipped:
     path: Path
     reason: str
+    line: int | None = None  # the line at fault, where one is
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
+        return f"{where}: {self.reason}"
 
 
 @dataclass
@@ -77,7 +81,11 @@ class IndexReport:
 
 
 class _Skip(Exception):
-    """A file that cannot be indexed; the message says why."""
+    """A file that cannot be indexed: why, and the line at fault (where one is)."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(reason)
+        self.line = line
 
 
 @dataclass(frozen=True)
@@ -210,7 +218,7 @@ def _probe_all(files: Iterable[Path], home: Path, stored: dict[str, _Version],
         try:
             contenders.append(_probe(path, key, stored.get(key)))
         except _Skip as skip:
-            report.skipped.append(Skipped(path, str(skip)))
+            report.skipped.append(Skipped(path, str(skip), skip.line))
             stale.add(key)
     seen = {v.key for v in contenders} | stale
     contenders.extend(v for key, v in stored.items() if key not in seen)
@@ -229,25 +237,12 @@ def _probe(path: Path, key: str, indexed: _Version | None) -> _Version:
 
 
 def _run_id(path: Path) -> str:
-    """The run id from the header, reading only the first line."""
+    """The run id from the checked header, reading only the first line."""
     try:
-        with path.open("rb") as file:
-            first = file.readline()
-    except OSError as exc:
-        raise _Skip(f"cannot read it: {exc.strerror}") from None
-    if not first.endswith(b"\n"):
-        raise _Skip("no complete first line (empty, or a run that is just starting)")
-    try:
-        header = json.loads(first)
-    except ValueError:
-        header = None
-    if not isinstance(header, dict) or header.get("kind") != "header":
-        raise _Skip("not an intermodel transcript (no header record)")
-    if header.get("format") != FORMAT_VERSION:
-        raise _Skip(f"transcript format {header.get('format')!r} is not supported")
-    run_id = header.get("run_id")
-    if not isinstance(run_id, str) or not run_id:
-        raise _Skip("its header has no run id")
+        header = read_header_line(path)
+    except TranscriptInvalid as exc:
+        raise _Skip(exc.reason, exc.line) from None
+    run_id: str = header["run_id"]
     return run_id
 
 
@@ -284,13 +279,10 @@ def _index_file(conn: sqlite3.Connection, version: _Version, known: set[str],
         return True
     try:
         transcript = read_transcript(version.path)
-        tables = run_rows(transcript, version.key, version.size, version.mtime_ns)
-    except TranscriptError as exc:
-        report.skipped.append(Skipped(version.path, _reason(exc, version.path)))
+    except TranscriptInvalid as exc:
+        report.skipped.append(Skipped(version.path, exc.reason, exc.line))
         return False
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        report.skipped.append(Skipped(version.path, f"a malformed header or record ({exc!r})"))
-        return False
+    tables = run_rows(transcript, version.key, version.size, version.mtime_ns)
     run_id = transcript.run_id
     try:
         with _transaction(conn):
@@ -308,11 +300,6 @@ def _index_file(conn: sqlite3.Connection, version: _Version, known: set[str],
     if transcript.torn:
         report.torn.append(version.path)
     return True
-
-
-def _reason(exc: TranscriptError, path: Path) -> str:
-    message = str(exc)
-    return message.removeprefix(f"{path}: ")
 
 
 def _drop_path(conn: sqlite3.Connection, key: str) -> bool:

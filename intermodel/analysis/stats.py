@@ -160,9 +160,6 @@ def collect(path: str | Path) -> tuple[list[RunStats], list[str]]:
             runs.append(run_stats(read_transcript(file)))
         except TranscriptError as exc:
             skipped.append(str(exc))
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            # Records of the right shape but wrong types (a hand-edited file): skip, don't crash.
-            skipped.append(f"{file}: unexpected content ({type(exc).__name__}: {exc})")
     return runs, skipped
 
 

@@ -49,9 +49,10 @@ def export(args: argparse.Namespace) -> int:
         from intermodel.transcript.html import write_html, write_index
 
         if source.is_dir():
-            print(f"wrote {write_index(source)} (and a page per run beside its transcript)")
-        else:
-            print(f"wrote {write_html(source, Path(args.output) if args.output else None)}")
+            index, listed, skipped = write_index(source)
+            print(f"wrote {index} (and a page per run beside its transcript)")
+            return _skipped(skipped, read=listed)
+        print(f"wrote {write_html(source, Path(args.output) if args.output else None)}")
         return EXIT_OK
     transcript = read_transcript(args.transcript)
     text = to_markdown(transcript)
@@ -68,38 +69,55 @@ def export(args: argparse.Namespace) -> int:
 
 
 def stats(args: argparse.Namespace) -> int:
-    from intermodel.analysis import collect, render_table, to_csv, to_json
+    from intermodel.analysis import collect, render_table, run_stats, to_csv, to_json
+    from intermodel.transcript.reader import read_transcript
 
-    if not Path(args.path).exists():
+    path = Path(args.path)
+    if not path.exists() and not path.is_symlink():
         raise UsageError(f"{args.path}: no such file or folder")
-    runs, skipped = collect(args.path)
-    for line in skipped:
-        print(f"intermodel: skipped {terminal_safe(line)}", file=sys.stderr)
+    skipped: list[str] = []
+    if path.is_dir():
+        runs, skipped = collect(path)
+    else:  # one file: it is read, or the command fails
+        runs = [run_stats(read_transcript(path))]
     if args.format == "csv":
         sys.stdout.write(to_csv(runs))
     elif args.format == "json":
         sys.stdout.write(to_json(runs) + "\n")
     else:
         print(render_table(runs) if runs else "no transcripts found")
-    return EXIT_OK
+    return _skipped(skipped, read=len(runs))
 
 
 def index(args: argparse.Namespace) -> int:
     from intermodel.analysis.sqlindex import build_index, default_db
+    from intermodel.transcript.reader import read_transcript
 
     path = Path(args.path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise UsageError(f"{args.path}: no such file or folder")
+    if not path.is_dir():
+        read_transcript(path)  # one file: it is read, or the command fails before any change
     db = Path(args.db) if args.db else default_db(path)
     report = build_index([path], db, rebuild=args.rebuild)
-    for skipped in report.skipped:
-        print(terminal_safe(f"intermodel: skipped {skipped.path}: {skipped.reason}"),
-              file=sys.stderr)
     for torn in report.torn:
         print(terminal_safe(f"intermodel: note: {torn}: incomplete last line ignored"),
               file=sys.stderr)
     print(terminal_safe(report.summary()))
-    return EXIT_OK
+    indexed = len(report.added) + len(report.updated) + len(report.unchanged)
+    return _skipped([str(s) for s in report.skipped], read=indexed)
+
+
+def _skipped(skipped: list[str], *, read: int) -> int:
+    """Name each file a command over a folder set aside, and why, then how many there were.
+    The exit code: 0 when at least one transcript was read (or there were none to read), 2 when
+    there were some and none could be read."""
+    for line in sorted(skipped):  # each starts with its file's path
+        print(f"intermodel: skipped {terminal_safe(line)}", file=sys.stderr)
+    if skipped:
+        files = "file" if len(skipped) == 1 else "files"
+        print(f"intermodel: {len(skipped)} {files} skipped", file=sys.stderr)
+    return EXIT_USAGE if skipped and not read else EXIT_OK
 
 
 def inspect(args: argparse.Namespace) -> int:

@@ -80,7 +80,9 @@ def replay(args: argparse.Namespace) -> int:
     from intermodel.transcript.reader import read_transcript
 
     path = Path(args.transcript)
-    read_transcript(path)  # an unreadable transcript is one clear line, before any UI starts
+    # A transcript that cannot be replayed is one clear line, before any UI starts: every
+    # record is checked as it is read, and the stored config must load.
+    read_transcript(path).config()
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("replay needs a terminal; use `intermodel export` for a readable file")
     from intermodel.tui.app import run_replay

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from intermodel.bounds import MAX_DEPTH, MAX_TEXT_FILE, nesting_depth
 from intermodel.config.model import (
     PLACEHOLDERS,
     AgentConfig,
@@ -40,11 +41,12 @@ from intermodel.config.schema import (
     Checker,
 )
 from intermodel.errors import ConfigError, ConfigIssue
+from intermodel.files import UnreadableFile, read_regular
 from intermodel.providers.base import Sampling
 from intermodel.secrets import SENSITIVE_HEADER
 
 __all__ = ["config_from_resolved", "from_resolved", "load_config", "load_pairing",
-           "parse_pairing"]
+           "parse_pairing", "parse_toml", "read_text_file"]
 
 _AGENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "auth_token"}
@@ -74,15 +76,30 @@ def load_config(path: str | Path) -> Pairing | Panel:
         raise ConfigError(shown, [ConfigIssue("", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(shown, [ConfigIssue("", f"cannot read: {exc}")]) from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(shown, [ConfigIssue("", f"not valid TOML: {exc}")]) from None
+    raw = parse_toml(text, shown)
     if "panel" in raw:
         resolved = normalise_panel(raw, source=shown, base_dir=path.parent,
                                    default_name=path.stem)
         return build_panel(resolved, source=shown)
     return parse_pairing(text, source=shown, base_dir=path.parent, default_name=path.stem)
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """The TOML table in `text`; one ConfigError for anything that does not parse, including
+    input that would crash the parser or what reads the result later (nesting deeper than
+    MAX_DEPTH, integers of thousands of digits)."""
+    try:
+        raw = tomllib.loads(text)
+    except RecursionError:
+        raw = None  # tomllib recurses per level of nesting
+    except ValueError as exc:  # TOMLDecodeError, or an integer Python will not convert
+        message = str(exc) if isinstance(exc, tomllib.TOMLDecodeError) else "a number of " \
+            "thousands of digits"
+        raise ConfigError(source, [ConfigIssue("", f"not valid TOML: {message}")]) from None
+    if raw is None or nesting_depth(raw) > MAX_DEPTH:
+        raise ConfigError(source, [ConfigIssue("", f"tables and lists nest more than "
+                                               f"{MAX_DEPTH} levels deep")])
+    return raw
 
 
 def normalise_panel(raw: Mapping[str, Any], *, source: str, base_dir: Path,
@@ -117,10 +134,7 @@ def build_panel(resolved: Mapping[str, Any], *, source: str) -> Panel:
 def parse_pairing(
     text: str, *, source: str, base_dir: Path | None = None, default_name: str = "pairing"
 ) -> Pairing:
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [ConfigIssue("", f"not valid TOML: {exc}")]) from None
+    raw = parse_toml(text, source)
     resolved = normalise(raw, source=source, base_dir=base_dir or Path("."),
                          default_name=default_name)
     return build(resolved, source=source)
@@ -329,13 +343,23 @@ def _normalise_dialogue(
 
 
 def _read_text(check: Checker, base_dir: Path, name: str, path: str) -> str:
+    """A text file the pairing names: a regular file of at most MAX_TEXT_FILE bytes (a FIFO
+    would hang the reader, a device never end)."""
     try:
-        return (base_dir / name).read_text(encoding="utf-8")
-    except OSError as exc:
-        check.fail(path, f"cannot read {name!r}: {exc.strerror or exc}")
-    except UnicodeDecodeError:
-        check.fail(path, f"cannot read {name!r}: not UTF-8 text")
+        return read_text_file(base_dir / name)
+    except UnreadableFile as exc:
+        check.fail(path, f"cannot read {name!r}: {exc}")
     return ""
+
+
+def read_text_file(path: Path) -> str:
+    """The UTF-8 text of a file a config names; UnreadableFile when it is not a regular file,
+    holds more than MAX_TEXT_FILE bytes or is not UTF-8."""
+    data = read_regular(path, limit=MAX_TEXT_FILE)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnreadableFile("not UTF-8 text") from None
 
 
 def _texts_to_scan(

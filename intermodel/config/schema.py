@@ -13,6 +13,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from intermodel.bounds import (
+    MAX_COST,
+    MAX_INT,
+    MAX_PRICE,
+    MAX_RETRIES,
+    MAX_SECONDS,
+    MAX_TOKENS,
+    MAX_TURNS,
+    MIN_INT,
+    short,
+)
 from intermodel.errors import ConfigIssue
 
 __all__ = [
@@ -29,6 +40,8 @@ __all__ = [
     "Checker",
     "Field",
     "Kind",
+    "Range",
+    "between",
 ]
 
 REQUIRED: Any = object()
@@ -77,8 +90,26 @@ def at_least(low: float) -> Callable[[Any], str | None]:
     return lambda v: None if v >= low else f"a value of at least {low}"
 
 
-def between(low: float, high: float) -> Callable[[Any], str | None]:
-    return lambda v: None if low <= v <= high else f"a value from {low} to {high}"
+@dataclass(frozen=True)
+class Range:
+    """A number's bounds, both included (a Field's `check`). Every number in a pairing file has
+    one, so none can overflow what reads it later (see intermodel.bounds)."""
+
+    low: float
+    high: float
+
+    def __call__(self, value: Any) -> str | None:
+        if self.low <= value <= self.high:
+            return None
+        return f"a value from {_plain(self.low)} to {_plain(self.high)}"
+
+
+def between(low: float, high: float) -> Range:
+    return Range(low, high)
+
+
+def _plain(number: float) -> str:
+    return str(number) if isinstance(number, int) else f"{number:g}"
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -113,20 +144,23 @@ SCRIPT: dict[str, Field] = {
         "cycle",
         choices=("cycle", "repeat_last", "fail"),
     ),
-    "chunk_words": Field(INT, "Words per streamed chunk.", 1, at_least(1)),
-    "delay": Field(NUMBER, "Seconds between chunks.", 0.0, at_least(0)),
-    "first_token_delay": Field(NUMBER, "Seconds before the first chunk.", 0.0, at_least(0)),
+    "chunk_words": Field(INT, "Words per streamed chunk.", 1, between(1, MAX_TOKENS)),
+    "delay": Field(NUMBER, "Seconds between chunks.", 0.0, between(0, MAX_SECONDS)),
+    "first_token_delay": Field(NUMBER, "Seconds before the first chunk.", 0.0,
+                               between(0, MAX_SECONDS)),
 }
 
 PRICE: dict[str, Field] = {
-    "input": Field(NUMBER, "US dollars per million input tokens.", REQUIRED, at_least(0)),
+    "input": Field(NUMBER, "US dollars per million input tokens.", REQUIRED,
+                   between(0, MAX_PRICE)),
     "output": Field(NUMBER, "US dollars per million output tokens (thinking included).",
-                    REQUIRED, at_least(0)),
+                    REQUIRED, between(0, MAX_PRICE)),
 }
 
 THINKING: dict[str, Field] = {
     "budget_tokens": Field(
-        INT, "Anthropic extended thinking budget (>= 1024, below max_tokens).", None, at_least(1)
+        INT, "Anthropic extended thinking budget (>= 1024, below max_tokens).", None,
+        between(1, MAX_TOKENS),
     ),
     "send_back": Field(
         BOOL, "Send the agent's own earlier thinking back to it with its turns.", False
@@ -145,15 +179,16 @@ AGENT: dict[str, Field] = {
     "prompt_file": Field(STR, "Read the role prompt from this file instead (relative path)."),
     "temperature": Field(NUMBER, "Sampling temperature.", None, between(0, 2)),
     "top_p": Field(NUMBER, "Nucleus sampling.", None, between(0, 1)),
-    "max_tokens": Field(INT, "Most tokens per reply.", 1024, at_least(1)),
-    "seed": Field(INT, "Sampling seed, where the API supports one."),
+    "max_tokens": Field(INT, "Most tokens per reply.", 1024, between(1, MAX_TOKENS)),
+    "seed": Field(INT, "Sampling seed, where the API supports one.", None,
+                  between(MIN_INT, MAX_INT)),
     "stop": Field(STR_LIST, "Stop sequences that end a reply (not the run).", []),
     "timeout": Field(NUMBER, "Seconds to wait for the next piece of a reply.", 120.0,
-                     at_least(0.1)),
+                     between(0.1, MAX_SECONDS)),
     "context_size": Field(INT, "Context size a local model is loaded with (tokens).", None,
-                          at_least(128)),
+                          between(128, MAX_TOKENS)),
     "context_window": Field(INT, "Tokens this agent's requests must fit in (prompt + reply).",
-                            None, at_least(256)),
+                            None, between(256, MAX_TOKENS)),
     "thinking": Field(TABLE, "Reasoning options (see [agents.NAME.thinking]).", {}),
     "extra_body": Field(TABLE, "Extra request body fields, passed through unchanged.", {}),
     "extra_headers": Field(
@@ -170,13 +205,14 @@ DIALOGUE: dict[str, Field] = {
     "opener_shared": Field(BOOL, "Whether the other agent sees the opener too.", False),
     "first": Field(STR, "Agent that speaks first (default: the first agent in the file)."),
     "max_turns": Field(
-        INT, "Turn budget: replies in total, both agents together.", 10, at_least(1)
+        INT, "Turn budget: replies in total, both agents together.", 10, between(1, MAX_TURNS)
     ),
     "max_total_tokens": Field(INT, "Stop once input+output tokens of all turns reach this.",
-                              None, at_least(1)),
-    "max_seconds": Field(NUMBER, "Stop after this much wall-clock time.", None, at_least(1)),
+                              None, between(1, MAX_TOKENS)),
+    "max_seconds": Field(NUMBER, "Stop after this much wall-clock time.", None,
+                         between(1, MAX_SECONDS)),
     "max_cost": Field(NUMBER, "Cost budget in US dollars (needs prices): stop, or pause in the "
-                      "terminal UI, when reached.", None, at_least(0)),
+                      "terminal UI, when reached.", None, between(0, MAX_COST)),
     "stop_phrases": Field(STR_LIST, "Either agent saying one of these ends the run.", []),
     "share_thinking": Field(BOOL, "Show each agent its partner's thinking.", False),
     "interjection_format": Field(STR, "How a human message appears to an agent; has {text}.",
@@ -192,24 +228,28 @@ DETECTORS: dict[str, Field] = {
     "repetition": Field(STR, "A reply (nearly) repeating a recent turn.", "mark", choices=ACTIONS),
     "repetition_similarity": Field(NUMBER, "How alike counts as repeating (0-1).", 0.9,
                                    between(0.5, 1)),
-    "repetition_lookback": Field(INT, "How many recent turns to compare with.", 4, at_least(1)),
+    "repetition_lookback": Field(INT, "How many recent turns to compare with.", 4,
+                                 between(1, MAX_TURNS)),
     "empty": Field(STR, "Empty replies in a row.", "warn", choices=ACTIONS),
-    "empty_limit": Field(INT, "How many empty replies in a row count.", 2, at_least(1)),
+    "empty_limit": Field(INT, "How many empty replies in a row count.", 2,
+                         between(1, MAX_TURNS)),
     "goodbye": Field(STR, "Both agents only saying goodbye, over and over.", "mark",
                      choices=ACTIONS),
     "goodbye_turns": Field(INT, "How many farewell turns in a row count as a loop.", 4,
-                           at_least(2)),
+                           between(2, MAX_TURNS)),
 }
 
 RETRY: dict[str, Field] = {
-    "attempts": Field(INT, "Retries of a failed turn before the run ends.", 30, at_least(0)),
+    "attempts": Field(INT, "Retries of a failed turn before the run ends.", 30,
+                      between(0, MAX_RETRIES)),
     "backoff_initial": Field(NUMBER, "First backoff in seconds (doubles each retry).", 2.0,
-                             at_least(0)),
-    "backoff_max": Field(NUMBER, "Longest backoff in seconds.", 300.0, at_least(0)),
+                             between(0, MAX_SECONDS)),
+    "backoff_max": Field(NUMBER, "Longest backoff in seconds.", 300.0,
+                         between(0, MAX_SECONDS)),
     "max_retry_after": Field(NUMBER, "Longest server-requested wait honoured (seconds).", 600.0,
-                             at_least(0)),
+                             between(0, MAX_SECONDS)),
     "max_wait": Field(NUMBER, "Longest total wait for one turn across its retries (seconds).",
-                      10800.0, at_least(0)),
+                      10800.0, between(0, MAX_SECONDS)),
 }
 
 TOP: dict[str, Field] = {
@@ -268,7 +308,8 @@ class Checker:
                 continue
             expected = spec.check(value) if spec.check else None
             if expected:
-                self.fail(where, f"expected {expected}, got {value!r}")
+                shown = short(value) if isinstance(value, int) else repr(value)
+                self.fail(where, f"expected {expected}, got {shown}")
                 continue
             out[key] = value
         for key, spec in schema.items():

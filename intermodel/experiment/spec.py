@@ -22,17 +22,20 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from intermodel.bounds import MAX_CONCURRENCY, MAX_INT, MAX_REPLICATES, MAX_TURNS, MIN_INT
 from intermodel.config import Pairing, Panel, load_config
-from intermodel.config.schema import INT, NUMBER, STR, TABLE, Checker, Field, Kind, at_least
+from intermodel.config.loader import parse_toml, read_text_file
+from intermodel.config.schema import INT, NUMBER, STR, TABLE, Checker, Field, Kind, between
 from intermodel.errors import ConfigError, ConfigIssue
+from intermodel.files import UnreadableFile
 
 __all__ = ["Experiment", "Limit", "Opener", "load_experiment"]
 
+MAX_REQUESTS_PER_MINUTE = 1_000_000
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
 TABLE_LIST = Kind("a list of tables ([[...]])",
                   lambda v: isinstance(v, list) and all(isinstance(t, dict) for t in v))
@@ -42,10 +45,13 @@ EXPERIMENT: dict[str, Field] = {
     "description": Field(STR, "Free text for people.", ""),
     "out": Field(STR, "Folder for the experiment's transcripts and manifest "
                       "(default: experiments/NAME)."),
-    "replicates": Field(INT, "Runs per pairing x opener.", 1, at_least(1)),
-    "seed": Field(INT, "Base seed: replicate r gets seed + r - 1 (where the API takes seeds)."),
-    "turns": Field(INT, "Turn budget for every run (overrides the pairings').", None, at_least(1)),
-    "concurrency": Field(INT, "Runs at once.", 2, at_least(1)),
+    "replicates": Field(INT, "Runs per pairing x opener.", 1, between(1, MAX_REPLICATES)),
+    # Replicate r gets seed + r - 1: that too must be a seed a pairing could hold.
+    "seed": Field(INT, "Base seed: replicate r gets seed + r - 1 (where the API takes seeds).",
+                  None, between(MIN_INT, MAX_INT - MAX_REPLICATES)),
+    "turns": Field(INT, "Turn budget for every run (overrides the pairings').", None,
+                   between(1, MAX_TURNS)),
+    "concurrency": Field(INT, "Runs at once.", 2, between(1, MAX_CONCURRENCY)),
     "pairings": Field(TABLE_LIST, "The pairings ([[pairings]] file, label).", None),
     "openers": Field(TABLE_LIST, "Openers ([[openers]] text or file, label); default: each "
                                  "pairing's own.", None),
@@ -61,8 +67,9 @@ OPENER_ENTRY: dict[str, Field] = {
     "label": Field(STR, "A short label for tables and ids."),
 }
 LIMIT: dict[str, Field] = {
-    "streams": Field(INT, "Requests streaming at once.", None, at_least(1)),
-    "requests_per_minute": Field(NUMBER, "Requests started per minute.", None, at_least(0.1)),
+    "streams": Field(INT, "Requests streaming at once.", None, between(1, MAX_CONCURRENCY)),
+    "requests_per_minute": Field(NUMBER, "Requests started per minute.", None,
+                                 between(0.1, MAX_REQUESTS_PER_MINUTE)),
 }
 
 
@@ -98,11 +105,12 @@ def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     shown = str(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(shown, [ConfigIssue("", f"cannot read: {exc.strerror}")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(shown, [ConfigIssue("", f"not valid TOML: {exc}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(shown, [ConfigIssue("", "cannot read: not UTF-8 text")]) from None
+    raw = parse_toml(text, shown)
     check = Checker()
     top = check.table(raw, "", EXPERIMENT)
     name = top.get("name", path.stem)
@@ -162,9 +170,9 @@ def _openers(check: Checker, entries: list[dict[str, Any]] | None,
         text = table.get("text")
         if "file" in table:
             try:
-                text = (base / table["file"]).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                check.fail(f"{where}.file", f"cannot read {table['file']!r}: {exc.strerror}")
+                text = read_text_file(base / table["file"]).strip()
+            except UnreadableFile as exc:
+                check.fail(f"{where}.file", f"cannot read {table['file']!r}: {exc}")
                 continue
         if not text or ("text" in table) == ("file" in table):
             check.fail(where, "give exactly one of text or file, not empty")

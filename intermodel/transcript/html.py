@@ -79,20 +79,14 @@ def index_html(runs: Sequence[RunStats], folder: Path, skipped: Sequence[str] = 
 def write_html(path: Path, out: Path | None = None) -> Path:
     """Render the transcript `path` to `out` (by default beside it, ending in `.html`)."""
     target = out or path.with_suffix(".html")
-    transcript = read_transcript(path)
-    try:
-        text = run_html(transcript)
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        # Records of the right shape but wrong types (a hand-edited file), as in `collect`.
-        raise TranscriptError(f"{path}: unexpected content ({type(exc).__name__}: {exc})"
-                              ) from None
-    write_private(target, text)
+    write_private(target, run_html(read_transcript(path)))
     return target
 
 
-def write_index(folder: Path) -> Path:
+def write_index(folder: Path) -> tuple[Path, int, list[str]]:
     """Write `index.html` in `folder`, and a page beside every transcript under it whose page is
-    missing or older than the transcript."""
+    missing or older than the transcript. Returns the index, how many runs it lists, and the
+    files set aside (each with why)."""
     runs, skipped = collect(folder)
     for run in runs:
         target = run.path.with_suffix(".html")
@@ -104,7 +98,7 @@ def write_index(folder: Path) -> Path:
             skipped.append(str(exc))
     index = folder / "index.html"
     write_private(index, index_html(runs, folder, skipped))
-    return index
+    return index, len(runs), skipped
 
 
 # ---- the run page ------------------------------------------------------------------------------
