@@ -4,8 +4,10 @@
     ├── ConfigError                    a pairing file is wrong (file, key path, what was expected)
     │   └── MissingKeyError            an API key variable named by the pairing is not set
     ├── UsageError                     the command line is wrong
+    │   └── UntrustedTranscript        a transcript would use keys or endpoints nobody vouched for
     ├── DependencyMissing              an optional extra is not installed (says how to install it)
     ├── TranscriptError                a transcript cannot be written or read
+    │   └── InvalidRunId               a run id that is not 12 lowercase hex digits
     └── ProviderError                  a model call failed; raised only by providers
         ├── TransientError             worth retrying: the same request may succeed later
         │   ├── RateLimited            429 and friends; may carry Retry-After
@@ -39,6 +41,7 @@ __all__ = [
     "DependencyMissing",
     "FatalError",
     "IntermodelError",
+    "InvalidRunId",
     "MissingKeyError",
     "ModelNotFound",
     "ProviderBroken",
@@ -50,6 +53,7 @@ __all__ = [
     "TimedOut",
     "TranscriptError",
     "TransientError",
+    "UntrustedTranscript",
     "UsageError",
 ]
 
@@ -93,12 +97,23 @@ class UsageError(IntermodelError):
     exit_code = 2
 
 
+class UntrustedTranscript(UsageError):
+    """A transcript names endpoints, key variables or headers that no pairing file of yours
+    vouches for, and nobody said to trust it (see `intermodel.trust`)."""
+
+
 class DependencyMissing(IntermodelError):
     exit_code = 2
 
 
 class TranscriptError(IntermodelError):
     pass
+
+
+class InvalidRunId(TranscriptError):
+    """A run id names files and sockets, so anything but 12 lowercase hex digits is refused."""
+
+    exit_code = 2
 
 
 class ProviderError(IntermodelError):

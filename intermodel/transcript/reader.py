@@ -27,6 +27,7 @@ from intermodel.records import (
     Turn,
     record_from_json,
 )
+from intermodel.runid import checked_run_id
 from intermodel.transcript.writer import FORMAT_VERSION
 
 __all__ = ["Transcript", "read_transcript"]
@@ -131,6 +132,7 @@ def read_transcript(path: str | Path) -> Transcript:
     if head.get("format") != FORMAT_VERSION:
         raise TranscriptError(f"{path}: transcript format {head.get('format')!r} is not "
                               f"supported (this version reads {FORMAT_VERSION})")
+    checked_run_id(head.get("run_id"), str(path))  # it names sockets: nothing else gets past
     transcript = Transcript(path=path, header=head, torn=torn, torn_bytes=len(tail))
     for number, data in enumerate(objects[1:], start=2):
         if data.get("kind") not in RECORD_TYPES:
