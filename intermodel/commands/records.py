@@ -41,6 +41,7 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from intermodel.files import write_private
     from intermodel.transcript.markdown import to_markdown
     from intermodel.transcript.reader import read_transcript
 
@@ -59,10 +60,7 @@ def export(args: argparse.Namespace) -> int:
         sys.stdout.write(terminal_safe(text) if sys.stdout.isatty() else text)
         return EXIT_OK
     target = Path(args.output) if args.output else Path(args.transcript).with_suffix(".md")
-    try:
-        target.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    write_private(target, text)
     print(f"wrote {target}")
     return EXIT_OK
 
