@@ -22,8 +22,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
+from intermodel.config import load_pairing
 from intermodel.control_channel import live_runs, socket_path
 from intermodel.digest import canonical_digest
 from intermodel.errors import InvalidRunId, UntrustedTranscript
@@ -32,7 +34,7 @@ from intermodel.experiment.spec import load_experiment
 from intermodel.resume import prepared_resume
 from intermodel.runner import prepared_run
 from intermodel.transcript.reader import read_transcript
-from tests.fakeserver import Fault, FakeServer
+from tests.fakeserver import FakeServer, Fault
 
 REPO = Path(__file__).resolve().parents[2]
 ADA_KEY, BO_KEY = "ada-key-value-0001", "bo-key-value-0002"
@@ -388,18 +390,21 @@ def test_a_run_id_that_is_not_12_lowercase_hex_digits_is_refused(
     assert not (tmp_path / "xdg").exists() or not list((tmp_path / "xdg").rglob("*.sock"))
 
 
-@pytest.mark.anyio
-async def test_run_ids_are_checked_where_they_name_sockets(tmp_path: Path) -> None:
+def test_run_ids_are_checked_where_they_name_sockets(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
     with pytest.raises(InvalidRunId):
         socket_path("x" * 200, "../../evil")
     assert socket_path("x" * 200, "0123456789ab").name == "0123456789ab.sock"
-    from intermodel.config import load_pairing
-
     pairing = load_pairing(REPO / "configs" / "scripted.toml")
-    with pytest.raises(InvalidRunId):
-        async with prepared_run(pairing, out_dir=tmp_path, run_id="../x"):
+
+    async def start() -> None:
+        async with prepared_run(pairing, out_dir=tmp_path / "runs", run_id="../x"):
             pass
-    assert not list(tmp_path.iterdir())
+
+    with pytest.raises(InvalidRunId):
+        anyio.run(start)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_status_ignores_sockets_in_the_runtime_dir_not_named_by_a_run_id(
