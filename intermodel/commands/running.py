@@ -81,10 +81,12 @@ def _consent(assessment: Assessment, args: argparse.Namespace) -> Approval:
         raise UntrustedTranscript(assessment.refusal())
     print(f"{terminal_safe(str(assessment.path))} names endpoints or key variables that no "
           "pairing file of yours vouches for")
-    print(f"({assessment.reason}). The run would use:")
+    print(f"({assessment.reason}). Going on sends each agent's key, and the variables its "
+          "headers name, to its endpoint:")
     for line in assessment.lines():
         print(f"  {line}")
-    print("Marked (!) seats would get your keys and the variables named, as they are set here.")
+    print("(! = vouched for by no pairing file of yours.) Say yes only if you trust whoever "
+          "wrote this transcript.")
     try:
         answer = input(f"{assessment.action.capitalize()} it with these? [y/N] ")
     except EOFError:
