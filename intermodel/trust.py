@@ -10,7 +10,8 @@ the run's *seats* — per agent: provider, endpoint, key variable, header names 
 compared with the seats of pairing files you vouch for:
 
 - the pairing file the transcript names as its `source` (for a branch, its parent's), if it is
-  still there, is a regular file owned by you (or root) and cannot be changed by other users;
+  still there, is a regular file owned by you (or root) and cannot be changed by other users
+  (not writable by all, nor by a group other than your own private one);
 - for a seat filled by `branch --swap NAME=FILE:AGENT`, that file's agent (the file named on the
   command line, or for a branch of a branch, recorded in the header's `parent.swap`);
 - for a batch resuming its own entry, the experiment's pairing for that entry.
@@ -25,7 +26,9 @@ the key, not the host.
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -155,7 +158,8 @@ class Vouchers:
 def vouchers_of_file(source: object, agent_map: Mapping[str, str] | None = None) -> Vouchers:
     """The seats of the pairing file `source` (relative paths from the current folder), if it is
     one you could have written: a regular file, owned by you or root, that other users cannot
-    change. `agent_map` maps seat names to the file's agent names (default: the same names)."""
+    change (see `_unfit_pairing_file`). `agent_map` maps seat names to the file's agent names
+    (default: the same names)."""
     if not isinstance(source, str) or not source:
         return Vouchers({}, "it", "it names no pairing file")
     by = f"its pairing file {shown(source)}"
@@ -181,11 +185,22 @@ def _unfit_pairing_file(path: Path) -> str:
         return "is not a pairing file"
     if info.st_uid not in (os.getuid(), 0):
         return "belongs to another user"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and info.st_uid != os.getuid():
-        return "can be changed by other users"
     if info.st_mode & stat.S_IWOTH:
         return "can be changed by any user"
+    if info.st_mode & stat.S_IWGRP and not _private_group(info.st_gid):
+        return "can be changed by other users (its group may write it)"
     return ""
+
+
+def _private_group(gid: int) -> bool:
+    """A group of yours alone: named after you, with no other members (the usual default where
+    files are created group-writable)."""
+    try:
+        group = grp.getgrgid(gid)
+        return group.gr_name == pwd.getpwuid(os.getuid()).pw_name and \
+            set(group.gr_mem) <= {group.gr_name}
+    except KeyError:
+        return False
 
 
 def _renamed(seat: Seat, agent: str) -> Seat:

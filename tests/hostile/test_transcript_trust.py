@@ -9,9 +9,11 @@ consents; headless, the command refuses with one line and exit 2.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pty
+import pwd
 import select
 import signal
 import socket
@@ -197,6 +199,33 @@ def test_a_pairing_file_of_another_user_vouches_for_nothing(
     result = intermodel(*continue_args("resume", transcript), env=env)
     assert result.returncode == 2 and "can be changed by any user" in result.stderr
     assert home.requests == []
+
+
+def a_shared_group() -> int | None:
+    """A group we may give a file to that is not ours alone, if there is one."""
+    me = pwd.getpwuid(os.getuid()).pw_name
+    candidates = [g.gr_gid for g in grp.getgrall()] if os.getuid() == 0 else os.getgroups()
+    for gid in candidates:
+        group = grp.getgrgid(gid)
+        if group.gr_name != me:
+            return gid
+    return None
+
+
+def test_a_pairing_file_a_shared_group_may_write_vouches_for_nothing(
+        tmp_path: Path, home: FakeServer, env: dict[str, str]) -> None:
+    gid = a_shared_group()
+    if gid is None:
+        pytest.skip("no group other than our own to give the file to")
+    pairing, transcript = recorded_run(tmp_path, home, env)
+    os.chown(pairing, -1, gid)
+    pairing.chmod(0o664)
+    result = intermodel(*continue_args("resume", transcript), env=env)
+    assert result.returncode == 2 and "its group may write it" in result.stderr
+    assert home.requests == []
+    pairing.chmod(0o644)  # only its owner may write it again: it vouches
+    again = intermodel(*continue_args("resume", transcript), env=env)
+    assert again.returncode == 0, again.stderr
 
 
 def test_a_seat_swapped_in_from_a_file_named_on_the_command_line_is_vouched_for(
