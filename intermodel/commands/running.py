@@ -17,7 +17,7 @@ from intermodel.errors import UntrustedTranscript, UsageError
 from intermodel.headless import RunOpener
 from intermodel.runner import Run
 from intermodel.safety import terminal_safe
-from intermodel.trust import Approval, Assessment
+from intermodel.trust import Approval, Assessment, refuse, trust_all, trust_exactly
 
 __all__ = ["batch", "branch", "demo_config", "replay", "resume", "run"]
 
@@ -71,8 +71,6 @@ def branch(args: argparse.Namespace) -> int:
 def _consent(assessment: Assessment, args: argparse.Namespace) -> Approval:
     """Whether a run may use seats no pairing file of yours vouches for: --trust says yes; on a
     terminal the person is shown them and asked (default no); headless, the answer is no."""
-    from intermodel.trust import refuse, trust_all, trust_exactly
-
     if assessment.trusted:
         return refuse  # nothing to consent to; a changed transcript is checked again
     if args.trust:
