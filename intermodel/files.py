@@ -33,15 +33,9 @@ def write_private(target: str | Path, text: str) -> Path:
     """Replace `target` with `text` (UTF-8), mode 600, atomically. Refuses (UsageError) a target
     that exists and is neither a regular file nor a link, such as a folder or a FIFO."""
     target = Path(target)
-    try:
-        found = os.lstat(target)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
-    else:
-        if not (stat.S_ISREG(found.st_mode) or stat.S_ISLNK(found.st_mode)):
-            raise UsageError(f"cannot write {target}: it exists and is not a regular file")
+    found = _existing(target)
+    if found is not None and not (stat.S_ISREG(found.st_mode) or stat.S_ISLNK(found.st_mode)):
+        raise UsageError(f"cannot write {target}: it exists and is not a regular file")
     temporary, fd = _open_aside(target)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -84,14 +78,21 @@ def create_private(path: str | Path) -> bool:
 
 def refuse_link(path: str | Path) -> None:
     """UsageError if `path` exists and is not a regular file (a link, a folder, a FIFO)."""
-    try:
-        found = os.lstat(path)
-    except FileNotFoundError:
+    found = _existing(path)
+    if found is None:
         return
-    except OSError as exc:
-        raise UsageError(f"cannot use {path}: {exc.strerror or exc}") from None
     if stat.S_ISLNK(found.st_mode):
         raise UsageError(f"{path} is a symbolic link; intermodel does not write through links "
                          "(remove it, or choose another file)")
     if not stat.S_ISREG(found.st_mode):
         raise UsageError(f"{path} exists and is not a regular file")
+
+
+def _existing(path: str | Path) -> os.stat_result | None:
+    """What is at `path` itself (a link is not followed), or None when nothing is."""
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot use {path}: {exc.strerror or exc}") from None
