@@ -46,9 +46,11 @@ class ConfigCheck:
 
 def verify_config(transcript: Transcript) -> ConfigCheck:
     """The header's config hashed again, beside the hash the header recorded."""
-    recorded = transcript.header.get("config_hash")
-    return ConfigCheck(recorded if isinstance(recorded, str) else None,
-                       config_hash(transcript.header["config"]))
+    header = transcript.header
+    recorded = header.get("config_hash")
+    if "config_hash" in header and not isinstance(recorded, str):
+        recorded = repr(recorded)  # there but not a hash: a mismatch, not an old header
+    return ConfigCheck(recorded, config_hash(header["config"]))
 
 
 def rebuild_request(transcript: Transcript, index: int) -> RebuiltRequest:

@@ -374,6 +374,12 @@ def test_inspect_reports_a_tampered_config(tmp_path: Path, home: FakeServer,
     assert "2 of 2 turns match" in tampered.stdout
     one = intermodel("inspect", str(transcript), "--turn", "1", env=env)
     assert one.returncode == 1 and "MISMATCH config" in one.stdout
+    lines = transcript.read_text().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    header["config_hash"] = None  # not the same as no hash at all
+    transcript.write_text(json.dumps(header) + "\n" + "".join(lines[1:]))
+    nulled = intermodel("inspect", str(transcript), env=env)
+    assert nulled.returncode == 1 and nulled.stdout.startswith("MISMATCH config")
 
 
 def test_a_transcript_from_before_config_hashes_still_reads_resumes_and_inspects(
