@@ -2,7 +2,9 @@
 
 Every turn record holds the SHA-256 of the request its agent was sent. Rebuilding the request
 from the stored config and the records before it (with the same pure view function the live run
-used) and hashing it again proves the transcript describes what the model really saw.
+used) and hashing it again proves the transcript describes what the model really saw. The header
+keeps the hash of its resolved config too (`config_hash`), so an edited endpoint, key variable or
+header, which no request hash covers, shows as well.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from intermodel.config.model import Pairing, Panel
 from intermodel.providers.base import Request
 from intermodel.records import Turn
 from intermodel.transcript.reader import Transcript
+from intermodel.transcript.writer import config_hash
 from intermodel.views import build_request, panel_request
 
-__all__ = ["RebuiltRequest", "rebuild_request", "verify_transcript"]
+__all__ = ["ConfigCheck", "RebuiltRequest", "rebuild_request", "verify_config",
+           "verify_transcript"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,25 @@ class RebuiltRequest:
     @property
     def matches(self) -> bool:
         return self.digest == self.turn.request_hash
+
+
+@dataclass(frozen=True)
+class ConfigCheck:
+    recorded: str | None  # None: a header written before config hashes were kept
+    digest: str
+
+    @property
+    def matches(self) -> bool:
+        return self.digest == self.recorded
+
+
+def verify_config(transcript: Transcript) -> ConfigCheck:
+    """The header's config hashed again, beside the hash the header recorded."""
+    header = transcript.header
+    recorded = header.get("config_hash")
+    if "config_hash" in header and not isinstance(recorded, str):
+        recorded = repr(recorded)  # there but not a hash: a mismatch, not an old header
+    return ConfigCheck(recorded, config_hash(header["config"]))
 
 
 def rebuild_request(transcript: Transcript, index: int) -> RebuiltRequest:

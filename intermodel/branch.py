@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +27,16 @@ from intermodel.records import Branch, HistoryEntry, Interjection, Trim, Turn, U
 from intermodel.runner import Run, prepared_run
 from intermodel.transcript.reader import Transcript, read_transcript
 from intermodel.transcript.writer import TranscriptWriter
+from intermodel.trust import (
+    Approval,
+    Assessment,
+    assess,
+    ensure_trusted,
+    refuse,
+    vouchers_of_transcript,
+)
 
-__all__ = ["BranchPlan", "plan_branch", "prepared_branch"]
+__all__ = ["BranchPlan", "assess_branch", "plan_branch", "prepared_branch"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,10 @@ def plan_branch(
     budget = turns if turns is not None else max(parent.max_turns, after_turn + 1)
     if budget <= after_turn:
         raise UsageError(f"--turns must be more than {after_turn}")
-    pairing = vary(base, opener=opener, max_turns=budget, agents=tables)
+    # The branch names its parent's pairing file, which vouches for the seats it kept.
+    source = parent.header.get("source")
+    pairing = vary(base, opener=opener, max_turns=budget, agents=tables,
+                   source=source if isinstance(source, str) and source else None)
     history: list[HistoryEntry] = [
         e for e in parent.history
         if (isinstance(e, Turn) and e.index <= after_turn)
@@ -76,10 +87,32 @@ def plan_branch(
     for entry in history:
         if isinstance(entry, Turn):
             usage[entry.agent] = usage[entry.agent] + entry.usage
-    origin = {"parent": {"run_id": parent.run_id, "transcript": str(parent.path),
-                         "after_turn": after_turn, "config": parent.header["config"]}}
+    origin: dict[str, Any] = {"parent": {"run_id": parent.run_id, "transcript": str(parent.path),
+                                         "after_turn": after_turn,
+                                         "config": parent.header["config"]}}
+    # Which file vouches for each swapped seat, for a later resume of the branch.
+    seats_from = {**_inherited_swaps(parent), **(swap or {})}
+    if seats_from:
+        origin["parent"]["swap"] = seats_from
     state = DialogueState(history=history, max_turns=budget, usage=usage, inherited=True)
     return BranchPlan(pairing, state, origin)
+
+
+def _inherited_swaps(parent: Transcript) -> dict[str, str]:
+    """Seats the parent itself took from other pairing files (when it is a branch too)."""
+    origin = parent.header.get("parent")
+    found = origin.get("swap") if isinstance(origin, dict) else None
+    if not isinstance(found, dict):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def assess_branch(parent: Transcript, plan: BranchPlan,
+                  swapped: Iterable[str] = ()) -> Assessment:
+    """Whether the branch's seats are vouched for: kept seats by the parent's pairing file (and
+    the files of seats the parent took by --swap), `swapped` seats by the command line."""
+    return assess(parent.path, plan.pairing, vouchers_of_transcript(parent.header),
+                  action="branch", vouched_seats=swapped)
 
 
 def _table(pairing: Pairing, name: str) -> Mapping[str, Any]:
@@ -123,11 +156,15 @@ async def prepared_branch(
     out_dir: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     cost_action: Literal["stop", "pause"] = "stop",
+    approve: Approval = refuse,
     **changes: Any,
 ) -> AsyncIterator[Run]:
-    """A run of the branch, ready to go; the parent is linked to it before it starts."""
+    """A run of the branch, ready to go; the parent is linked to it before it starts. As for
+    `prepared_resume`, nothing is read from the environment or sent before its seats are vouched
+    for or `approve` consents."""
     parent = read_transcript(parent_path)
     plan = plan_branch(parent, after_turn, **changes)
+    ensure_trusted(assess_branch(parent, plan, (changes.get("swap") or {}).keys()), approve)
     folder = out_dir or Path(parent_path).parent
     link, _ = TranscriptWriter.reopen(parent.path)  # refused while the parent is running
     try:

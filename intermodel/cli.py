@@ -112,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="new turn budget (needed to continue a run that finished)")
     resume.add_argument("--headless", action="store_true",
                         help="plain streamed output instead of the terminal UI")
+    _trust_option(resume)
     _color_option(resume)
     resume.set_defaults(handler="running:resume")
 
@@ -130,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     branch.add_argument("--out", metavar="DIR", help="transcript folder (default: the parent's)")
     branch.add_argument("--headless", action="store_true",
                         help="plain streamed output instead of the terminal UI")
+    _trust_option(branch)
     _color_option(branch)
     branch.set_defaults(handler="running:branch")
 
@@ -204,6 +206,13 @@ def _speed(text: str) -> float:
     if not 0 < value <= 1000:
         raise argparse.ArgumentTypeError("expected a speed above 0 and at most 1000")
     return value
+
+
+def _trust_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust", action="store_true",
+                        help="use the endpoints, key variables and headers the transcript names "
+                             "even when no pairing file of yours vouches for them "
+                             "(see docs/security.md)")
 
 
 def _color_option(parser: argparse.ArgumentParser) -> None:

@@ -29,6 +29,7 @@ from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 
 from intermodel.bounds import MAX_TURNS
 from intermodel.errors import IntermodelError, UsageError
+from intermodel.runid import checked_run_id, is_run_id
 from intermodel.session import Session
 
 __all__ = ["ControlServer", "NotListening", "live_runs", "request", "runtime_dir", "socket_path"]
@@ -52,6 +53,7 @@ def runtime_dir() -> Path:
 
 
 def socket_path(transcript: str | Path, run_id: str) -> Path:
+    checked_run_id(run_id, str(transcript))  # it may name a file in the runtime dir
     beside = Path(f"{transcript}.sock")
     if len(os.fsencode(beside)) <= _MAX_SOCKET_PATH:
         return beside
@@ -167,9 +169,10 @@ def live_runs(folders: list[Path]) -> Iterator[dict[str, Any]]:
     """The status of every run listening in `folders` or the runtime dir. Sockets that nobody
     answers on were left by runs that died; they are removed on sight."""
     seen: set[Path] = set()
-    for folder in [*folders, runtime_dir()]:
+    runtime = runtime_dir()
+    for folder in [*folders, runtime]:
         for path in sorted(folder.glob("*.sock")) if folder.is_dir() else []:
-            if path.resolve() in seen:
+            if path.resolve() in seen or (folder == runtime and not is_run_id(path.stem)):
                 continue
             seen.add(path.resolve())
             try:

@@ -4,10 +4,12 @@
     ├── ConfigError                    a pairing file is wrong (file, key path, what was expected)
     │   └── MissingKeyError            an API key variable named by the pairing is not set
     ├── UsageError                     the command line is wrong
+    │   └── UntrustedTranscript        a transcript would use keys or endpoints nobody vouched for
     ├── DependencyMissing              an optional extra is not installed (says how to install it)
     ├── TranscriptError                a transcript cannot be written or read
-    │   └── TranscriptInvalid          a transcript (or what was named as one) cannot be read:
-    │                                  not a regular file, not a transcript, a bad record
+    │   ├── TranscriptInvalid          a transcript (or what was named as one) cannot be read:
+    │   │                              not a regular file, not a transcript, a bad record
+    │   └── InvalidRunId               a run id that is not 12 lowercase hex digits
     └── ProviderError                  a model call failed; raised only by providers
         ├── TransientError             worth retrying: the same request may succeed later
         │   ├── RateLimited            429 and friends; may carry Retry-After
@@ -41,6 +43,7 @@ __all__ = [
     "DependencyMissing",
     "FatalError",
     "IntermodelError",
+    "InvalidRunId",
     "MissingKeyError",
     "ModelNotFound",
     "ProviderBroken",
@@ -53,6 +56,7 @@ __all__ = [
     "TranscriptError",
     "TranscriptInvalid",
     "TransientError",
+    "UntrustedTranscript",
     "UsageError",
 ]
 
@@ -96,6 +100,11 @@ class UsageError(IntermodelError):
     exit_code = 2
 
 
+class UntrustedTranscript(UsageError):
+    """A transcript names endpoints, key variables or headers that no pairing file of yours
+    vouches for, and nobody said to trust it (see `intermodel.trust`)."""
+
+
 class DependencyMissing(IntermodelError):
     exit_code = 2
 
@@ -116,6 +125,11 @@ class TranscriptInvalid(TranscriptError):
         self.line = line
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {reason}")
+
+class InvalidRunId(TranscriptError):
+    """A run id names files and sockets, so anything but 12 lowercase hex digits is refused."""
+
+    exit_code = 2
 
 
 class ProviderError(IntermodelError):

@@ -24,8 +24,17 @@ from intermodel.runner import ProviderFactory, Run, prepared_run
 from intermodel.secrets import Redactor
 from intermodel.transcript.reader import Transcript, read_transcript
 from intermodel.transcript.writer import TranscriptWriter
+from intermodel.trust import (
+    Approval,
+    Assessment,
+    Vouchers,
+    assess,
+    ensure_trusted,
+    refuse,
+    vouchers_of_transcript,
+)
 
-__all__ = ["ResumePlan", "plan_resume", "prepared_resume"]
+__all__ = ["ResumePlan", "assess_resume", "plan_resume", "prepared_resume"]
 
 # Endings that need a bigger budget (--turns) before the run may go on.
 _COMPLETE = {
@@ -65,6 +74,14 @@ def plan_resume(transcript: Transcript, *, turns: int | None = None) -> ResumePl
     return ResumePlan(pairing, state, marker)
 
 
+def assess_resume(transcript: Transcript, plan: ResumePlan,
+                  vouchers: Vouchers | None = None) -> Assessment:
+    """Whether the seats the resumed run would use are vouched for (by default by the pairing
+    file the transcript names)."""
+    found = vouchers_of_transcript(transcript.header) if vouchers is None else vouchers
+    return assess(transcript.path, plan.pairing, found, action="resume")
+
+
 @asynccontextmanager
 async def prepared_resume(
     path: str | Path,
@@ -73,10 +90,17 @@ async def prepared_resume(
     environ: Mapping[str, str] | None = None,
     provider_factory: ProviderFactory = make_provider,
     cost_action: Literal["stop", "pause"] = "stop",
+    approve: Approval = refuse,
+    vouchers: Vouchers | None = None,
 ) -> AsyncIterator[Run]:
-    """Like `prepared_run`, for the run recorded in `path`: same id, same file, same settings."""
+    """Like `prepared_run`, for the run recorded in `path`: same id, same file, same settings.
+
+    Nothing is read from the environment and nothing is sent before the transcript's seats are
+    vouched for (by its pairing file, or `vouchers` when given) or `approve` consents to them;
+    otherwise UntrustedTranscript. See `intermodel.trust`."""
     transcript = read_transcript(path)
     plan = plan_resume(transcript, turns=turns)
+    ensure_trusted(assess_resume(transcript, plan, vouchers), approve)
 
     def reopen(redactor: Redactor) -> TranscriptWriter:
         writer, _ = TranscriptWriter.reopen(transcript.path, redactor=redactor)

@@ -24,6 +24,7 @@ from intermodel.panel import PanelRun
 from intermodel.providers.base import Provider
 from intermodel.providers.registry import make_provider
 from intermodel.records import Resumption
+from intermodel.runid import checked_run_id
 from intermodel.secrets import Credentials, Redactor, resolve_credentials
 from intermodel.transcript.writer import TranscriptWriter
 
@@ -69,6 +70,7 @@ async def prepared_run(
 
     The transcript is a new file in the transcripts folder unless `open_writer` provides one
     (resume reopens the run's own file); `record=False` writes none."""
+    run_id = new_run_id() if run_id is None else checked_run_id(run_id)
     credentials = resolve_credentials(pairing, os.environ if environ is None else environ)
     redactor = Redactor.for_credentials(credentials)
     async with AsyncExitStack() as stack:
@@ -78,7 +80,6 @@ async def prepared_run(
             provider = provider_factory(agent, partner, credentials[agent.name])
             providers[agent.name] = provider
             stack.push_async_callback(_close_quietly, provider)
-        run_id = run_id or new_run_id()
         writer: TranscriptWriter | None = None
         if open_writer is not None:
             writer = open_writer(redactor)

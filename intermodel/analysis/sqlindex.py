@@ -21,6 +21,8 @@ How a build works:
   reported. The choice depends on the files only, never on the order of earlier builds.
 - Paths are stored relative to the database's folder, so an archive moved with its index stays
   valid.
+- The database is created readable by its owner only (mode 600, and so are its journals), and a
+  symbolic link at its path, or at its journals' paths, is refused rather than followed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from intermodel.analysis.sqlschema import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, Row, run_rows
 from intermodel.errors import TranscriptInvalid, UsageError
+from intermodel.files import create_private, refuse_link
 from intermodel.records import now_iso
 from intermodel.transcript.reader import read_header_line, read_transcript
 from intermodel.transcript.writer import FORMAT_VERSION
@@ -149,6 +152,12 @@ def _discover(paths: Sequence[Path]) -> list[Path]:
 def _connect(db: Path) -> sqlite3.Connection:
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
+        # Created mode 600 here, so SQLite (which gives its journals the database's mode) never
+        # creates it; a link at the database or its journals' names is refused, not written
+        # through (see intermodel.files).
+        create_private(db)
+        for suffix in ("-journal", "-wal", "-shm"):
+            refuse_link(f"{db}{suffix}")
         # Autocommit mode: transactions are begun and ended explicitly, one per run.
         conn = sqlite3.connect(db, timeout=30, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:

@@ -41,6 +41,7 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from intermodel.files import write_private
     from intermodel.transcript.markdown import to_markdown
     from intermodel.transcript.reader import read_transcript
 
@@ -60,10 +61,7 @@ def export(args: argparse.Namespace) -> int:
         sys.stdout.write(terminal_safe(text) if sys.stdout.isatty() else text)
         return EXIT_OK
     target = Path(args.output) if args.output else Path(args.transcript).with_suffix(".md")
-    try:
-        target.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    write_private(target, text)
     print(f"wrote {target}")
     return EXIT_OK
 
@@ -123,10 +121,20 @@ def _skipped(skipped: list[str], *, read: int) -> int:
 def inspect(args: argparse.Namespace) -> int:
     import json
 
-    from intermodel.audit import rebuild_request, verify_transcript
+    from intermodel.audit import rebuild_request, verify_config, verify_transcript
     from intermodel.transcript.reader import read_transcript
 
     transcript = read_transcript(args.transcript)
+    config = verify_config(transcript)
+    if config.recorded is None:
+        print(f"note     config       the header has no config hash (written before they were "
+              f"kept); its config is {config.digest}")
+    else:
+        mark = "ok      " if config.matches else "MISMATCH"
+        recorded = "" if config.matches else \
+            f"  (the header records {terminal_safe(config.recorded)})"
+        print(f"{mark} config       {config.digest}{recorded}")
+    config_bad = config.recorded is not None and not config.matches
     if args.turn is None:
         results = verify_transcript(transcript)
         for result in results:
@@ -134,13 +142,14 @@ def inspect(args: argparse.Namespace) -> int:
             print(f"{mark} turn {result.turn.index:>4}  {terminal_safe(result.turn.agent)}  "
                   f"{result.digest}")
         bad = sum(not r.matches for r in results)
-        print(f"{len(results) - bad} of {len(results)} turns match their recorded request hash")
-        return EXIT_RUN_ERROR if bad else EXIT_OK
+        print(f"{len(results) - bad} of {len(results)} turns match their recorded request hash"
+              + ("; the config DOES NOT MATCH its recorded hash" if config_bad else ""))
+        return EXIT_RUN_ERROR if bad or config_bad else EXIT_OK
     result = rebuild_request(transcript, args.turn)
     body = json.dumps(result.request.to_json(), indent=2, ensure_ascii=False)
     print(terminal_safe(body))
     verdict = "matches the recorded hash" if result.matches else (
-        f"DOES NOT MATCH the recorded {result.turn.request_hash}")
+        f"DOES NOT MATCH the recorded {terminal_safe(result.turn.request_hash)}")
     print(f"turn {result.turn.index} ({terminal_safe(result.turn.agent)}): {result.digest} "
           f"{verdict}")
-    return EXIT_OK if result.matches else EXIT_RUN_ERROR
+    return EXIT_OK if result.matches and not config_bad else EXIT_RUN_ERROR

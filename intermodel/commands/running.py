@@ -13,9 +13,11 @@ from pathlib import Path
 import anyio
 
 from intermodel.config import Pairing, Panel, load_config
-from intermodel.errors import UsageError
+from intermodel.errors import UntrustedTranscript, UsageError
 from intermodel.headless import RunOpener
 from intermodel.runner import Run
+from intermodel.safety import terminal_safe
+from intermodel.trust import Approval, Assessment, refuse, trust_all, trust_exactly
 
 __all__ = ["batch", "branch", "demo_config", "replay", "resume", "run"]
 
@@ -43,22 +45,53 @@ def run(args: argparse.Namespace) -> int:
 
 
 def resume(args: argparse.Namespace) -> int:
-    from intermodel.resume import plan_resume, prepared_resume
+    from intermodel.resume import assess_resume, plan_resume, prepared_resume
     from intermodel.transcript.reader import read_transcript
 
-    plan_resume(read_transcript(args.transcript), turns=args.turns)  # refusals, before any UI
-    return _drive(partial(prepared_resume, args.transcript, turns=args.turns), args)
+    transcript = read_transcript(args.transcript)
+    plan = plan_resume(transcript, turns=args.turns)  # refusals, before any UI
+    approve = _consent(assess_resume(transcript, plan), args)
+    return _drive(partial(prepared_resume, args.transcript, turns=args.turns, approve=approve),
+                  args)
 
 
 def branch(args: argparse.Namespace) -> int:
-    from intermodel.branch import plan_branch, prepared_branch
+    from intermodel.branch import assess_branch, plan_branch, prepared_branch
     from intermodel.transcript.reader import read_transcript
 
     changes = {"say": args.say, "to": args.to, "opener": args.opener, "turns": args.turns,
                "swap": _pairs(args.swap, "--swap"), "models": _pairs(args.model, "--model")}
-    plan_branch(read_transcript(args.transcript), args.turn, **changes)  # refusals, before a UI
+    parent = read_transcript(args.transcript)
+    plan = plan_branch(parent, args.turn, **changes)  # refusals, before a UI
+    approve = _consent(assess_branch(parent, plan, changes["swap"]), args)
     return _drive(partial(prepared_branch, args.transcript, args.turn, out_dir=args.out,
-                          **changes), args)
+                          approve=approve, **changes), args)
+
+
+def _consent(assessment: Assessment, args: argparse.Namespace) -> Approval:
+    """Whether a run may use seats no pairing file of yours vouches for: --trust says yes; on a
+    terminal the person is shown them and asked (default no); headless, the answer is no."""
+    if assessment.trusted:
+        return refuse  # nothing to consent to; a changed transcript is checked again
+    if args.trust:
+        return trust_all
+    if args.headless or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UntrustedTranscript(assessment.refusal())
+    print(f"{terminal_safe(str(assessment.path))} names endpoints or key variables that no "
+          "pairing file of yours vouches for")
+    print(f"({assessment.reason}). Going on sends each agent's key, and the variables its "
+          "headers name, to its endpoint:")
+    for line in assessment.lines():
+        print(f"  {line}")
+    print("(! = vouched for by no pairing file of yours.) Say yes only if you trust whoever "
+          "wrote this transcript.")
+    try:
+        answer = input(f"{assessment.action.capitalize()} it with these? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UntrustedTranscript(f"not {assessment.action}d: you did not consent")
+    return trust_exactly(assessment.seats)
 
 
 def _drive(open_run: Callable[..., AbstractAsyncContextManager[Run]],

@@ -25,6 +25,7 @@ from intermodel.providers.registry import make_provider
 from intermodel.resume import prepared_resume
 from intermodel.runner import ProviderFactory, Run, prepared_run
 from intermodel.session import Session
+from intermodel.trust import Vouchers, seats_of
 
 __all__ = ["Batch", "BatchReport"]
 
@@ -114,8 +115,12 @@ class Batch:
             return self._limiters.wrap(agent, self._factory(agent, partner, credentials))
 
         if state.transcript is not None:
+            # The experiment's own pairing for this entry vouches for the transcript's seats; a
+            # transcript in the runs folder that names others is refused (the entry fails).
+            vouchers = Vouchers(seats_of(entry.pairing), "the experiment's pairing "
+                                f"{entry.pairing_label!r}")
             return prepared_resume(state.transcript, environ=self._environ,
-                                   provider_factory=factory)
+                                   provider_factory=factory, vouchers=vouchers)
         return prepared_run(entry.pairing, out_dir=self.runs_dir, environ=self._environ,
                             provider_factory=factory, origin=entry.origin(self.experiment))
 

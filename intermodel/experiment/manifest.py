@@ -1,14 +1,13 @@
 """Where a batch stands: read from its transcripts, summarised in `manifest.json`.
 
 The transcripts are the truth: each carries its entry id in its header (`experiment.entry`) and
-ends (or not) with an `end` record. The manifest is rewritten atomically (a temporary file renamed
-over it) whenever an entry changes, for people and tools that want the whole picture in one file.
+ends (or not) with an `end` record. The manifest is rewritten atomically (see `intermodel.files`)
+whenever an entry changes, for people and tools that want the whole picture in one file.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Literal
 from intermodel.errors import TranscriptError
 from intermodel.experiment.plan import Entry
 from intermodel.experiment.spec import Experiment
+from intermodel.files import write_private
 from intermodel.records import now_iso
 from intermodel.transcript.reader import read_transcript
 
@@ -84,7 +84,4 @@ def write_manifest(experiment: Experiment, entries: Iterable[Entry],
             for entry in entries
         },
     }
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    return write_private(path, json.dumps(data, indent=1, ensure_ascii=False))

@@ -7,11 +7,11 @@ finally exactly one `Finished`. Any failure leaves it as a `ProviderError` subcl
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+from intermodel.digest import canonical_digest
 
 __all__ = [
     "Finished",
@@ -98,13 +98,7 @@ class Request:
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of this request: the fingerprint a transcript keeps so
         anyone can later check that a rebuilt request is exactly the one that was sent."""
-        canonical = json.dumps(
-            self.to_json(),
-            sort_keys=True,
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return canonical_digest(self.to_json())
 
 
 # Deltas are created once per token: plain slotted classes (frozen ones cost three times as much

@@ -13,18 +13,14 @@ a page fetch anything or run injected code.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import html
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from intermodel.errors import UsageError
 from intermodel.records import Turn
 from intermodel.safety import terminal_safe
 
-__all__ = ["chart_svg", "esc", "page", "write_private"]
+__all__ = ["chart_svg", "esc", "page"]
 
 # The agent speaking first is "a" (left column, blue), the other "b" (right column, orange).
 COLOURS = {"a": "#2563a8", "b": "#c2610c"}
@@ -116,21 +112,6 @@ def page(title: str, body: str, *, script: bool = False) -> str:
         f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
         f"{body}\n{tail}</body>\n</html>\n"
     )
-
-
-def write_private(target: Path, text: str) -> None:
-    """Write a page readable by its owner only (it holds conversations, like the transcript),
-    aside first and then renamed, so a reader never sees half a page."""
-    temporary = target.with_name(f".{target.name}.tmp")
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 # ---- the chart --------------------------------------------------------------------------------

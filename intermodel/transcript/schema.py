@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from intermodel import runid
 from intermodel.bounds import (
     MAX_ATTEMPTS,
     MAX_BYTES,
@@ -243,7 +244,7 @@ TOKENS = Whole(0, MAX_TOKENS)
 SECONDS = Real(0, MAX_SECONDS)
 BYTES = Whole(0, MAX_BYTES)
 ATTEMPTS = Whole(1, MAX_ATTEMPTS)
-RUN_ID = Pattern(re.compile(r"[0-9a-f]{12}"), "a run id (12 lowercase hex digits)")
+RUN_ID = Pattern(runid.RUN_ID, "a run id (12 lowercase hex digits)")
 VERSIONS = MapOf(TEXT, TEXT)
 AT = Field(TEXT, optional=True)  # a timestamp; readers cope with any text
 

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import anyio
 
 from intermodel.about import versions
 from intermodel.config.model import Pairing, Panel
+from intermodel.digest import canonical_digest
 from intermodel.errors import TranscriptError
 from intermodel.events import (
     BudgetExtended,
@@ -38,7 +40,7 @@ from intermodel.events import (
 from intermodel.records import Note, Record, now_iso, record_to_json
 from intermodel.secrets import Redactor
 
-__all__ = ["FORMAT_VERSION", "TranscriptWriter", "transcript_name"]
+__all__ = ["FORMAT_VERSION", "TranscriptWriter", "config_hash", "transcript_name"]
 
 FORMAT_VERSION = 1
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
@@ -182,5 +184,11 @@ def header(event: RunStarted) -> dict[str, Any]:
         "source": pairing.source,
         "versions": versions(),
         **event.origin,
+        "config_hash": config_hash(pairing.resolved),
         "config": dict(pairing.resolved),
     }
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """The fingerprint of a resolved config, kept in the header beside it for `inspect`."""
+    return canonical_digest(config)
