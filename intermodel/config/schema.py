@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from intermodel.errors import ConfigIssue
+from intermodel.secrets import redact
 
 __all__ = [
     "AGENT",
@@ -29,6 +30,7 @@ __all__ = [
     "Checker",
     "Field",
     "Kind",
+    "shown_value",
 ]
 
 REQUIRED: Any = object()
@@ -245,7 +247,10 @@ class Checker:
         self.issues: list[ConfigIssue] = []
 
     def fail(self, path: str, message: str) -> None:
-        self.issues.append(ConfigIssue(path, message))
+        # A path names keys the file chose, a message may quote values: neither may echo a key,
+        # nor a megabyte of text.
+        self.issues.append(ConfigIssue(_bounded(path, _PATH_LIMIT),
+                                       _bounded(message, _MESSAGE_LIMIT)))
 
     def table(
         self, data: Mapping[str, Any], path: str, schema: Mapping[str, Field]
@@ -264,11 +269,11 @@ class Checker:
                 continue
             if spec.choices and value not in spec.choices:
                 options = ", ".join(repr(c) for c in spec.choices)
-                self.fail(where, f"expected one of {options}, got {value!r}")
+                self.fail(where, f"expected one of {options}, got {shown_value(value)}")
                 continue
             expected = spec.check(value) if spec.check else None
             if expected:
-                self.fail(where, f"expected {expected}, got {value!r}")
+                self.fail(where, f"expected {expected}, got {shown_value(value)}")
                 continue
             out[key] = value
         for key, spec in schema.items():
@@ -292,4 +297,24 @@ def _unknown_key_message(key: str, schema: Mapping[str, Field]) -> str:
 def _describe(value: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
              list: "a list", dict: "a table"}
-    return f"{names.get(type(value), type(value).__name__)} ({value!r})"[:80]
+    return f"{names.get(type(value), type(value).__name__)} ({shown_value(value)})"
+
+
+_VALUE_LIMIT = 60
+_PATH_LIMIT = 120
+_MESSAGE_LIMIT = 600
+
+
+def shown_value(value: Any) -> str:
+    """A value quoted in a message: its repr, key-shaped strings removed before it is cut short
+    (half a key no longer looks like one)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        text = f"<{type(value).__name__}>"
+    return _bounded(text, _VALUE_LIMIT)
+
+
+def _bounded(text: str, limit: int) -> str:
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
