@@ -9,6 +9,7 @@ properties drive real dialogues with random keys, random text around them and ra
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import subprocess
@@ -28,8 +29,13 @@ from intermodel.config.model import AgentConfig
 from intermodel.console import ConsoleRenderer, Style
 from intermodel.errors import ProviderError
 from intermodel.events import Event, RunStarted, redacted
+from intermodel.experiment.batch import Batch
+from intermodel.experiment.manifest import MANIFEST
+from intermodel.experiment.progress import ProgressView
+from intermodel.experiment.spec import load_experiment
 from intermodel.providers.base import Finished, Provider, Request, StreamEvent, TextDelta
 from intermodel.providers.errors import error_for_status
+from intermodel.providers.scripted import ScriptedProvider
 from intermodel.runner import prepared_run
 from intermodel.safety import safe_line
 from intermodel.secrets import MIN_FRAGMENT, Credentials, Redactor, remember_secrets
@@ -298,4 +304,35 @@ async def test_the_terminal_ui_shows_no_key(monkeypatch: pytest.MonkeyPatch,
         screen = app.export_screenshot()  # panes, status bar, notifications: all of it
     assert "error" in status and "[redacted]" in status
     for where in (status, screen):
+        assert fragments(KEY) not in where
+
+
+def test_a_batch_shows_and_keeps_no_key(tmp_path: Path) -> None:
+    """A batch entry that fails on an error quoting the key: its progress line, the manifest and
+    the transcript are without it."""
+    (tmp_path / "echo.toml").write_text(pairing_text("http://127.0.0.1:9"))
+    spec = tmp_path / "exp.toml"
+    spec.write_text(f'name = "trial"\nout = "{tmp_path / "out"}"\nreplicates = 1\n'
+                    '[[pairings]]\nfile = "echo.toml"\nlabel = "echo"\n'
+                    '[[openers]]\nlabel = "hi"\ntext = "Hi there."\n')
+    experiment = load_experiment(spec)
+
+    def factory(agent: AgentConfig, partner: str, credentials: Credentials) -> Provider:
+        if agent.provider == "scripted":
+            return ScriptedProvider(agent, partner)
+        return EchoingProvider([f"here: {KEY}"], error_for_status(401, f"bad key {KEY}",
+                                                                  provider="openai"))
+
+    stream = io.StringIO()
+    view = ProgressView(stream, color=False, live=False)
+    batch = Batch(experiment, environ={"HOSTILE_KEY": KEY}, provider_factory=factory,
+                  listener=view.on_change)
+    view.attach(batch)
+    report = anyio.run(batch.run)
+    assert report.count("failed") == 1
+    progress = stream.getvalue()
+    assert "✗ echo/hi/r1" in progress and "[redacted]" in progress
+    kept = [(tmp_path / "out" / MANIFEST).read_text(encoding="utf-8"),
+            *(p.read_text(encoding="utf-8") for p in (tmp_path / "out").rglob("*.jsonl"))]
+    for where in (progress, *kept):
         assert fragments(KEY) not in where
