@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator
 
 import anyio
 
-from intermodel.events import Event, TextChunk, ThinkingChunk
+from intermodel.events import E, Event, TextChunk, ThinkingChunk, redacted
+from intermodel.secrets import Redactor
 
 __all__ = ["EventBus", "Subscription"]
 
@@ -122,9 +123,14 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self) -> None:
+    def __init__(self, redactor: Redactor | None = None) -> None:
         self._subscriptions: list[Subscription] = []
         self._closed = False
+        self._redactor = redactor or Redactor()
+
+    def cleaned(self, event: E) -> E:
+        """`event` as the bus would publish it: without secrets."""
+        return redacted(event, self._redactor)
 
     def subscribe(self) -> Subscription:
         subscription = Subscription()
@@ -139,6 +145,8 @@ class EventBus:
         subscription.close()
 
     def publish(self, event: Event) -> None:
+        if not isinstance(event, _CHUNK_TYPES):
+            event = redacted(event, self._redactor)
         for subscription in self._subscriptions:
             subscription.push(event)
 

@@ -18,7 +18,7 @@ from intermodel.about import __version__
 from intermodel.bounds import MAX_TURNS
 from intermodel.commands import EXIT_RUN_ERROR, EXIT_SIGNAL
 from intermodel.errors import IntermodelError
-from intermodel.safety import terminal_safe
+from intermodel.safety import safe_line
 
 __all__ = ["main"]
 
@@ -57,7 +57,7 @@ def _handler(name: str) -> Callable[[argparse.Namespace], int]:
 
 def _report(exc: IntermodelError) -> int:
     for line in str(exc).splitlines() or [type(exc).__name__]:
-        print(f"intermodel: {terminal_safe(line)}", file=sys.stderr)
+        print(f"intermodel: {safe_line(line)}", file=sys.stderr)
     return exc.exit_code
 
 

@@ -144,10 +144,11 @@ class Dialogue:
         self._recorder = recorder
         self._transcript_path = transcript_path
         self._context = ContextKeeper(pairing)
-        self.bus = EventBus()
+        self._redact = redactor or Redactor()
+        self.bus = EventBus(self._redact)
         self._turns = TurnProducer(
             emit=self._emit, publish=self.bus.publish,
-            retry=RetryPolicy(pairing.retry, rng), redact=redactor or Redactor(),
+            retry=RetryPolicy(pairing.retry, rng), redact=self._redact,
             deadline=self._deadline,
             stop_reason=lambda: self._stop.reason if self._stop is not None else None,
         )
@@ -412,6 +413,7 @@ class Dialogue:
     # -- helpers ------------------------------------------------------------------------------
 
     async def _emit(self, event: Event) -> None:
+        event = self.bus.cleaned(event)  # what is recorded is what is shown: without secrets
         if self._recorder is not None and isinstance(event, RECORDED) \
                 and not self._recorder_broken:
             await self._recorder.record(event)
@@ -427,7 +429,7 @@ class Dialogue:
     def _end(self, reason: str, detail: str = "", ended_by: str | None = None) -> RunEnd:
         return RunEnd(
             reason=reason,
-            detail=detail,
+            detail=self._redact(detail),  # also returned to the caller, who may print it
             ended_by=ended_by,
             turns=len(self.state.turns),
             usage=dict(self.state.usage),

@@ -1,14 +1,15 @@
 """Events a running dialogue publishes, in order. Consumers `match` on the class.
 
 Records that end up in the transcript (turns, interjections, retries, ...) travel inside events, so
-every consumer — transcript writer, headless console, the Textual UI — sees the same values.
+every consumer — transcript writer, headless console, the Textual UI — sees the same values. What a
+run emits passes through `redacted` first (the event bus does it), so no secret reaches any of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from intermodel.config.model import Pairing, Panel
 from intermodel.records import (
@@ -23,7 +24,11 @@ from intermodel.records import (
     RunEnd,
     Trim,
     Turn,
+    Usage,
 )
+
+if TYPE_CHECKING:
+    from intermodel.secrets import Redactor
 
 __all__ = [
     "BudgetExtended",
@@ -43,6 +48,7 @@ __all__ = [
     "TurnDiscarded",
     "TurnStarted",
     "event_for",
+    "redacted",
 ]
 
 
@@ -177,3 +183,42 @@ def event_for(record: Record) -> Event | None:
         return RunFinished(record)
     return None
 
+
+E = TypeVar("E", bound=Event)
+# What a model or a person wrote: kept verbatim but for known secrets (a model inventing an `sk-...`
+# string is data). Opaque values handed back to a provider byte for byte are left alone.
+_VERBATIM_FIELDS = frozenset({"text", "thinking"})
+_OPAQUE_FIELDS = frozenset({"signature", "request_hash"})
+
+
+def redacted(event: E, redact: Redactor) -> E:
+    """`event` as it may be shown or written: every string in it, and in the record it carries,
+    passed through `redact` (model and human text lose only known secrets).
+
+    Not `RunStarted`: it carries the pairing (the user's own file, refused at load when it holds
+    anything key-shaped) and paths that must stay usable. (The bus leaves chunks to the turn
+    producer, which redacts them as they stream: a secret split across two chunks needs the
+    stream's context.)"""
+    if isinstance(event, RunStarted):
+        return event
+    return cast("E", _redacted(event, redact))
+
+
+def _redacted(value: Any, redact: Redactor) -> Any:
+    changes: dict[str, Any] = {}
+    for item in fields(value):
+        current = getattr(value, item.name)
+        cleaned: Any
+        if isinstance(current, str):
+            if item.name in _OPAQUE_FIELDS:
+                continue
+            cleaned = redact.known(current) if item.name in _VERBATIM_FIELDS else redact(current)
+        elif isinstance(current, tuple) and all(isinstance(x, str) for x in current):
+            cleaned = tuple(redact(x) for x in current)
+        elif is_dataclass(current) and not isinstance(current, type | Usage):
+            cleaned = _redacted(current, redact)
+        else:
+            continue
+        if cleaned is not current and cleaned != current:
+            changes[item.name] = cleaned
+    return replace(value, **changes) if changes else value

@@ -17,7 +17,7 @@ import anyio
 from intermodel.console import run_console, use_color
 from intermodel.records import RunEnd
 from intermodel.runner import Run
-from intermodel.safety import terminal_safe
+from intermodel.safety import safe_line
 
 __all__ = ["RunOpener", "exit_code_for", "run_headless", "stop_on_signals"]
 
@@ -61,7 +61,7 @@ async def run_headless(open_run: RunOpener, color: str = "auto") -> int:
                 tg.cancel_scope.cancel()
     if end is not None and end.reason == "error":
         # Also on stderr, where scripts running many pairings look for failures.
-        print(f"intermodel: {terminal_safe(end.detail)}", file=sys.stderr)
+        print(f"intermodel: {safe_line(end.detail)}", file=sys.stderr)
     return exit_code_for(end)
 
 

@@ -52,7 +52,8 @@ class PanelRun:
         self._recorder = recorder
         self._transcript_path = transcript_path
         self._origin = dict(origin or {})
-        self.bus = EventBus()
+        self._redact = redactor or Redactor()
+        self.bus = EventBus(self._redact)
         self._command_send, self._commands = anyio.create_memory_object_stream[Command](math.inf)
         self.controls = Controls(self._command_send)
         self._stop: Stop | None = None
@@ -61,7 +62,7 @@ class PanelRun:
         self._producers = {
             agent.name: TurnProducer(
                 emit=self._emit, publish=self.bus.publish,
-                retry=RetryPolicy(panel.retry, rng), redact=redactor or Redactor(),
+                retry=RetryPolicy(panel.retry, rng), redact=self._redact,
                 deadline=lambda: math.inf,
                 stop_reason=lambda: self._stop.reason if self._stop is not None else None)
             for agent in panel.agents
@@ -133,6 +134,7 @@ class PanelRun:
                 self.bus.publish(Notice("a panel can only be stopped"))
 
     async def _emit(self, event: Event) -> None:
+        event = self.bus.cleaned(event)  # what is recorded is what is shown: without secrets
         if self._recorder is not None and isinstance(event, RECORDED):
             await self._recorder.record(event)
         self.bus.publish(event)
@@ -144,7 +146,7 @@ class PanelRun:
                 reason = self._stop.reason
             elif self._failures or len(self._answers) < len(self.pairing.agents):
                 reason = "error"
-        detail = "; ".join(self._failures.values())
+        detail = self._redact("; ".join(self._failures.values()))
         usage = {name: self._answers[name].usage if name in self._answers else Usage()
                  for name in self.pairing.agent_names}
         return RunEnd(reason, detail, None, len(self._answers), usage,

@@ -5,11 +5,19 @@ window title or write hyperlinks), carriage returns that overwrite lines, and bi
 overrides that reorder what a reader sees. Before any model text reaches a terminal, every such
 character is replaced by a visible stand-in, so a person can see that the model emitted it and
 nothing is interpreted.
+
+Lines about a run (errors, notices, progress, status) are not model text: `safe_line` also
+removes secrets and key-shaped strings from them, then bounds their length. Every such line a
+command prints goes through it.
 """
 
 from __future__ import annotations
 
-__all__ = ["terminal_safe"]
+from intermodel.secrets import redact
+
+__all__ = ["LINE_LIMIT", "safe_line", "terminal_safe"]
+
+LINE_LIMIT = 2000  # characters: a hostile value echoed in an error stays one readable line
 
 
 def _build_table() -> dict[int, str]:
@@ -32,3 +40,12 @@ def terminal_safe(text: str) -> str:
     """`text` with every control, escape and bidi-override character made visible and inert.
     A CR before LF is dropped (Windows line ends are harmless)."""
     return text.replace("\r\n", "\n").translate(_TABLE)
+
+
+def safe_line(text: str, limit: int = LINE_LIMIT) -> str:
+    """A line for people: secrets out first (a key cut in half would no longer be recognised),
+    then cut to `limit` characters, then made inert for a terminal."""
+    text = redact(text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return terminal_safe(text)

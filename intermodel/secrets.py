@@ -2,8 +2,10 @@
 
 Pairing files name keys (`api_key_env`, `${VAR}` in header values) but never hold them, so the
 resolved config a transcript stores is secret-free by construction. Keys are resolved once, before
-the first request, and everything that leaves the process as text (transcript records, logs, error
-lines) passes through `Redactor`, which removes the resolved values and anything shaped like a key.
+the first request, and remembered for the life of the process, so that everything that leaves it as
+text (transcript records, the screen, error lines, control replies) can pass through `Redactor`,
+which removes the resolved values, what is left of one that a message limit cut off, and anything
+shaped like a key (`KEY_SHAPED`, the project's one detector of pasted keys).
 """
 
 from __future__ import annotations
@@ -11,22 +13,38 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from intermodel.config.model import Pairing, Panel
 from intermodel.errors import ConfigIssue, MissingKeyError
 
+if TYPE_CHECKING:
+    from intermodel.config.model import Pairing, Panel
+
 __all__ = [
+    "KEY_SHAPED",
     "SENSITIVE_HEADER",
     "Credentials",
     "Redactor",
+    "StreamRedactor",
     "expand_env",
+    "looks_like_key",
+    "redact",
+    "remember_secrets",
     "resolve_credentials",
 ]
 
 # Header names whose values are credentials; literal values for them are refused in pairings.
 SENSITIVE_HEADER = re.compile(r"authorization|api[-_]?key|token|secret|cookie|password", re.I)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_KEY_SHAPED = re.compile(r"(sk-ant-|sk-|AIza|xai-|gsk_|hf_)[A-Za-z0-9_\-]{16,}")
+# What an API key looks like: a prefix providers give their keys, then a long token. Pairing files
+# holding one anywhere are refused; lines shown or written have them removed.
+KEY_SHAPED = re.compile(
+    r"(?<![A-Za-z0-9])(?:sk-|xai-|gsk_|hf_|ghp_|github_pat_|pplx-|r8_|AIza)[A-Za-z0-9_\-]{16,}")
+# Shorter known values are not redacted: they would blank out ordinary words.
+MIN_SECRET = 6
+# A cut-off key: at least this much of a known secret's beginning, where a message ends or was cut.
+MIN_FRAGMENT = 8
+_CUT_MARKS = ("…", "...")
 # A placeholder key for OpenAI-compatible local servers: the SDK refuses to start without one.
 LOCAL_PLACEHOLDER_KEY = "not-needed"
 
@@ -48,6 +66,17 @@ def expand_env(value: str, environ: Mapping[str, str], missing: list[str]) -> st
         return environ[name]
 
     return _ENV_REF.sub(replace, value)
+
+
+def looks_like_key(text: str) -> bool:
+    return KEY_SHAPED.search(text) is not None
+
+
+def _expanded_values(templates: Iterable[str], environ: Mapping[str, str]) -> list[str]:
+    """The values `${VAR}` references in header templates expand to: whatever a pairing reads
+    from the environment into a request is treated as a secret."""
+    return [environ[name] for template in templates for name in _ENV_REF.findall(template)
+            if name in environ]
 
 
 def resolve_credentials(pairing: Pairing | Panel, environ: Mapping[str, str]
@@ -74,22 +103,36 @@ def resolve_credentials(pairing: Pairing | Panel, environ: Mapping[str, str]
             elif key is None:
                 key = LOCAL_PLACEHOLDER_KEY
         result[agent.name] = Credentials(api_key=key, headers=headers)
+        remember_secrets([key or "", *_expanded_values(agent.extra_headers.values(), environ)])
     if issues:
         raise MissingKeyError(pairing.source, issues)
     return result
 
 
+# Every secret this process has resolved. It only grows, so its size tells a redactor when to
+# refresh; any redactor (and any error line) can remove a key the run read.
+_resolved: set[str] = set()
+
+
+def remember_secrets(values: Iterable[str]) -> None:
+    _resolved.update(v for v in values if _is_secret(v))
+
+
+def _is_secret(value: str) -> bool:
+    return len(value) >= MIN_SECRET and value != LOCAL_PLACEHOLDER_KEY
+
+
 class Redactor:
-    """Removes known secret values and key-shaped strings from text that leaves the process."""
+    """Removes secrets from text that leaves the process: the values it was given and every value
+    this process resolved, a cut-off beginning of one (`MIN_FRAGMENT` characters or more where the
+    text ends or was cut with an ellipsis), and, except in `known`, key-shaped strings."""
 
     MARK = "[redacted]"
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # Longest first, so a secret that contains another is removed whole.
-        self._secrets = sorted(
-            {s for s in secrets if s and s != LOCAL_PLACEHOLDER_KEY and len(s) >= 6},
-            key=len, reverse=True,
-        )
+        self._own = frozenset(s for s in secrets if _is_secret(s))
+        self._seen = -1
+        self._secrets: tuple[str, ...] = ()
 
     @classmethod
     def for_credentials(cls, credentials: Mapping[str, Credentials]) -> Redactor:
@@ -98,18 +141,103 @@ class Redactor:
             if cred.api_key:
                 values.append(cred.api_key)
             values.extend(v for k, v in cred.headers.items() if SENSITIVE_HEADER.search(k))
+        remember_secrets(values)
         return cls(values)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The known values, longest first (so a secret that contains another goes whole)."""
+        if self._seen != len(_resolved):
+            self._seen = len(_resolved)
+            self._secrets = tuple(sorted(self._own | _resolved, key=len, reverse=True))
+        return self._secrets
+
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, self.MARK)
-        return _KEY_SHAPED.sub(self.MARK, text)
+        return KEY_SHAPED.sub(self.MARK, self.known(text))
 
     def known(self, text: str) -> str:
-        """Remove only the resolved secret values (for model text, which must stay verbatim
-        otherwise: a model inventing an `sk-...` string is data, not a leak)."""
-        for secret in self._secrets:
+        """Remove only the known secrets (for model text, which must stay verbatim otherwise: a
+        model inventing an `sk-...` string is data, not a leak)."""
+        secrets = self.secrets
+        if not secrets:
+            return text
+        text = self.replace_whole(text)
+        for secret in secrets:
+            if len(secret) > MIN_FRAGMENT and secret[:MIN_FRAGMENT] in text:
+                text = _without_cut_off(text, secret, self.MARK)
+        return text
+
+    def replace_whole(self, text: str) -> str:
+        for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, self.MARK)
         return text
+
+    def stream(self) -> StreamRedactor:
+        return StreamRedactor(self)
+
+
+def _without_cut_off(text: str, secret: str, mark: str) -> str:
+    """`text` with every beginning of `secret` (MIN_FRAGMENT characters or more) that ends the
+    text or is followed by an ellipsis replaced by `mark`: what a message limit left of a key."""
+    head = secret[:MIN_FRAGMENT]
+    parts: list[str] = []
+    done = 0  # text before this index is in `parts`
+    found = text.find(head)
+    while found != -1:
+        end = found + MIN_FRAGMENT
+        while end < len(text) and end - found < len(secret) and text[end] == secret[end - found]:
+            end += 1
+        rest = text[end:]
+        if rest.strip() and not rest.startswith(_CUT_MARKS):
+            found = text.find(head, found + 1)
+            continue
+        parts += [text[done:found], mark]
+        done = end
+        found = text.find(head, end)
+    return "".join(parts) + text[done:] if parts else text
+
+
+class StreamRedactor:
+    """Known secrets out of text that arrives in pieces (a reply as it streams). A piece that ends
+    with the beginning of a secret is held back until the next one shows whether the secret
+    follows; `flush` at the end gives back what is held, a cut-off key redacted."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        secrets = self._redactor.secrets
+        if not secrets:  # the common case (no keys at all): nothing to do per token
+            return piece
+        text = self._redactor.replace_whole(self._held + piece)
+        hold = max(_pending(text, secret) for secret in secrets)
+        self._held = text[len(text) - hold:] if hold else ""
+        return text[:len(text) - hold]
+
+    def flush(self) -> str:
+        if not self._held:
+            return ""
+        held, self._held = self._held, ""
+        return self._redactor.known(held)
+
+
+def _pending(text: str, secret: str) -> int:
+    """Length of the longest end of `text` that is a proper beginning of `secret`."""
+    start = max(0, len(text) - len(secret) + 1)
+    first = secret[0]
+    at = text.find(first, start)
+    while at != -1:
+        if secret.startswith(text[at:]):
+            return len(text) - at
+        at = text.find(first, at + 1)
+    return 0
+
+
+_default = Redactor()
+
+
+def redact(text: str) -> str:
+    """`text` without any secret this process resolved and without key-shaped strings."""
+    return _default(text)

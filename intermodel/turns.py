@@ -145,23 +145,46 @@ class TurnProducer:
         # The hot path: once per token. Exact type checks and bound methods keep it cheap.
         publish = self._publish
         add_text = partial.text.append
-        async with aclosing(provider.stream(request)) as events:
-            async for event in events:
-                if type(event) is TextDelta:
-                    if partial.ttft is None:
-                        partial.ttft = anyio.current_time() - started
-                    add_text(event.text)
-                    publish(TextChunk(index, agent, event.text))
-                elif isinstance(event, ThinkingDelta):
-                    if partial.ttft is None:
-                        partial.ttft = anyio.current_time() - started
-                    partial.thinking.append(event.text)
-                    publish(ThinkingChunk(index, agent, event.text))
-                elif isinstance(event, UsageReport):
-                    partial.usage = Usage(event.input_tokens, event.output_tokens,
-                                          event.reasoning_tokens)
-                elif isinstance(event, Finished):
-                    partial.finished = event
+        # A server may echo a key: it is removed from the reply as it streams, so the screen, the
+        # transcript and the partner's view all get the same text without it.
+        text_scrub, thinking_scrub = self._redact.stream(), self._redact.stream()
+        clean_text, clean_thinking = text_scrub.feed, thinking_scrub.feed
+
+        def flush_thinking() -> None:
+            if rest := thinking_scrub.flush():
+                partial.thinking.append(rest)
+                publish(ThinkingChunk(index, agent, rest))
+
+        def flush_text() -> None:
+            if rest := text_scrub.flush():
+                add_text(rest)
+                publish(TextChunk(index, agent, rest))
+
+        try:
+            async with aclosing(provider.stream(request)) as events:
+                async for event in events:
+                    if type(event) is TextDelta:
+                        if partial.ttft is None:
+                            partial.ttft = anyio.current_time() - started
+                        flush_thinking()  # what it held back comes first (cheap when nothing)
+                        if piece := clean_text(event.text):
+                            add_text(piece)
+                            publish(TextChunk(index, agent, piece))
+                    elif isinstance(event, ThinkingDelta):
+                        if partial.ttft is None:
+                            partial.ttft = anyio.current_time() - started
+                        flush_text()
+                        if piece := clean_thinking(event.text):
+                            partial.thinking.append(piece)
+                            publish(ThinkingChunk(index, agent, piece))
+                    elif isinstance(event, UsageReport):
+                        partial.usage = Usage(event.input_tokens, event.output_tokens,
+                                              event.reasoning_tokens)
+                    elif isinstance(event, Finished):
+                        partial.finished = event
+        finally:
+            flush_thinking()
+            flush_text()
         if partial.finished is None:
             raise StreamInterrupted("the stream ended without a finish", provider=provider.name)
 

@@ -144,7 +144,8 @@ def test_a_foreign_file_is_refused(tmp_path: Path) -> None:
 
 async def test_secrets_never_reach_the_transcript(make_pairing: PairingFactory,
                                                   tmp_path: Path) -> None:
-    secret = "sk-" + "live-0123456789abcdefghij"  # key-shaped, built so none sits in git
+    # Not key-shaped: a pairing file holding anything key-shaped is refused at load.
+    secret = "live-0123456789abcdefghij"
     text = SCRIPTED.replace('"ada two"', f'"my key is {secret}"')
     pairing = make_pairing(text)
     writer = TranscriptWriter.create(tmp_path, pairing, "r1", redactor=Redactor([secret]))

@@ -9,7 +9,7 @@ from pathlib import Path
 from intermodel.commands import EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE
 from intermodel.config import load_config
 from intermodel.errors import UsageError
-from intermodel.safety import terminal_safe
+from intermodel.safety import safe_line, terminal_safe
 
 __all__ = ["export", "index", "inspect", "stats", "validate"]
 
@@ -27,16 +27,16 @@ def validate(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             failed = True
             for line in str(exc).splitlines():
-                print(terminal_safe(line), file=sys.stderr)
+                print(safe_line(line), file=sys.stderr)
             continue
         agents = ", ".join(f"{a.name}: {a.provider} {a.model}" for a in pairing.agents)
-        print(terminal_safe(f"ok  {file}  ({agents})"))
+        print(safe_line(f"ok  {file}  ({agents})"))
         try:
             resolve_credentials(pairing, os.environ)
         except MissingKeyError as exc:
             failed = failed or args.strict
             for issue in exc.issues:
-                print(terminal_safe(f"    {'error' if args.strict else 'note'}: {issue}"))
+                print(safe_line(f"    {'error' if args.strict else 'note'}: {issue}"))
     return EXIT_USAGE if failed else EXIT_OK
 
 

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from intermodel.commands import EXIT_OK
 from intermodel.errors import UsageError
-from intermodel.safety import terminal_safe
+from intermodel.safety import safe_line
 
 __all__ = ["control", "say", "status"]
 
 
 def _control_socket(transcript: str) -> Path:
-    from intermodel.control_channel import runtime_dir
+    from intermodel.control_channel import find_socket
     from intermodel.transcript.reader import read_transcript
 
     found = read_transcript(transcript)
     if found.end is not None:
         raise UsageError(f"{transcript} has finished ({found.end.reason}); nothing to steer")
-    beside = Path(f"{transcript}.sock")
-    return beside if beside.exists() else runtime_dir() / f"{found.run_id}.sock"
+    return find_socket(transcript, found.run_id)
 
 
 def _send(transcript: str, payload: dict[str, object]) -> int:
@@ -44,17 +44,19 @@ def control(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-
     from intermodel.control_channel import live_runs
 
     folders = [Path(f) for f in args.folders] or [
         Path(os.environ.get("INTERMODEL_TRANSCRIPTS") or "transcripts")]
-    runs = list(live_runs(folders))
+    notes: list[str] = []
+    runs = list(live_runs(folders, notes))
+    for note in notes:
+        print(f"intermodel: note: {safe_line(note)}", file=sys.stderr)
     if not runs:
         print("no runs in progress")
         return EXIT_OK
     for run in runs:
         done = f"{run['turns']}/{run['max_turns']} turns done"
-        print(terminal_safe(f"{run['state']:<18} {done:<20} {run['elapsed']:>7.0f} s  "
-                            f"pid {run['pid']}  {run['transcript']}"))
+        print(safe_line(f"{run['state']:<18} {done:<20} {run['elapsed']:>7.0f} s  "
+                        f"pid {run['pid']}  {run['transcript']}"))
     return EXIT_OK

@@ -39,18 +39,20 @@ from intermodel.config.schema import (
     THINKING,
     TOP,
     Checker,
+    shown_value,
 )
 from intermodel.errors import ConfigError, ConfigIssue
 from intermodel.files import UnreadableFile, read_regular
 from intermodel.providers.base import Sampling
-from intermodel.secrets import SENSITIVE_HEADER
+from intermodel.secrets import SENSITIVE_HEADER, looks_like_key
 
 __all__ = ["config_from_resolved", "from_resolved", "load_config", "load_pairing",
            "parse_pairing", "parse_toml", "read_text_file"]
 
 _AGENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "auth_token"}
-_KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,})")
+_PASTED_KEY = ("looks like it contains an API key; keys belong in environment variables named by "
+               "api_key_env")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 DEFAULT_MODEL = {"scripted": "scripted", "local": "bundled"}
 SCRIPT_PLACEHOLDERS = ("name", "partner", "reply")
@@ -77,6 +79,7 @@ def load_config(path: str | Path) -> Pairing | Panel:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(shown, [ConfigIssue("", f"cannot read: {exc}")]) from None
     raw = parse_toml(text, shown)
+    _refuse_pasted_keys(raw, shown)
     if "panel" in raw:
         resolved = normalise_panel(raw, source=shown, base_dir=path.parent,
                                    default_name=path.stem)
@@ -109,12 +112,13 @@ def normalise_panel(raw: Mapping[str, Any], *, source: str, base_dir: Path,
     top.setdefault("name", default_name)
     agents = _normalise_agents(check, raw.get("agents"), base_dir, panel=True)
     panel = check.table(_table(raw, "panel"), "panel", PANEL)
+    reported = set(_table(raw, "panel")) - set(panel)
     if "prompt_file" in panel:
         if "prompt" in panel:
             check.fail("panel.prompt_file", "give either prompt or prompt_file, not both")
         panel["prompt"] = _read_text(check, base_dir, panel.pop("prompt_file"),
                                      "panel.prompt_file").strip()
-    if not panel.get("prompt"):
+    if not panel.get("prompt") and "prompt" not in reported:
         check.fail("panel.prompt", "missing; the message every agent answers")
     retry = check.table(_table(raw, "retry"), "retry", RETRY)
     if check.issues:
@@ -135,6 +139,7 @@ def parse_pairing(
     text: str, *, source: str, base_dir: Path | None = None, default_name: str = "pairing"
 ) -> Pairing:
     raw = parse_toml(text, source)
+    _refuse_pasted_keys(raw, source)
     resolved = normalise(raw, source=source, base_dir=base_dir or Path("."),
                          default_name=default_name)
     return build(resolved, source=source)
@@ -168,13 +173,36 @@ def normalise(
     retry = check.table(_table(raw, "retry"), "retry", RETRY)
     detectors = check.table(_table(raw, "detectors"), "detectors", DETECTORS)
     for phrase_source, text in _texts_to_scan(agents, dialogue):
-        if _KEY_LIKE.search(text):
-            check.fail(phrase_source, "looks like it contains an API key; keys belong in "
-                       "environment variables named by api_key_env")
+        if looks_like_key(text):
+            check.fail(phrase_source, _PASTED_KEY)
     if check.issues:
         raise ConfigError(source, check.issues)
     top.update(agents=agents, dialogue=dialogue, retry=retry, detectors=detectors)
     return top
+
+
+def _refuse_pasted_keys(raw: Mapping[str, Any], source: str) -> None:
+    """A key pasted anywhere in the file, as a value or as a key's name, is refused before
+    anything else is checked, so no other message can quote it."""
+    check = Checker()
+    for path in _key_shaped_places(raw, ""):
+        check.fail(path, _PASTED_KEY)
+    if check.issues:
+        raise ConfigError(source, check.issues)
+
+
+def _key_shaped_places(value: Any, path: str) -> list[str]:
+    if isinstance(value, str):
+        return [path] if looks_like_key(value) else []
+    places: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            places += [where] if looks_like_key(str(key)) else _key_shaped_places(item, where)
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            places += _key_shaped_places(item, f"{path}[{n}]")
+    return places
 
 
 def _table(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -199,7 +227,8 @@ def _normalise_agents(check: Checker, raw: Any, base_dir: Path, *, panel: bool =
             check.fail(path, "agent names start with a letter and use letters, digits, - and _ "
                        "(at most 32)")
         if name.lower() in seen or name.lower() in {"both", "a", "b", "human"}:
-            check.fail(path, f"the name {name!r} is taken (duplicate, or reserved for addressing)")
+            check.fail(path, f"the name {shown_value(name)} is taken (duplicate, or reserved for "
+                       "addressing)")
         seen.add(name.lower())
         if not isinstance(table, dict):
             check.fail(path, f"expected a table like [agents.{name}]")
@@ -219,6 +248,7 @@ def _normalise_agent(
     placeholders: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     agent = check.table(table, path, AGENT)
+    reported = set(table) - set(agent)  # given but invalid: nothing more is said about them
     provider = agent.get("provider")
     agent["thinking"] = check.table(agent.get("thinking", {}), f"{path}.thinking", THINKING)
     if "price" in agent:
@@ -242,22 +272,24 @@ def _normalise_agent(
         if provider in DEFAULT_MODEL:
             agent["model"] = DEFAULT_MODEL[provider]
         else:
-            check.fail(f"{path}.model", f"missing; provider {provider!r} needs a model id")
+            check.fail(f"{path}.model",
+                       f"missing; provider {shown_value(provider)} needs a model id")
     if provider == "local" and agent.get("model", "bundled") != "bundled":
         # Like prompt_file: a model path is relative to the pairing file, not to where you are.
         agent["model"] = str(base_dir / Path(agent["model"]).expanduser())
     if provider not in DEFAULT_KEY_ENV:
         for key in ("api_key_env", "base_url"):
-            if key in table:
-                check.fail(f"{path}.{key}", f"not used by provider {provider!r}")
+            if key in table and key not in reported:
+                check.fail(f"{path}.{key}", f"not used by provider {shown_value(provider)}")
     script = agent.get("script", {})
     if provider == "scripted":
-        agent["script"] = _normalise_script(check, script, f"{path}.script", base_dir)
-    elif "script" in table:
+        if "script" not in reported:
+            agent["script"] = _normalise_script(check, script, f"{path}.script", base_dir)
+    elif "script" in table and "script" not in reported:
         check.fail(f"{path}.script", "only for provider = \"scripted\"")
     else:
         agent.pop("script", None)
-    if "context_size" in table and provider != "local":
+    if "context_size" in table and "context_size" not in reported and provider != "local":
         check.fail(f"{path}.context_size", "only for provider = \"local\"")
     _check_anthropic(check, agent, path, provider)
     return agent
@@ -267,6 +299,7 @@ def _normalise_script(
     check: Checker, table: dict[str, Any], path: str, base_dir: Path
 ) -> dict[str, Any]:
     script = check.table(table, path, SCRIPT)
+    reported = set(table) - set(script)
     if "file" in script:
         text = _read_text(check, base_dir, script.pop("file"), f"{path}.file")
         script["replies"] = list(script.get("replies", [])) + [
@@ -278,7 +311,7 @@ def _normalise_script(
             for name in unknown_placeholders(text, SCRIPT_PLACEHOLDERS):
                 check.fail(f"{path}.{key}", f"unknown placeholder {{{name}}}; known: {{name}}, "
                            "{partner}, {reply} (write {{ and }} for literal braces)")
-    if script.get("rule") == "list" and not script.get("replies"):
+    if script.get("rule") == "list" and not script.get("replies") and "replies" not in reported:
         check.fail(f"{path}.replies", "rule = \"list\" needs at least one reply (or a file)")
     return script
 
@@ -313,6 +346,7 @@ def _normalise_dialogue(
     if not isinstance(raw, dict):
         return {}
     dialogue = check.table(raw, "dialogue", DIALOGUE)
+    reported = set(raw) - set(dialogue)  # given but invalid: nothing more is said about them
     if "opener_file" in dialogue:
         if "opener" in raw:
             check.fail("dialogue.opener_file", "give either opener or opener_file, not both")
@@ -322,19 +356,22 @@ def _normalise_dialogue(
             isinstance(a, dict) and "price" in a for a in (raw_agents or {}).values()):
         check.fail("dialogue.max_cost", "a cost budget needs a price for every agent "
                    "([agents.NAME.price] input = ..., output = ...)")
-    if not dialogue.get("opener"):
+    if not dialogue.get("opener") and "opener" not in reported:
         check.fail("dialogue.opener", "missing; the first speaker needs an opening message")
     if len(names) == 2:
         dialogue.setdefault("first", names[0])
         dialogue.setdefault("opener_to", dialogue["first"])
         for key in ("first", "opener_to"):
+            if key == "opener_to" and key not in raw and dialogue["first"] not in names:
+                continue  # it follows `first`, already reported
             if dialogue[key] not in names:
-                check.fail(f"dialogue.{key}",
-                           f"expected an agent name ({' or '.join(names)}), got {dialogue[key]!r}")
-        if dialogue["opener_to"] != dialogue["first"] and not dialogue["opener_shared"]:
-            check.fail("dialogue.opener_to", f"{dialogue['first']!r} speaks first but would not "
-                       "see the opener; set opener_shared = true or opener_to = "
-                       f"{dialogue['first']!r}")
+                check.fail(f"dialogue.{key}", f"expected an agent name ({' or '.join(names)}), "
+                           f"got {shown_value(dialogue[key])}")
+        if dialogue["opener_to"] != dialogue["first"] and not dialogue["opener_shared"] \
+                and dialogue["first"] in names:
+            first = shown_value(dialogue["first"])
+            check.fail("dialogue.opener_to", f"{first} speaks first but would not see the "
+                       f"opener; set opener_shared = true or opener_to = {first}")
     if "{text}" not in dialogue.get("interjection_format", "{text}"):
         check.fail("dialogue.interjection_format", "must contain {text}")
     if any(not phrase for phrase in dialogue.get("stop_phrases", [])):

@@ -25,6 +25,7 @@ from intermodel.bounds import (
     short,
 )
 from intermodel.errors import ConfigIssue
+from intermodel.secrets import redact
 
 __all__ = [
     "AGENT",
@@ -42,6 +43,7 @@ __all__ = [
     "Kind",
     "Range",
     "between",
+    "shown_value",
 ]
 
 REQUIRED: Any = object()
@@ -285,7 +287,10 @@ class Checker:
         self.issues: list[ConfigIssue] = []
 
     def fail(self, path: str, message: str) -> None:
-        self.issues.append(ConfigIssue(path, message))
+        # A path names keys the file chose, a message may quote values: neither may echo a key,
+        # nor a megabyte of text.
+        self.issues.append(ConfigIssue(_bounded(path, _PATH_LIMIT),
+                                       _bounded(message, _MESSAGE_LIMIT)))
 
     def table(
         self, data: Mapping[str, Any], path: str, schema: Mapping[str, Field]
@@ -304,11 +309,11 @@ class Checker:
                 continue
             if spec.choices and value not in spec.choices:
                 options = ", ".join(repr(c) for c in spec.choices)
-                self.fail(where, f"expected one of {options}, got {value!r}")
+                self.fail(where, f"expected one of {options}, got {shown_value(value)}")
                 continue
             expected = spec.check(value) if spec.check else None
             if expected:
-                shown = short(value) if isinstance(value, int) else repr(value)
+                shown = short(value) if isinstance(value, int) else shown_value(value)
                 self.fail(where, f"expected {expected}, got {shown}")
                 continue
             out[key] = value
@@ -333,4 +338,24 @@ def _unknown_key_message(key: str, schema: Mapping[str, Field]) -> str:
 def _describe(value: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
              list: "a list", dict: "a table"}
-    return f"{names.get(type(value), type(value).__name__)} ({value!r})"[:80]
+    return f"{names.get(type(value), type(value).__name__)} ({shown_value(value)})"
+
+
+_VALUE_LIMIT = 60
+_PATH_LIMIT = 120
+_MESSAGE_LIMIT = 600
+
+
+def shown_value(value: Any) -> str:
+    """A value quoted in a message: its repr, key-shaped strings removed before it is cut short
+    (half a key no longer looks like one)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        text = f"<{type(value).__name__}>"
+    return _bounded(text, _VALUE_LIMIT)
+
+
+def _bounded(text: str, limit: int) -> str:
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

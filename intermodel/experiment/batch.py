@@ -24,6 +24,7 @@ from intermodel.experiment.spec import Experiment
 from intermodel.providers.registry import make_provider
 from intermodel.resume import prepared_resume
 from intermodel.runner import ProviderFactory, Run, prepared_run
+from intermodel.secrets import redact
 from intermodel.session import Session
 from intermodel.trust import Vouchers, seats_of
 
@@ -107,7 +108,7 @@ class Batch:
                 self._update(entry, status_for(end.reason))
             except IntermodelError as exc:
                 # A run that cannot even start (missing key, unreadable transcript) fails alone.
-                state.detail = str(exc).splitlines()[0]
+                state.detail = redact(str(exc).splitlines()[0])  # shown, and in the manifest
                 self._update(entry, "failed")
 
     def _open(self, entry: Entry, state: EntryState) -> AbstractAsyncContextManager[Run]:

@@ -13,7 +13,7 @@ from intermodel.console import Style
 from intermodel.experiment.batch import Batch
 from intermodel.experiment.manifest import EntryState
 from intermodel.experiment.plan import Entry
-from intermodel.safety import terminal_safe
+from intermodel.safety import safe_line
 
 __all__ = ["ProgressView"]
 
@@ -52,8 +52,8 @@ class ProgressView:
             mark = s("✗", "31")
         why = state.end_reason or state.status
         detail = f" ({state.detail})" if state.detail and state.status != "finished" else ""
-        self._print(terminal_safe(f"{mark} {entry.id} · {state.turns} turns · {why}{detail} · "
-                                  f"{_clock(took)}"))
+        self._print(f"{mark} " + safe_line(f"{entry.id} · {state.turns} turns · {why}{detail} · "
+                                           f"{_clock(took)}"))
 
     def status_line(self) -> str:
         assert self.batch is not None

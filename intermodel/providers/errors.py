@@ -34,6 +34,7 @@ from intermodel.errors import (
     StreamInterrupted,
     TimedOut,
 )
+from intermodel.secrets import redact
 
 __all__ = ["StreamPhase", "error_for_status", "error_for_stream_payload", "parse_retry_after",
            "translate"]
@@ -101,7 +102,9 @@ def _body_error(body: object) -> tuple[str, str]:
 
 
 def _short(text: str) -> str:
-    text = " ".join(text.split())
+    """One line of at most _MESSAGE_LIMIT characters. Secrets go before the cut: half a key no
+    longer looks like one, and a server may echo the key it was sent."""
+    text = redact(" ".join(text.split()))
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
 

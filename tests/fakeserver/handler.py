@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from . import sse
+from .echo import send_key_in_invalid_utf8
 from .faults import STREAM_ERROR_STATUS, Fault, context_error_body, error_body
 from .replies import (
     Reply,
@@ -138,6 +139,9 @@ class Handler(BaseHTTPRequestHandler):
         return record.protocol == "anthropic" and record.headers.get("x-api-key") == key
 
     def _generate(self, fake: FakeServer, record: RecordedRequest, body: dict[str, Any]) -> None:
+        if fake.echo_key_invalid_utf8:
+            send_key_in_invalid_utf8(self, record)
+            return
         fault = record.fault = fake.faults.take()
         if fault is not None and not fault.mid_stream:
             self._fail_request(fake, fault, body)

@@ -74,7 +74,8 @@ class FakeServer:
 
     Set or read while it runs: `responder` (request -> Reply), `faults` (push Fault specs; see
     also `fault_rate`), `chunk_delay` (seconds between streamed events), `n_ctx` (reported by
-    /v1/models and /props, and used in context errors), `require_key` (None accepts any key).
+    /v1/models and /props, and used in context errors), `require_key` (None accepts any key),
+    `echo_key_invalid_utf8` (a hostile mode, see `echo`).
     It records `requests` (every request, with the fault it got) and `refusals`. Requests with a
     wrong key are answered 401 and consume no fault; only generation requests consume faults.
     """
@@ -93,6 +94,9 @@ class FakeServer:
         self.flavor: Literal["llamacpp", "vllm", "ollama", "plain"] = "llamacpp"
         self.ollama_num_ctx: int | None = None
         self.require_key: str | None = None
+        # A hostile mode (see `echo`): answer every generation request with its own key inside
+        # bytes that are not UTF-8.
+        self.echo_key_invalid_utf8 = False
         self._address = (host, port)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None

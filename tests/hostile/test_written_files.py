@@ -239,7 +239,7 @@ def hostile_transcript(transcript: Path) -> Path:
         {"kind": "resume", "run_id": header["run_id"], "after_turn": 3, "max_turns": 3,
          "at": HOSTILE},
     ]
-    end.update(reason=HOSTILE, detail=HOSTILE, ended_by=HOSTILE)
+    end.update(reason=HOSTILE, detail=HOSTILE, ended_by="ada")  # readers check agent names
     records.append(end)
     transcript.write_text("".join(json.dumps(r) + "\n" for r in records))
     return transcript
