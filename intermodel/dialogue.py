@@ -48,6 +48,7 @@ from intermodel.events import (
     event_for,
 )
 from intermodel.providers.base import Provider, Request
+from intermodel.providers.registry import reply_limits
 from intermodel.records import (
     BudgetChange,
     Flag,
@@ -318,7 +319,8 @@ class Dialogue:
         try:
             turn, request = await self._turns.produce(
                 index, agent, self._providers[agent],
-                lambda refused: self._fit(agent, index, refused=refused), self.state.max_turns)
+                lambda refused: self._fit(agent, index, refused=refused), self.state.max_turns,
+                reply_limits(self.pairing.agent(agent)))
         except TurnFailed as failed:
             detail = failed.detail
             if failed.reason == "time_budget":

@@ -148,8 +148,13 @@ AGENT: dict[str, Field] = {
     "max_tokens": Field(INT, "Most tokens per reply.", 1024, at_least(1)),
     "seed": Field(INT, "Sampling seed, where the API supports one."),
     "stop": Field(STR_LIST, "Stop sequences that end a reply (not the run).", []),
-    "timeout": Field(NUMBER, "Seconds to wait for the next piece of a reply.", 120.0,
-                     at_least(0.1)),
+    "timeout": Field(NUMBER, "Seconds without a complete event before a reply counts as "
+                     "stalled.", 120.0, at_least(0.1)),
+    "max_reply_seconds": Field(NUMBER, "Seconds a whole reply may take from a server.", 3600.0,
+                               at_least(1)),
+    "max_reply_chars": Field(INT, "Characters of one reply (text and thinking) past which it is "
+                             "cut: the cap is the smaller of this and 32 x max_tokens.",
+                             4_000_000, at_least(1024)),
     "context_size": Field(INT, "Context size a local model is loaded with (tokens).", None,
                           at_least(128)),
     "context_window": Field(INT, "Tokens this agent's requests must fit in (prompt + reply).",

@@ -124,6 +124,8 @@ class Handler(BaseHTTPRequestHandler):
             self._hostile_answer(hostile)
         elif not self._authorized(fake.require_key, record):
             self._send_json(401, error_body(self.api, 401))
+        elif route in fake.answers and route not in GENERATION_PATHS:
+            self._send_answer(fake.answers[route])
         elif self.command == "POST" and route in GENERATION_PATHS:
             if isinstance(parsed, dict):
                 self._generate(fake, record, parsed)
@@ -242,6 +244,14 @@ class Handler(BaseHTTPRequestHandler):
         self._start(status, content_type)
         for name, value in extra:
             self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_answer(self, answer: Any) -> None:
+        """A fixed answer: JSON, or a string sent as raw JSON text (which need not parse)."""
+        data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
+        self._start(200, "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

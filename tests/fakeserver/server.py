@@ -76,7 +76,8 @@ class FakeServer:
     also `fault_rate`), `chunk_delay` (seconds between streamed events), `n_ctx` (reported by
     /v1/models and /props, and used in context errors), `require_key` (None accepts any key),
     `every_request` (a redirect, silent or drip Fault given to every request, the context probes
-    included, instead of an answer; None answers normally).
+    included, instead of an answer; None answers normally), `answers` (route -> a fixed 200
+    answer, JSON or raw JSON text, for any request to that path, generation requests aside).
     It records `requests` (every request, with the fault it got) and `refusals`. Requests with a
     wrong key are answered 401 and consume no fault; only generation requests consume faults.
     """
@@ -96,6 +97,7 @@ class FakeServer:
         self.ollama_num_ctx: int | None = None
         self.require_key: str | None = None
         self.every_request: Fault | None = None
+        self.answers: dict[str, Any] = {}
         self._address = (host, port)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None

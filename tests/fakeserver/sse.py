@@ -215,14 +215,18 @@ def bad_event(protocol: str, payload: PayloadKind) -> bytes:
     return (_ANTHROPIC_BAD if protocol == "anthropic" else _OPENAI_BAD)[payload]
 
 
+# The text an endless reply repeats, one piece per event.
+ENDLESS_PIECE = "on and on " * 10
+
+
 def openai_endless(*, id: str, created: int, model: str) -> Iterator[bytes]:
-    """A reply that never finishes: the role chunk, then the same text piece forever."""
+    """A reply that never finishes: the role chunk, then ENDLESS_PIECE forever."""
     meta = _dumps({"created": created, "id": id, "model": model,
                    "object": "chat.completion.chunk"})[1:]
     yield b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"role":"assistant",' \
           b'"content":null}}],' + meta + b"\n\n"
     piece = b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":' \
-            b'"on and on "}}],' + meta + b"\n\n"
+            + _quote(ENDLESS_PIECE).encode() + b"}}]," + meta + b"\n\n"
     while True:
         yield piece
 
@@ -236,7 +240,8 @@ def anthropic_endless(*, id: str, model: str) -> Iterator[bytes]:
     yield _event("content_block_start", {"type": "content_block_start", "index": 0,
                                          "content_block": {"type": "text", "text": ""}})
     piece = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
-             b'"delta":{"type":"text_delta","text":"on and on "}}\n\n')
+             b'"delta":{"type":"text_delta","text":' + _quote(ENDLESS_PIECE).encode()
+             + b"}}\n\n")
     while True:
         yield piece
 

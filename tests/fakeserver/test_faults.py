@@ -135,7 +135,7 @@ async def _hostile_outcome(client: openai.AsyncOpenAI | anthropic.AsyncAnthropic
                 elif event.type == "message_delta":
                     usage.append(event.usage.output_tokens)
         return f"usage 10^{len(str(usage[-1])) - 1}" if usage else "ended"
-    return "reads on" if len(received) > 1000 else "waits"
+    return "reads on" if len(received) > 100 else "waits"
 
 
 @pytest.mark.parametrize("protocol", ["openai", "anthropic"])
