@@ -9,6 +9,7 @@ as one line on stderr and an exit code, never a traceback: 0 done, 1 the run end
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Callable, Sequence
@@ -22,6 +23,18 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The program (`argv` None: the command line). Returns the exit code."""
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:  # the process exits next
+            # Its last garbage collection would walk every object the SDKs created: a second
+            # or more on a busy machine, between a stopped run and its exit. Frozen, they are
+            # left to the operating system.
+            gc.freeze()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -116,10 +116,13 @@ class TurnProducer:
         self._deadline = deadline
         self._stop_reason = stop_reason
         self._scope: anyio.CancelScope | None = None
+        self._stopped = False  # cancelled: every later scope is cancelled as it opens
         self.sleeping = False  # waiting to retry
 
     def cancel(self) -> None:
-        """End the turn under way now (its partial reply is discarded and recorded)."""
+        """End the turn under way now (its partial reply is discarded and recorded), and any
+        later attempt or wait of it as soon as it begins: a stop is final."""
+        self._stopped = True
         if self._scope is not None:
             self._scope.cancel()
 
@@ -175,9 +178,12 @@ class TurnProducer:
 
     @contextmanager
     def _cancellable(self, *, sleeping: bool = False) -> Iterator[anyio.CancelScope]:
-        """A scope that a stop (or the time budget) cancels."""
+        """A scope that a stop (or the time budget) cancels; a stop that came while no scope
+        was open (between attempts) cancels it at once."""
         with anyio.CancelScope(deadline=self._deadline()) as scope:
             self._scope, self.sleeping = scope, sleeping
+            if self._stopped:
+                scope.cancel()
             try:
                 yield scope
             finally:
