@@ -15,8 +15,7 @@ from collections.abc import Mapping, Sequence
 import anyio
 
 from intermodel.config.model import Pairing
-from intermodel.providers.base import Provider, Request
-from intermodel.providers.probe import ProbeFailed
+from intermodel.providers.base import ProbeFailed, Provider, Request
 from intermodel.records import HistoryEntry, Trim, Turn, now_iso
 from intermodel.tokens import Calibration, estimate_tokens
 from intermodel.views import build_request, dropped_through

@@ -23,6 +23,7 @@ __all__ = [
     "Finished",
     "Heartbeat",
     "Message",
+    "ProbeFailed",
     "Provider",
     "ReplyLimits",
     "Request",
@@ -173,8 +174,15 @@ class ReplyLimits:
     chars: int
 
 
+class ProbeFailed(Exception):
+    """A provider's `context_limit` could not ask its server (not reached, or no answer in
+    time); the message says why."""
+
+
 class Provider(Protocol):
-    """One API. `stream` yields events for one request; `aclose` releases clients and models."""
+    """One API. `stream` yields events for one request; `aclose` releases clients and models.
+    A provider that can tell its context size also has `async context_limit() -> int | None`,
+    which may raise ProbeFailed."""
 
     name: str
 

@@ -21,6 +21,8 @@ from typing import Any
 import anyio
 import httpx
 
+from intermodel.providers.base import ProbeFailed
+
 __all__ = ["MAX_BODY", "OLLAMA_DEFAULT_NUM_CTX", "PROBE_SECONDS", "ProbeFailed", "server_context"]
 
 OLLAMA_DEFAULT_NUM_CTX = 4096
@@ -28,10 +30,6 @@ PROBE_SECONDS = 5.0  # all the probes of one server together, at most
 MAX_BODY = 1 << 20  # the answers are a few kilobytes; more than this is not one
 _LARGEST_CONTEXT = 2**53  # a context size beyond this is not a context size
 _NUM_CTX = re.compile(r"^\s*num_ctx\s+(\d{1,18})\b", re.MULTILINE)
-
-
-class ProbeFailed(Exception):
-    """The server was not reached, or did not answer the probes in time."""
 
 
 async def server_context(base_url: str, model: str, *, headers: Mapping[str, str] | None = None,
