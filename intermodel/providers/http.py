@@ -5,8 +5,9 @@ they read after a reply is complete.
   (`extra_headers` such as `x-api-key` or a proxy's token, which httpx does not strip the way it
   strips `Authorization`), to wherever the server points. A model request is sent to the
   configured `base_url` or nowhere; a 3xx answer is an error that names its `Location`.
-- It reads at most MAX_ERROR_BODY bytes of an answer that is not a success, so an error body that
-  never ends cannot fill memory (the SDKs read error bodies whole).
+- It reads at most MAX_BODY bytes of an answer that is not an event stream (an error, or the
+  one unstreamed request, which asks for a single token), so a body that never ends cannot fill
+  memory: the SDKs read such bodies whole. Event streams are bounded by the reply's cap.
 
 A reply is complete with its finish reason. What follows it (OpenAI's usage chunk and `[DONE]`,
 Anthropic's `message_stop`, then the end of the body, which lets the connection be reused) is read
@@ -22,9 +23,9 @@ from typing import Any, TypeVar
 import anyio
 import httpx2
 
-__all__ = ["AFTER_FINISH", "MAX_ERROR_BODY", "read_after_finish", "sdk_http_client"]
+__all__ = ["AFTER_FINISH", "MAX_BODY", "read_after_finish", "sdk_http_client"]
 
-MAX_ERROR_BODY = 64 * 1024
+MAX_BODY = 64 * 1024
 AFTER_FINISH = 2.0  # seconds, at most, of reading after a reply's finish
 
 T = TypeVar("T")
@@ -47,13 +48,15 @@ def sdk_http_client(sdk: Any, timeout: httpx2.Timeout) -> httpx2.AsyncClient:
     """An AsyncClient for `sdk` (the openai or anthropic module), with its connection limits."""
     client: httpx2.AsyncClient = sdk.DefaultAsyncHttpxClient(
         timeout=timeout, follow_redirects=False,
-        event_hooks={"response": [_bound_error_body]})
+        event_hooks={"response": [_bound_body]})
     return client
 
 
-async def _bound_error_body(response: httpx2.Response) -> None:
-    if response.status_code >= 300 and isinstance(response.stream, httpx2.AsyncByteStream):
-        response.stream = _Prefix(response.stream, MAX_ERROR_BODY)
+async def _bound_body(response: httpx2.Response) -> None:
+    streamed = response.headers.get("content-type", "").startswith("text/event-stream")
+    if (response.status_code >= 300 or not streamed) \
+            and isinstance(response.stream, httpx2.AsyncByteStream):
+        response.stream = _Prefix(response.stream, MAX_BODY)
 
 
 class _Prefix(httpx2.AsyncByteStream):

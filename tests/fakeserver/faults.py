@@ -207,7 +207,8 @@ class Fault:
 
     @classmethod
     def endless(cls) -> Fault:
-        """Stream text events forever (at `chunk_delay` apart), never a finish."""
+        """Stream text events forever (at `chunk_delay` apart), never a finish; a non-streamed
+        reply's JSON body never ends either."""
         return cls("endless")
 
     @classmethod

@@ -289,9 +289,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_body(self, data: bytes, fault: Fault | None) -> None:
         """A non-streamed reply; a mid-stream fault strikes halfway through the body (a drip
-        sends it one byte at a time from there; the other hostile kinds leave it whole)."""
-        if fault is not None and fault.kind in ("endless", "linger", "bad_payload"):
+        sends it one byte at a time from there, an endless body never ends; the other hostile
+        kinds leave it whole)."""
+        if fault is not None and fault.kind in ("linger", "bad_payload"):
             fault = None
+        if fault is not None and fault.kind == "endless":
+            self._start(200, "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            padding = b" " * 65536  # JSON allows any amount of whitespace: this never ends
+            if self._write_events(itertools.chain([data[:-1]], itertools.repeat(padding))):
+                self.wfile.write(b"0\r\n\r\n")
+            return
         if fault is not None and fault.kind == "drip":
             self._start(200, "application/json")
             self.send_header("Transfer-Encoding", "chunked")

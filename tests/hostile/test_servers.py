@@ -245,6 +245,21 @@ async def test_the_context_too_long_check_has_a_deadline_too(server: FakeServer,
     assert [r.stream for r in posts] == [True, False, True]
 
 
+async def test_an_endless_unstreamed_answer_is_read_no_further_than_64_kib(
+        server: FakeServer, tmp_path: Path) -> None:
+    # The unstreamed request that explains an empty stream gets a body that never ends.
+    server.faults.push(Fault.empty_stream(), Fault.endless())
+    pairing = pairing_for(server.base_url, "openai", "openai", turns=1, extra_a="timeout = 5\n")
+    started = time.perf_counter()
+    async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
+        with anyio.fail_after(15):
+            end = await run.dialogue.run()
+    assert end.reason == "max_turns"
+    assert time.perf_counter() - started < 4  # cut at 64 KiB, not by the 5 s stall watchdog
+    [retry] = [r for r in transcript_of(run.transcript).records if isinstance(r, Retry)]
+    assert retry.error == "stream_interrupted" and "malformed" in retry.message
+
+
 # -- endless replies -----------------------------------------------------------------------------
 
 
