@@ -17,7 +17,6 @@ a note rather than kept, or allowed to cost the reply.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ __all__ = ["DISCARD_KEPT", "MAX_COUNT", "Fit", "TurnFailed", "TurnProducer"]
 DISCARD_KEPT = 65_536
 # The largest token count taken as a server's word: 2^53, exact as a JSON number anywhere.
 MAX_COUNT = 2**53
+_NO_CAP = 2**62  # an int: comparing two ints is the cheapest test the per-token path can make
 
 # The request for the turn; with refused=True, a smaller one (the server said it was too long).
 Fit = Callable[[bool], Awaitable[Request]]
@@ -213,7 +213,7 @@ class TurnProducer:
                            "(max_reply_seconds)", provider=provider.name)
 
     async def _stream(self, provider: Provider, request: Request, index: int, agent: str,
-                      partial: _Partial, started: float, cap: float = math.inf) -> None:
+                      partial: _Partial, started: float, cap: int = _NO_CAP) -> None:
         # The hot path: once per token. Exact type checks and bound methods keep it cheap.
         publish = self._publish
         add_text = partial.text.append
@@ -295,7 +295,7 @@ class TurnProducer:
         )
 
 
-def _cut(partial: _Partial, request: Request, cap: float, agent: str, index: int) -> None:
+def _cut(partial: _Partial, request: Request, cap: int, agent: str, index: int) -> None:
     """The reply passed its cap without a finish: end it here, as a length stop."""
     partial.cut = True
     partial.finished = Finished("length", request.model)
