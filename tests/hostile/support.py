@@ -6,8 +6,11 @@ import re
 import textwrap
 from pathlib import Path
 
+import anyio
+
 from intermodel.config import Pairing, parse_pairing
-from intermodel.records import Note, Record
+from intermodel.records import Note, Record, RunEnd
+from intermodel.runner import prepared_run
 from intermodel.transcript.reader import Transcript, read_transcript
 
 KEY = "hostile-test-key-0123456789"
@@ -57,6 +60,14 @@ def pairing_for(base_url: str, a: str = "openai", b: str = "anthropic", **kwargs
                 ) -> Pairing:
     return parse_pairing(pairing_text(base_url, a, b, **kwargs),  # type: ignore[arg-type]
                          source="hostile.toml")
+
+
+async def run_to_end(pairing: Pairing, tmp_path: Path) -> tuple[RunEnd, Transcript]:
+    """Run `pairing` (at most 15 s) with its key set: how it ended, and its transcript."""
+    async with prepared_run(pairing, out_dir=tmp_path, environ={"TEST_KEY": KEY}) as run:
+        with anyio.fail_after(15):
+            end = await run.dialogue.run()
+    return end, transcript_of(run.transcript)
 
 
 def notes(records: list[Record]) -> list[str]:

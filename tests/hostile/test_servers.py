@@ -39,7 +39,7 @@ from intermodel.turns import DISCARD_KEPT, TurnProducer
 from tests.fakeserver import FakeServer, Fault, Reply, ScriptedResponder
 from tests.fakeserver.sse import ENDLESS_PIECE
 
-from .support import KEY, PROTOCOLS, notes, pairing_for, pairing_text, transcript_of
+from .support import KEY, PROTOCOLS, notes, pairing_for, pairing_text, run_to_end, transcript_of
 
 pytestmark = pytest.mark.anyio
 
@@ -196,11 +196,8 @@ async def test_a_dripping_stream_is_a_stall_and_is_retried(server: FakeServer, t
     # A byte every 0.3 s: no read ever waits the 1 s timeout, but no event completes either.
     server.faults.push(Fault.drip(after_chunks=3, seconds=0.3))
     pairing = pairing_for(server.base_url, protocol, protocol, turns=1)
-    async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        with anyio.fail_after(15):
-            end = await run.dialogue.run()
+    end, transcript = await run_to_end(pairing, tmp_path)
     assert end.reason == "max_turns"
-    transcript = transcript_of(run.transcript)
     [retry] = [r for r in transcript.records if isinstance(r, Retry)]
     assert (retry.error, retry.message) == ("timed_out",
                                             "no complete event for 1 s (the server stalled)")
@@ -218,12 +215,9 @@ async def test_a_reply_slower_than_its_deadline_is_retried(server: FakeServer, t
     pairing = pairing_for(server.base_url, protocol, protocol, turns=1,
                           extra_a="timeout = 2\nmax_reply_seconds = 1\n")
     started = time.perf_counter()
-    async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        with anyio.fail_after(15):
-            end = await run.dialogue.run()
+    end, transcript = await run_to_end(pairing, tmp_path)
     assert end.reason == "max_turns"
     assert time.perf_counter() - started < 5
-    transcript = transcript_of(run.transcript)
     [retry] = [r for r in transcript.records if isinstance(r, Retry)]
     assert (retry.error, retry.message) == (
         "timed_out", "the reply took longer than 1 s (max_reply_seconds)")
@@ -235,11 +229,9 @@ async def test_the_context_too_long_check_has_a_deadline_too(server: FakeServer,
     # An empty stream makes the provider ask again, unstreamed; that answer drips.
     server.faults.push(Fault.empty_stream(), Fault.drip(seconds=0.3))
     pairing = pairing_for(server.base_url, "openai", "openai", turns=1)
-    async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        with anyio.fail_after(15):
-            end = await run.dialogue.run()
+    end, transcript = await run_to_end(pairing, tmp_path)
     assert end.reason == "max_turns"
-    [retry] = [r for r in transcript_of(run.transcript).records if isinstance(r, Retry)]
+    [retry] = [r for r in transcript.records if isinstance(r, Retry)]
     assert retry.error == "timed_out"
     posts = [r for r in server.requests if r.method == "POST"]
     assert [r.stream for r in posts] == [True, False, True]
@@ -251,12 +243,10 @@ async def test_an_endless_unstreamed_answer_is_read_no_further_than_64_kib(
     server.faults.push(Fault.empty_stream(), Fault.endless())
     pairing = pairing_for(server.base_url, "openai", "openai", turns=1, extra_a="timeout = 5\n")
     started = time.perf_counter()
-    async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        with anyio.fail_after(15):
-            end = await run.dialogue.run()
+    end, transcript = await run_to_end(pairing, tmp_path)
     assert end.reason == "max_turns"
     assert time.perf_counter() - started < 4  # cut at 64 KiB, not by the 5 s stall watchdog
-    [retry] = [r for r in transcript_of(run.transcript).records if isinstance(r, Retry)]
+    [retry] = [r for r in transcript.records if isinstance(r, Retry)]
     assert retry.error == "stream_interrupted" and "malformed" in retry.message
 
 
@@ -269,11 +259,8 @@ async def test_an_endless_reply_is_cut_and_kept_as_a_length_stop(server: FakeSer
                                                                  protocol: str) -> None:
     server.faults.push(Fault.endless())
     pairing = pairing_for(server.base_url, protocol, protocol, turns=1)  # max_tokens = 64
-    async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        with anyio.fail_after(15):
-            end = await run.dialogue.run()
+    end, transcript = await run_to_end(pairing, tmp_path)
     assert end.reason == "max_turns"
-    transcript = transcript_of(run.transcript)
     [turn] = transcript.turns
     assert (turn.stop_reason, turn.client_stop, turn.attempts) == ("length", True, 1)
     assert 4096 < len(turn.text) <= 4096 + len(ENDLESS_PIECE)  # the floor of the cap, 4096
@@ -291,10 +278,8 @@ async def test_the_cap_follows_max_tokens_and_max_reply_chars(server: FakeServer
     pairing = pairing_for(server.base_url, "openai", "openai", turns=2,
                           extra_a="max_tokens = 500\n",  # 32 x 500 = 16,000 characters
                           extra_b="max_tokens = 500\nmax_reply_chars = 2000\n")
-    async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        with anyio.fail_after(15):
-            await run.dialogue.run()
-    first, second = transcript_of(run.transcript).turns
+    _, transcript = await run_to_end(pairing, tmp_path)
+    first, second = transcript.turns
     assert 16_000 < len(first.text) <= 16_000 + len(ENDLESS_PIECE)
     assert 2_000 < len(second.text) <= 2_000 + len(ENDLESS_PIECE)
     assert first.client_stop and second.client_stop
@@ -304,12 +289,10 @@ async def test_a_server_length_stop_is_not_a_client_stop(server: FakeServer,
                                                          tmp_path: Path) -> None:
     server.responder = ScriptedResponder([Reply("Cut short", stop_reason="length")])
     pairing = pairing_for(server.base_url, "openai", "openai", turns=1)
-    async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        await run.dialogue.run()
-    [turn] = transcript_of(run.transcript).turns
+    _, transcript = await run_to_end(pairing, tmp_path)
+    [turn] = transcript.turns
     assert (turn.stop_reason, turn.client_stop) == ("length", False)
-    assert run.transcript is not None
-    records = [json.loads(line) for line in run.transcript.read_text().splitlines()]
+    records = [json.loads(line) for line in transcript.path.read_text().splitlines()]
     assert [r["client_stop"] for r in records if r["kind"] == "turn"] == [False]
 
 
@@ -377,13 +360,11 @@ async def test_a_run_ends_on_a_hostile_payload_with_one_line(server: FakeServer,
                                                              tmp_path: Path) -> None:
     server.faults.push(Fault.ok(), Fault.bad_payload("deep_nesting", 4))
     pairing = pairing_for(server.base_url, turns=2)
-    async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        with anyio.fail_after(15):
-            end = await run.dialogue.run()
+    end, transcript = await run_to_end(pairing, tmp_path)
     assert end.reason == "error"
     assert end.detail == ("bo: anthropic provider broken: the server sent JSON nested too "
                           "deeply to read")
-    assert len(transcript_of(run.transcript).turns) == 1
+    assert len(transcript.turns) == 1
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -391,11 +372,8 @@ async def test_absurd_usage_costs_the_counts_not_the_reply(server: FakeServer, t
                                                            protocol: str) -> None:
     server.faults.push(Fault.bad_payload("absurd_usage"))
     pairing = pairing_for(server.base_url, protocol, protocol, turns=2)
-    async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        with anyio.fail_after(15):
-            end = await run.dialogue.run()
+    end, transcript = await run_to_end(pairing, tmp_path)
     assert end.reason == "max_turns"
-    transcript = transcript_of(run.transcript)
     first, second = transcript.turns
     assert first.text.startswith("Reply 1") and first.attempts == 1
     assert (first.usage.input_tokens, first.usage.output_tokens) == (None, None)
@@ -462,12 +440,9 @@ async def test_a_finished_reply_is_complete_though_the_connection_stays_open(
     pairing = pairing_for(server.base_url, protocol, protocol, turns=1,
                           extra_a="timeout = 10\n")
     started = time.perf_counter()
-    async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        with anyio.fail_after(15):
-            end = await run.dialogue.run()
+    end, transcript = await run_to_end(pairing, tmp_path)
     assert end.reason == "max_turns"
     assert time.perf_counter() - started < 4  # not the 10 s read timeout
-    transcript = transcript_of(run.transcript)
     [turn] = transcript.turns
     assert turn.attempts == 1 and turn.text.startswith("Reply 1")
     assert not any(isinstance(r, Retry) for r in transcript.records)
