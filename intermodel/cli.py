@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import importlib
 import sys
 from collections.abc import Callable, Sequence
@@ -24,6 +25,18 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The program (`argv` None: the command line). Returns the exit code."""
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:  # the process exits next
+            # Its last garbage collection would walk every object the SDKs created: a second
+            # or more on a busy machine, between a stopped run and its exit. Frozen, they are
+            # left to the operating system.
+            gc.freeze()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import anyio
+
 from intermodel.config.model import Pairing
-from intermodel.providers.base import Provider, Request
+from intermodel.providers.base import ProbeFailed, Provider, Request
 from intermodel.records import HistoryEntry, Trim, Turn, now_iso
 from intermodel.tokens import Calibration, estimate_tokens
 from intermodel.views import build_request, dropped_through
@@ -35,15 +37,33 @@ class ContextKeeper:
         self._calibration = {name: Calibration() for name in pairing.agent_names}
 
     async def discover(self, providers: Mapping[str, Provider]) -> list[str]:
-        """Ask providers that can tell (local servers, the local model) for their context size;
-        return notes worth recording, and refuse a pairing that cannot fit even one turn."""
+        """Ask providers that can tell (local servers, the local model) for their context size,
+        all at once; return notes worth recording, and refuse a pairing that cannot fit even one
+        turn. A server that does not answer in time is noted and the run goes on (with the
+        configured context_window, if any)."""
+        answers: dict[str, int | ProbeFailed | None] = {}
+
+        async def ask(name: str, provider: Provider) -> None:
+            limit = getattr(provider, "context_limit", None)
+            try:
+                answers[name] = await limit() if limit is not None else None
+            except ProbeFailed as failed:
+                answers[name] = failed
+
+        async with anyio.create_task_group() as tg:
+            for name, provider in providers.items():
+                tg.start_soon(ask, name, provider)
         notes: list[str] = []
         for name, provider in providers.items():
-            ask = getattr(provider, "context_limit", None)
-            found = await ask() if ask is not None else None
+            found = answers.get(name)
+            configured = self.windows[name]
+            if isinstance(found, ProbeFailed):
+                using = "" if configured is None else \
+                    f"; using the configured context_window of {configured}"
+                notes.append(f"{name}: context size unknown: {found}{using}")
+                continue
             if found is None:
                 continue
-            configured = self.windows[name]
             self.windows[name] = found if configured is None else min(configured, found)
             if configured is not None and configured > found:
                 notes.append(f"{name}: the server's context is {found} tokens, less than the "

@@ -49,6 +49,7 @@ from intermodel.events import (
     event_for,
 )
 from intermodel.providers.base import Provider, Request
+from intermodel.providers.registry import reply_limits
 from intermodel.records import (
     BudgetChange,
     Flag,
@@ -159,6 +160,7 @@ class Dialogue:
         self._stop: Stop | None = None
         self._gate_changed = anyio.Event()
         self._in_flight: int | None = None  # number of the turn being produced, if any
+        self._probing: anyio.CancelScope | None = None  # while asking servers' context sizes
         self._recorder_broken = False  # a transcript write failed: the run stops, unrecorded
         self._started = 0.0
 
@@ -193,17 +195,12 @@ class Dialogue:
                                         now_iso(), resume=self._resume, origin=self._origin))
             if self.state.inherited:
                 await self._announce_history()
-            try:
-                for note in await self._context.discover(self._providers):
-                    await self._emit(Notice(note))
-            except ContextFull as full:
-                end = self._end("context_full", str(full))
-                return end
             failure: Exception | None = None
             async with anyio.create_task_group() as tg:
+                # Commands are heard from the start: a stop ends the probes too.
                 tg.start_soon(self._read_commands, self._commands)
                 try:
-                    end = await self._turn_loop()
+                    end = await self._discover() or await self._turn_loop()
                 except Exception as exc:  # re-raised below, unwrapped from the task group's group
                     failure = exc
                 tg.cancel_scope.cancel()
@@ -237,6 +234,26 @@ class Dialogue:
             event = event_for(entry)
             assert event is not None  # turns, interjections and trims all have one
             await self._emit(event)
+
+    async def _discover(self) -> RunEnd | None:
+        """Ask the servers for their context sizes (each probe is bounded in time); an end if
+        the run cannot go on (a stop came meanwhile, or no turn would fit)."""
+        with anyio.CancelScope() as scope:
+            self._probing = scope
+            if self._stop is not None:
+                scope.cancel()
+            try:
+                notes = await self._context.discover(self._providers)
+            except ContextFull as full:
+                return self._end("context_full", str(full))
+            finally:
+                self._probing = None
+        if scope.cancelled_caught:
+            assert self._stop is not None
+            return self._end(self._stop.reason)
+        for note in notes:
+            await self._emit(Notice(note))
+        return None
 
     # -- the turn loop -----------------------------------------------------------------------
 
@@ -320,7 +337,8 @@ class Dialogue:
         try:
             turn, request = await self._turns.produce(
                 index, agent, self._providers[agent],
-                lambda refused: self._fit(agent, index, refused=refused), self.state.max_turns)
+                lambda refused: self._fit(agent, index, refused=refused), self.state.max_turns,
+                reply_limits(self.pairing.agent(agent)))
         except TurnFailed as failed:
             detail = failed.detail
             if failed.reason == "time_budget":
@@ -387,6 +405,8 @@ class Dialogue:
         elif isinstance(command, Stop):
             self._stop = command
             self._open_gate()
+            if self._probing is not None:
+                self._probing.cancel()  # no turn is under way yet: stop now
             if command.now or self._turns.sleeping:
                 self._turns.cancel()
         elif isinstance(command, Extend):

@@ -22,6 +22,7 @@ from intermodel.controls import Command, Controls, Stop
 from intermodel.dialogue import Recorder, new_run_id
 from intermodel.events import RECORDED, Event, Notice, RunFinished, RunStarted, TurnCompleted
 from intermodel.providers.base import Provider, Request
+from intermodel.providers.registry import reply_limits
 from intermodel.records import RunEnd, Turn, Usage, now_iso
 from intermodel.retry import RetryPolicy
 from intermodel.secrets import Redactor
@@ -116,7 +117,8 @@ class PanelRun:
 
         try:
             turn, _ = await self._producers[agent].produce(
-                slot, agent, self._providers[agent], fit, len(self.pairing.agents))
+                slot, agent, self._providers[agent], fit, len(self.pairing.agents),
+                reply_limits(self.pairing.agent(agent)))
         except TurnFailed as failed:
             if failed.reason == "error":
                 self._failures[agent] = failed.detail

@@ -76,6 +76,9 @@ class Turn:
     attempts: int = 1
     request_hash: str = ""
     at: str = ""  # when the turn completed
+    # True when intermodel itself ended the reply, which had passed its length cap without a
+    # finish (stop_reason is then "length"); the server's own stops leave it False.
+    client_stop: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +117,13 @@ class Discard:
     turn: int
     agent: str
     reason: str
-    text: str = ""
+    text: str = ""  # at most the first DISCARD_KEPT characters of the partial reply
     thinking: str = ""
     at: str = ""
+    # The partial reply's whole length; None (transcripts written before it was kept) means
+    # `text` and `thinking` are whole.
+    text_chars: int | None = None
+    thinking_chars: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from intermodel.errors import ConfigIssue, MissingKeyError
+from intermodel.errors import ConfigError, ConfigIssue, MissingKeyError
 
 if TYPE_CHECKING:
     from intermodel.config.model import Pairing, Panel
@@ -27,6 +27,8 @@ __all__ = [
     "Redactor",
     "StreamRedactor",
     "expand_env",
+    "header_name_problem",
+    "header_value_problem",
     "looks_like_key",
     "redact",
     "remember_secrets",
@@ -47,6 +49,29 @@ MIN_FRAGMENT = 8
 _CUT_MARKS = ("…", "...")
 # A placeholder key for OpenAI-compatible local servers: the SDK refuses to start without one.
 LOCAL_PLACEHOLDER_KEY = "not-needed"
+# HTTP field names are tokens; values are printable ASCII, spaces and tabs. Anything else cannot
+# be sent at all (the HTTP library refuses it on every attempt, which would look like a network
+# failure to retry for hours); a line break would even let a value write headers of its own.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_NOT_IN_VALUE = re.compile(r"[^\t\x20-\x7e]")
+
+
+def header_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an HTTP header name, or None."""
+    if _HEADER_NAME.fullmatch(name):
+        return None
+    return "not a header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as an HTTP header value, or None. Says where, not what: the
+    value may be a secret."""
+    found = _NOT_IN_VALUE.search(value)
+    if found is None:
+        return None
+    char = found.group()
+    what = "a line break" if char in "\r\n" else f"the character U+{ord(char):04X}"
+    return f"holds {what} (at position {found.start()}); header values are printable ASCII"
 
 
 @dataclass(frozen=True)
@@ -84,6 +109,7 @@ def resolve_credentials(pairing: Pairing | Panel, environ: Mapping[str, str]
     """Keys and expanded headers per agent. Every missing variable is reported at once, before
     any request is made."""
     issues: list[ConfigIssue] = []
+    unusable: list[ConfigIssue] = []  # set, but impossible to send
     result: dict[str, Credentials] = {}
     for agent in pairing.agents:
         missing: list[str] = []
@@ -91,9 +117,18 @@ def resolve_credentials(pairing: Pairing | Panel, environ: Mapping[str, str]
         for name in missing:
             issues.append(ConfigIssue(f"agents.{agent.name}.extra_headers",
                                       f"environment variable {name} is not set"))
+        for header, value in headers.items():
+            problem = header_value_problem(value)
+            if problem is not None:
+                unusable.append(ConfigIssue(f"agents.{agent.name}.extra_headers.{header}",
+                                            f"with its variables read, the value {problem}"))
         key: str | None = None
         if agent.api_key_env:
             key = environ.get(agent.api_key_env) or None
+            problem = None if key is None else header_value_problem(key)
+            if problem is not None:
+                unusable.append(ConfigIssue(f"agents.{agent.name}.api_key_env",
+                                            f"the key in {agent.api_key_env} {problem}"))
             if key is None and agent.key_required:
                 issues.append(ConfigIssue(
                     f"agents.{agent.name}.api_key_env",
@@ -104,6 +139,8 @@ def resolve_credentials(pairing: Pairing | Panel, environ: Mapping[str, str]
                 key = LOCAL_PLACEHOLDER_KEY
         result[agent.name] = Credentials(api_key=key, headers=headers)
         remember_secrets([key or "", *_expanded_values(agent.extra_headers.values(), environ)])
+    if unusable:
+        raise ConfigError(pairing.source, unusable)
     if issues:
         raise MissingKeyError(pairing.source, issues)
     return result

@@ -32,7 +32,7 @@ from intermodel.bus import Subscription
 from intermodel.config.model import Pairing, Panel
 from intermodel.errors import IntermodelError
 from intermodel.events import Event, RunStarted
-from intermodel.headless import RunOpener, exit_code_for
+from intermodel.headless import RunOpener, exit_code_for, stop_on_signals
 from intermodel.providers.registry import make_provider
 from intermodel.runner import ProviderFactory, prepared_run
 from intermodel.transcript.reader import read_transcript
@@ -100,6 +100,9 @@ class IntermodelApp(App[int]):
     def on_mount(self) -> None:
         for bar in self.query(".bar"):
             bar.display = False
+        if isinstance(self.source, LiveSource):
+            self.run_worker(stop_on_signals(self._interrupt, self._close, ignore_after=False),
+                            name="signals", group="signals")
         self.run_worker(self._serve(), name="source", group="source", exclusive=True)
         self.set_interval(STATUS_SECONDS, self.refresh_status)
         self.refresh_status()
@@ -328,6 +331,17 @@ class IntermodelApp(App[int]):
         self._quitting = True
         if isinstance(self.source, LiveSource) and self.source.controls is not None:
             self.source.controls.stop(now=True, reason="stopped")
+        self.model.stopping = True
+        self.set_timer(QUIT_GRACE, self._close)
+
+    def _interrupt(self) -> None:
+        """SIGINT or SIGTERM, as in a headless run: stop the run now (reason `interrupted`) and
+        leave once its transcript is closed; a second signal leaves at once."""
+        if not isinstance(self.source, LiveSource) or self.served.is_set():
+            self._close()
+            return
+        self._quitting = True
+        self.source.interrupt()
         self.model.stopping = True
         self.set_timer(QUIT_GRACE, self._close)
 

@@ -33,14 +33,23 @@ class LiveSource:
         self.open_run = open_run
         self.run: Run | None = None  # set once the run is prepared (tests read its providers)
         self.end: RunEnd | None = None
+        self._interrupted = False
 
     @property
     def controls(self) -> Controls | None:
         return self.run.dialogue.controls if self.run else None
 
+    def interrupt(self) -> None:
+        """Stop the run now, as a signal does; before it is prepared, as soon as it is."""
+        self._interrupted = True
+        if self.run is not None:
+            self.run.dialogue.controls.stop(now=True, reason="interrupted")
+
     async def serve(self, pump: Pump) -> None:
         async with self.open_run() as run:
             self.run = run
+            if self._interrupted:
+                self.interrupt()
             subscription = run.dialogue.subscribe()
             async with anyio.create_task_group() as tg:
                 control = run.control_server()

@@ -37,6 +37,10 @@ def validate(args: argparse.Namespace) -> int:
             failed = failed or args.strict
             for issue in exc.issues:
                 print(safe_line(f"    {'error' if args.strict else 'note'}: {issue}"))
+        except ConfigError as exc:  # a variable that is set, but could never be sent
+            failed = True
+            for issue in exc.issues:
+                print(safe_line(f"    error: {issue}"))
     return EXIT_USAGE if failed else EXIT_OK
 
 

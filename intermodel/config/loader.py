@@ -44,7 +44,12 @@ from intermodel.config.schema import (
 from intermodel.errors import ConfigError, ConfigIssue
 from intermodel.files import UnreadableFile, read_regular
 from intermodel.providers.base import Sampling
-from intermodel.secrets import SENSITIVE_HEADER, looks_like_key
+from intermodel.secrets import (
+    SENSITIVE_HEADER,
+    header_name_problem,
+    header_value_problem,
+    looks_like_key,
+)
 
 __all__ = ["config_from_resolved", "from_resolved", "load_config", "load_pairing",
            "parse_pairing", "parse_toml", "read_text_file"]
@@ -259,7 +264,11 @@ def _normalise_agent(
         agent["prompt"] = _read_text(check, base_dir, agent.pop("prompt_file"),
                                      f"{path}.prompt_file")
     for header, value in agent.get("extra_headers", {}).items():
-        if SENSITIVE_HEADER.search(header) and "${" not in value:
+        problem = header_name_problem(header) or header_value_problem(value)
+        if problem is not None:
+            check.fail(f"{path}.extra_headers.{header!r}" if header_name_problem(header)
+                       else f"{path}.extra_headers.{header}", problem)
+        elif SENSITIVE_HEADER.search(header) and "${" not in value:
             check.fail(f"{path}.extra_headers.{header}", "a credential header needs an "
                        "environment reference like \"Bearer ${MY_PROXY_KEY}\", not a literal value")
     for name in unknown_placeholders(agent.get("prompt", ""), placeholders):
@@ -464,6 +473,8 @@ def _build_agent(name: str, a: Mapping[str, Any]) -> AgentConfig:
         extra_body=dict(a["extra_body"]),
         extra_headers=dict(a["extra_headers"]),
         timeout=float(a["timeout"]),
+        max_reply_seconds=float(a["max_reply_seconds"]),
+        max_reply_chars=a["max_reply_chars"],
         context_size=a.get("context_size"),
         context_window=a.get("context_window"),
         price=Price(**a["price"]) if "price" in a else None,

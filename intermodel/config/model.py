@@ -93,6 +93,8 @@ class AgentConfig:
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 120.0
+    max_reply_seconds: float = 3600.0
+    max_reply_chars: int = 4_000_000
     context_size: int | None = None
     context_window: int | None = None
     script: ScriptConfig | None = None

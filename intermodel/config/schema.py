@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from intermodel.bounds import (
+    MAX_BYTES,
     MAX_COST,
     MAX_INT,
     MAX_PRICE,
@@ -86,10 +87,6 @@ class Field:
     default: Any = None  # None: optional with no value; REQUIRED: must be present
     check: Callable[[Any], str | None] | None = None  # returns what was expected, or None
     choices: tuple[str, ...] = ()
-
-
-def at_least(low: float) -> Callable[[Any], str | None]:
-    return lambda v: None if v >= low else f"a value of at least {low}"
 
 
 @dataclass(frozen=True)
@@ -185,8 +182,13 @@ AGENT: dict[str, Field] = {
     "seed": Field(INT, "Sampling seed, where the API supports one.", None,
                   between(MIN_INT, MAX_INT)),
     "stop": Field(STR_LIST, "Stop sequences that end a reply (not the run).", []),
-    "timeout": Field(NUMBER, "Seconds to wait for the next piece of a reply.", 120.0,
-                     between(0.1, MAX_SECONDS)),
+    "timeout": Field(NUMBER, "Seconds without a complete event before a reply counts as "
+                     "stalled.", 120.0, between(0.1, MAX_SECONDS)),
+    "max_reply_seconds": Field(NUMBER, "Seconds a whole reply may take from a server.", 3600.0,
+                               between(1, MAX_SECONDS)),
+    "max_reply_chars": Field(INT, "Characters of one reply (text and thinking) past which it is "
+                             "cut: the cap is the smaller of this and 32 x max_tokens.",
+                             4_000_000, between(1024, MAX_BYTES)),
     "context_size": Field(INT, "Context size a local model is loaded with (tokens).", None,
                           between(128, MAX_TOKENS)),
     "context_window": Field(INT, "Tokens this agent's requests must fit in (prompt + reply).",

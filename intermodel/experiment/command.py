@@ -56,7 +56,7 @@ def run_batch_command(path: str, *, yes: bool, dry_run: bool, color: str) -> int
 async def _run(batch: Batch, view: ProgressView) -> BatchReport:
     async with anyio.create_task_group() as tg:
         tg.start_soon(view.tick)
-        tg.start_soon(stop_on_signals, batch.stop, tg.cancel_scope)
+        await tg.start(stop_on_signals, batch.stop, tg.cancel_scope.cancel)
         await batch.run()
         tg.cancel_scope.cancel()
     view.show_status()

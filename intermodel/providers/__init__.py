@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from intermodel.providers.base import (
+    HEARTBEAT,
     Finished,
+    Heartbeat,
     Message,
     Provider,
+    ReplyLimits,
     Request,
     Sampling,
     StreamEvent,
@@ -15,9 +18,12 @@ from intermodel.providers.base import (
 )
 
 __all__ = [
+    "HEARTBEAT",
     "Finished",
+    "Heartbeat",
     "Message",
     "Provider",
+    "ReplyLimits",
     "Request",
     "Sampling",
     "StreamEvent",

@@ -1,7 +1,10 @@
 """Anthropic Messages: system prompt, extended thinking with its signature, streamed usage.
 
 We read the raw stream events (`create(stream=True)`), not the `messages.stream()` helper, which
-would deliver every piece twice (raw deltas plus its own text events).
+would deliver every piece twice (raw deltas plus its own text events). A reply is complete with
+the `message_delta` that carries its stop reason and output usage; what follows is read for a
+short while only (`read_after_finish`), so a server that keeps the connection open after its
+reply costs neither the reply nor the time.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import httpx2
 from intermodel.config.model import AgentConfig
 from intermodel.errors import StreamInterrupted
 from intermodel.providers.base import (
+    HEARTBEAT,
     Finished,
     Request,
     StreamEvent,
@@ -23,6 +27,7 @@ from intermodel.providers.base import (
     UsageReport,
 )
 from intermodel.providers.errors import StreamPhase, translate
+from intermodel.providers.http import read_after_finish, sdk_http_client
 from intermodel.secrets import Credentials
 
 __all__ = ["AnthropicProvider", "anthropic_messages"]
@@ -49,12 +54,14 @@ class AnthropicProvider:
 
     def __init__(self, agent: AgentConfig, credentials: Credentials) -> None:
         self.agent = agent
+        timeout = httpx2.Timeout(agent.timeout, connect=min(15.0, agent.timeout))
         self._client = anthropic.AsyncAnthropic(
             api_key=credentials.api_key,
             base_url=agent.base_url,
             max_retries=0,  # the dialogue owns retries (and the SDK would honour any Retry-After)
-            timeout=httpx2.Timeout(agent.timeout, connect=min(15.0, agent.timeout)),
+            timeout=timeout,
             default_headers=dict(credentials.headers),
+            http_client=sdk_http_client(anthropic, timeout),
         )
 
     def _params(self, request: Request) -> dict[str, Any]:
@@ -87,28 +94,33 @@ class AnthropicProvider:
         with translate(anthropic, self.name, phase):
             stream = await self._client.messages.create(**self._params(request))
             async with stream:
-                async for event in stream:
+                events = aiter(stream)
+                async for event in events:
                     phase.streaming = True
                     kind = event.type
                     if kind == "content_block_delta":
                         delta = event.delta
                         if delta.type == "text_delta":
                             yield TextDelta(delta.text)
-                        elif delta.type == "thinking_delta":
+                            continue
+                        if delta.type == "thinking_delta":
                             yield ThinkingDelta(delta.thinking)
-                        elif delta.type == "signature_delta":
+                            continue
+                        if delta.type == "signature_delta":
                             signature += delta.signature
                     elif kind == "message_start":
                         model = event.message.model or model
-                        usage = event.message.usage
-                        input_tokens = (usage.input_tokens or 0) + (
-                            usage.cache_creation_input_tokens or 0) + (
-                            usage.cache_read_input_tokens or 0)
+                        input_tokens = _input_tokens(event.message.usage)
                     elif kind == "message_delta":
                         stop_reason = event.delta.stop_reason or stop_reason
-                        output_tokens = event.usage.output_tokens
+                        output_tokens = getattr(event.usage, "output_tokens", None)
+                        if stop_reason is not None:
+                            break  # the reply is whole; message_stop adds nothing
                     elif kind == "message_stop":
                         break
+                    yield HEARTBEAT  # a ping, a block's start or end, the message's start
+                if stop_reason is not None:
+                    await read_after_finish(events, lambda event: None, self.agent.timeout)
         if stop_reason is None:
             raise StreamInterrupted("the stream ended before message_delta", provider=self.name)
         yield UsageReport(input_tokens, output_tokens)
@@ -116,3 +128,12 @@ class AnthropicProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _input_tokens(usage: Any) -> Any:
+    """Input tokens, cached ones included. The SDK builds events without validating them: a
+    count that is not a whole number is passed on as it came, for the turn producer to judge."""
+    parts = [getattr(usage, name, None) for name in
+             ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")]
+    odd = [p for p in parts if p is not None and type(p) is not int]
+    return odd[0] if odd else sum(p or 0 for p in parts)

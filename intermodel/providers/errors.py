@@ -4,6 +4,11 @@ Both SDKs share a shape (`APIStatusError` with `status_code`, `response` and `bo
 `APIConnectionError` > `APITimeoutError`; a bare `APIError` for an error event inside a stream),
 and both let some raw `httpx2` exceptions through when a stream breaks. `translate` maps all of it,
 plus malformed data, to the most specific `ProviderError`, keeping the server's Retry-After.
+
+Malformed data: truncated JSON or bytes that are not UTF-8 are transient (a proxy cutting a stream,
+or a model that split a character between two tokens: another attempt may well succeed); an
+integer of thousands of digits or JSON nested thousands deep comes from no honest server, and is
+fatal (`ProviderBroken`). A redirect is fatal too: requests follow none (see `http`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ _CONTEXT_TOO_LONG = re.compile(
     re.IGNORECASE,
 )
 _QUOTA = re.compile(r"insufficient_quota|billing|credit balance", re.IGNORECASE)
+# Python's own refusal of an integer literal past sys.get_int_max_str_digits() (4,300 digits).
+_HUGE_INT = re.compile(r"Exceeds the limit \(\d+ digits\) for integer string conversion")
 _MESSAGE_LIMIT = 400
 
 
@@ -89,7 +96,7 @@ def _body_error(body: object) -> tuple[str, str]:
     if isinstance(body, str):
         try:
             body = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or JSON no honest server sends
             return str(body), ""
     if not isinstance(body, Mapping):
         return "", ""
@@ -115,6 +122,10 @@ def error_for_status(
     text = _short(message or f"HTTP {status}")
     both = f"{code} {message}"
     kw: dict[str, Any] = {"provider": provider, "status": status}
+    if 300 <= status < 400:
+        where = (headers or {}).get("location") or "elsewhere"
+        return ProviderBroken(_short(f"the server redirects to {where}; requests follow no "
+                                     "redirect (set base_url to the final address)"), **kw)
     if status == 429:
         if _QUOTA.search(both):
             return QuotaExhausted(text, **kw)
@@ -167,6 +178,12 @@ def translate(sdk: Any, provider: str, phase: StreamPhase) -> Iterator[None]:
         raise TimedOut(f"timed out {where}", provider=provider) from exc
     except (sdk.APIConnectionError, httpx2.TransportError, httpx2.StreamError) as exc:
         detail = _short(str(exc.__cause__ or exc) or type(exc).__name__)
+        if isinstance(exc, httpx2.LocalProtocolError) \
+                or isinstance(exc.__cause__, httpx2.LocalProtocolError):
+            # Our own request is malformed (a header value with a line break...): retrying
+            # the same request cannot help.
+            raise BadRequest(f"the request could not be sent: {detail}",
+                             provider=provider) from exc
         if phase.streaming:
             raise StreamInterrupted(f"the stream broke: {detail}", provider=provider) from exc
         raise ConnectionFailed(f"cannot reach the server: {detail}", provider=provider) from exc
@@ -178,3 +195,14 @@ def translate(sdk: Any, provider: str, phase: StreamPhase) -> Iterator[None]:
         # Malformed SSE or JSON: a proxy or server hiccup, worth another attempt.
         raise StreamInterrupted(f"malformed stream data: {_short(str(exc))}",
                                 provider=provider) from exc
+    except UnicodeDecodeError as exc:
+        raise StreamInterrupted(f"malformed stream data: not UTF-8 ({_short(str(exc))})",
+                                provider=provider) from exc
+    except RecursionError as exc:
+        raise ProviderBroken("the server sent JSON nested too deeply to read",
+                             provider=provider) from exc
+    except ValueError as exc:
+        if not _HUGE_INT.search(str(exc)):
+            raise  # not the server's doing
+        raise ProviderBroken("the server sent an integer of thousands of digits",
+                             provider=provider) from exc

@@ -5,6 +5,10 @@ Reasoning arrives three ways depending on the server: a `reasoning_content` fiel
 llama.cpp), a `reasoning` field (Ollama, vLLM, OpenRouter), or `<think>` tags inside the content;
 all three become ThinkingDelta. Servers that ignore `stream_options` send no usage; then the turn
 has no token counts rather than invented ones.
+
+A reply is complete with its finish reason. The usage chunk follows it (when the server sends
+one) and is read with the rest of the stream for a short while only (`read_after_finish`): a
+server that keeps the connection open after its reply costs neither the reply nor the time.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from typing import Any
 
 import httpx2
 import openai
+from openai.types.chat import ChatCompletionChunk
 
 from intermodel.config.model import AgentConfig
 from intermodel.errors import StreamInterrupted
 from intermodel.providers.base import (
+    HEARTBEAT,
     Finished,
     Request,
     StreamEvent,
@@ -25,7 +31,8 @@ from intermodel.providers.base import (
     UsageReport,
 )
 from intermodel.providers.errors import StreamPhase, translate
-from intermodel.providers.probe import server_context
+from intermodel.providers.http import read_after_finish, sdk_http_client
+from intermodel.providers.probe import PROBE_SECONDS, server_context
 from intermodel.providers.thinktags import ThinkTagParser
 from intermodel.secrets import Credentials
 
@@ -54,12 +61,14 @@ class OpenAIProvider:
         self.agent = agent
         self._official = agent.base_url is None or _OFFICIAL_HOST in agent.base_url
         self._headers = dict(credentials.headers)
+        timeout = httpx2.Timeout(agent.timeout, connect=min(15.0, agent.timeout))
         self._client = openai.AsyncOpenAI(
             api_key=credentials.api_key,
             base_url=agent.base_url,
             max_retries=0,  # the dialogue owns retries, so every one is recorded
-            timeout=httpx2.Timeout(agent.timeout, connect=min(15.0, agent.timeout)),
+            timeout=timeout,
             default_headers=dict(credentials.headers),
+            http_client=sdk_http_client(openai, timeout),
         )
 
     def _params(self, request: Request) -> dict[str, Any]:
@@ -85,19 +94,22 @@ class OpenAIProvider:
         phase = StreamPhase()
         parser = ThinkTagParser()
         finish: str | None = None
+        usage: UsageReport | None = None
         model = request.model
         params = self._params(request)
         with translate(openai, self.name, phase):
             stream = await self._client.chat.completions.create(**params)
             async with stream:
-                async for chunk in stream:
+                chunks = aiter(stream)
+                async for chunk in chunks:
                     phase.streaming = True
                     model = chunk.model or model
                     if chunk.usage is not None:
-                        details = chunk.usage.completion_tokens_details
-                        yield UsageReport(chunk.usage.prompt_tokens, chunk.usage.completion_tokens,
-                                          details.reasoning_tokens if details else None)
+                        usage = _usage(chunk)
+                        yield usage
                     if not chunk.choices:
+                        if chunk.usage is None:
+                            yield HEARTBEAT
                         continue
                     choice = chunk.choices[0]
                     delta = choice.delta
@@ -108,8 +120,21 @@ class OpenAIProvider:
                     if delta.content:
                         for piece in parser.feed(delta.content):
                             yield piece
+                    elif not reasoning:
+                        yield HEARTBEAT  # the role chunk, an empty delta, the finish
                     if choice.finish_reason:
                         finish = choice.finish_reason
+                        break
+                if finish is not None:
+                    trailing: list[UsageReport] = []
+
+                    def take(chunk: ChatCompletionChunk) -> None:
+                        if chunk.usage is not None:
+                            trailing.append(_usage(chunk))
+
+                    await read_after_finish(chunks, take, self.agent.timeout)
+                    if trailing and usage is None:
+                        yield trailing[-1]
         for piece in parser.flush():
             yield piece
         if not phase.streaming:
@@ -132,13 +157,26 @@ class OpenAIProvider:
         raise StreamInterrupted("the server sent an empty stream", provider=self.name)
 
     async def context_limit(self) -> int | None:
-        """The context a local server really uses (None for OpenAI itself, or if unknown)."""
+        """The context a local server really uses (None for OpenAI itself, or if the server does
+        not say); raises ProbeFailed if it cannot be asked within a few seconds."""
         if self._official or self.agent.base_url is None:
             return None
         auth = {"Authorization": f"Bearer {self._client.api_key}"}
         return await server_context(self.agent.base_url, self.agent.model,
                                     headers={**self._headers, **auth},
-                                    extra_body=self.agent.extra_body)
+                                    extra_body=self.agent.extra_body,
+                                    seconds=min(PROBE_SECONDS, self.agent.timeout))
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _usage(chunk: ChatCompletionChunk) -> UsageReport:
+    # Read with getattr: the SDK builds chunks without validating them, so a field may hold
+    # anything; the turn producer checks the counts themselves.
+    usage = chunk.usage
+    details = getattr(usage, "completion_tokens_details", None)
+    return UsageReport(getattr(usage, "prompt_tokens", None),
+                       getattr(usage, "completion_tokens", None),
+                       getattr(details, "reasoning_tokens", None))
+

@@ -7,10 +7,26 @@ and the local model's optional dependencies are needed only by local agents.
 from __future__ import annotations
 
 from intermodel.config.model import AgentConfig
-from intermodel.providers.base import Provider
+from intermodel.providers.base import Provider, ReplyLimits
 from intermodel.secrets import Credentials
 
-__all__ = ["make_provider"]
+__all__ = ["CHARS_PER_TOKEN", "MIN_REPLY_CHARS", "make_provider", "reply_limits"]
+
+# The reply cap's margin: real text averages about 4 characters per token; 32 leaves room for any
+# honest reply of max_tokens tokens (long whitespace or code tokens included), and no more.
+CHARS_PER_TOKEN = 32
+MIN_REPLY_CHARS = 4096
+_NETWORK = frozenset({"openai", "anthropic"})
+
+
+def reply_limits(agent: AgentConfig) -> ReplyLimits | None:
+    """The limits of one reply from the agent's server; None for in-process providers (the local
+    model stops at max_tokens itself, scripted replies are finite)."""
+    if agent.provider not in _NETWORK:
+        return None
+    chars = max(MIN_REPLY_CHARS, CHARS_PER_TOKEN * agent.sampling.max_tokens)
+    return ReplyLimits(stall=agent.timeout, seconds=agent.max_reply_seconds,
+                       chars=min(chars, agent.max_reply_chars))
 
 
 def make_provider(agent: AgentConfig, partner: str, credentials: Credentials) -> Provider:

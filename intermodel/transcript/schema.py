@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from intermodel import runid
 from intermodel.bounds import (
     MAX_ATTEMPTS,
     MAX_BYTES,
@@ -57,6 +56,7 @@ from intermodel.records import (
     Turn,
     Usage,
 )
+from intermodel.runid import RUN_ID as RUN_ID_PATTERN
 
 __all__ = ["HEADER", "RECORDS", "Invalid", "Run", "check_json", "read_header", "read_record"]
 
@@ -115,6 +115,13 @@ class Real(Value):
         if not self.low <= value <= self.high:  # also false for NaN
             raise _wrong(where, f"a number from {self.low:g} to {self.high:g}", value)
         return float(value)
+
+
+class Boolean(Value):
+    def read(self, value: Any, where: str, run: Run) -> bool:
+        if not isinstance(value, bool):
+            raise _wrong(where, "true or false", value)
+        return value
 
 
 class Text(Value):
@@ -236,6 +243,7 @@ class Table(Value):
 # -- the records ---------------------------------------------------------------------------------
 
 TEXT = Text()
+BOOL = Boolean()
 AGENT = AgentName()
 TURN = Whole(1, MAX_TURNS)  # a turn's number
 TURNS = Whole(0, MAX_TURNS)  # a count of turns, or "after turn N" (0: before the first)
@@ -244,7 +252,7 @@ TOKENS = Whole(0, MAX_TOKENS)
 SECONDS = Real(0, MAX_SECONDS)
 BYTES = Whole(0, MAX_BYTES)
 ATTEMPTS = Whole(1, MAX_ATTEMPTS)
-RUN_ID = Pattern(runid.RUN_ID, "a run id (12 lowercase hex digits)")
+RUN_ID = Pattern(RUN_ID_PATTERN, "a run id (12 lowercase hex digits)")
 VERSIONS = MapOf(TEXT, TEXT)
 AT = Field(TEXT, optional=True)  # a timestamp; readers cope with any text
 
@@ -263,7 +271,7 @@ RECORDS: dict[str, Table] = {
         "usage": _optional(NullMeans(USAGE, Usage)), "latency": _optional(SECONDS),
         "ttft": _optional(Nullable(SECONDS)), "stop_reason": _optional(TEXT),
         "model": _optional(TEXT), "attempts": _optional(ATTEMPTS),
-        "request_hash": _optional(TEXT), "at": AT,
+        "request_hash": _optional(TEXT), "client_stop": _optional(BOOL), "at": AT,
     }, build=Turn),
     Interjection.KIND: Table({
         # An interjection sent after the last turn is aimed at the turn after it.
@@ -277,7 +285,9 @@ RECORDS: dict[str, Table] = {
     }, build=Retry),
     Discard.KIND: Table({
         "turn": Field(TURN), "agent": Field(AGENT), "reason": Field(TEXT),
-        "text": _optional(TEXT), "thinking": _optional(TEXT), "at": AT,
+        "text": _optional(TEXT), "thinking": _optional(TEXT),
+        "text_chars": _optional(Nullable(BYTES)), "thinking_chars": _optional(Nullable(BYTES)),
+        "at": AT,
     }, build=Discard),
     Trim.KIND: Table({
         "agent": Field(AGENT), "turn": Field(TURN), "dropped_through": Field(TURNS),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .faults import TRANSIENT_MIX, Fault, FaultQueue, http_date
 from .replies import DefaultResponder, Reply, Responder, ScriptedResponder, split_tokens
-from .server import FakeServer, RecordedRequest
+from .server import Backlogged, FakeServer, RecordedRequest
 
 __all__ = [
     "TRANSIENT_MIX",
+    "Backlogged",
     "DefaultResponder",
     "FakeServer",
     "Fault",

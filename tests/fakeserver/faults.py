@@ -30,6 +30,28 @@ transport or JSON exception through unwrapped. The tests in test_faults.py pin e
 
 For mid-stream faults both SDKs have already yielded the events sent before the fault.
 
+Hostile servers (test_faults.py pins these rows too). "nothing" means the SDK raises nothing: it
+waits, or reads, as long as the server goes on.
+
+    fault                       openai                      anthropic
+    silent                      APITimeoutError (5)         APITimeoutError (5)
+    drip (bytes < read timeout) nothing: no read times out  nothing: no read times out
+    endless                     nothing: chunks forever     nothing: events forever
+    linger                      APITimeoutError (5), after  raw httpx2.ReadTimeout, after
+                                the whole reply             the whole reply
+    bad_payload invalid_utf8    raw UnicodeDecodeError      raw UnicodeDecodeError
+    bad_payload huge_int        raw ValueError (7)          raw ValueError (7)
+    bad_payload deep_nesting    raw RecursionError          raw RecursionError
+    bad_payload absurd_usage    nothing: usage is 10^400    nothing: usage is 10^400
+    redirect (307, elsewhere)   follows it, with every      follows it, with every
+                                extra header (8)            extra header (8)
+    Backlogged (connect)        APITimeoutError (9)         APITimeoutError (9)
+
+    (7) "Exceeds the limit (4300 digits) for integer string conversion".
+    (8) httpx drops only Authorization on a redirect to another origin; `x-api-key` and any
+        other credential header go along. The SDKs follow redirects by default.
+    (9) from httpx2.ConnectTimeout.
+
 Non-streamed requests, where the fault strikes halfway through the JSON body:
 
     cut_midway              APIConnectionError              APIConnectionError
@@ -53,11 +75,20 @@ FaultKind = Literal[
     "ok", "status", "context_too_long", "empty_stream", "reset", "refuse", "cut_midway", "stall",
     "malformed_sse",
     "stream_error",
+    # Hostile servers: slow, endless, never finished, or sending what no honest server would.
+    "redirect", "silent", "drip", "endless", "linger", "bad_payload",
 ]
 StreamErrorKind = Literal["overloaded", "rate_limit", "api_error"]
+PayloadKind = Literal["invalid_utf8", "huge_int", "deep_nesting", "absurd_usage"]
 
-MID_STREAM_KINDS = frozenset({"cut_midway", "stall", "malformed_sse", "stream_error"})
+MID_STREAM_KINDS = frozenset({"cut_midway", "stall", "malformed_sse", "stream_error", "drip",
+                              "endless", "linger", "bad_payload"})
 TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+# Digits of the integers a hostile server sends: past Python's 4,300-digit conversion limit, and
+# a usage count of 10^400 (within the limit, but beyond any float).
+HUGE_INT_DIGITS = 5000
+ABSURD_USAGE = 10**400
+NESTING_DEPTH = 100_000
 
 
 def http_date(seconds_from_now: float) -> str:
@@ -81,6 +112,9 @@ class Fault:
     seconds: float = 0.0
     stream_error_kind: StreamErrorKind = "overloaded"
     context_variant: Literal["llamacpp", "openai"] = "llamacpp"
+    location: str = ""  # where a redirect points
+    payload: PayloadKind = "invalid_utf8"
+    usage: bool = True  # for linger: whether the OpenAI usage chunk is sent before the silence
 
     @classmethod
     def ok(cls) -> Fault:
@@ -152,16 +186,66 @@ class Fault:
         """Send `after_chunks` events, then the protocol's in-stream error event, and end."""
         return cls("stream_error", after_chunks=after_chunks, stream_error_kind=kind)
 
+    @classmethod
+    def redirect(cls, location: str, code: int = 307) -> Fault:
+        """A redirect (301, 302, 307 or 308) to `location`, another origin or the same one."""
+        return cls("redirect", code=code, location=location)
+
+    @classmethod
+    def silent(cls) -> Fault:
+        """Read the request, then answer nothing at all, holding the connection open until the
+        server stops: a server that accepts and never answers."""
+        return cls("silent")
+
+    @classmethod
+    def drip(cls, after_chunks: int = 0, seconds: float = 2.0) -> Fault:
+        """Send `after_chunks` events, then the rest of the stream one byte every `seconds`
+        (each byte its own chunk), so no read ever times out yet no event completes for a long
+        time. Given to every request (`FakeServer.every_request`), the whole response drips
+        from its status line on, and never completes."""
+        return cls("drip", after_chunks=after_chunks, seconds=seconds)
+
+    @classmethod
+    def endless(cls) -> Fault:
+        """Stream text events forever (at `chunk_delay` apart), never a finish; a non-streamed
+        reply's JSON body never ends either."""
+        return cls("endless")
+
+    @classmethod
+    def linger(cls, usage: bool = True) -> Fault:
+        """Send the whole reply, finish and usage included, but not the stream's terminator
+        (OpenAI's `[DONE]`, Anthropic's `message_stop`), then keep the connection open and
+        silent until the server stops. `usage=False` also leaves out OpenAI's usage chunk,
+        which otherwise follows the finish."""
+        return cls("linger", usage=usage)
+
+    @classmethod
+    def bad_payload(cls, payload: PayloadKind, after_chunks: int = 2) -> Fault:
+        """After `after_chunks` events, an event no honest server sends, then the rest:
+
+        - `invalid_utf8`: a text piece whose bytes are not UTF-8;
+        - `huge_int`: an integer of HUGE_INT_DIGITS digits (past Python's conversion limit);
+        - `deep_nesting`: a field nested NESTING_DEPTH arrays deep;
+        - `absurd_usage`: nothing wrong until the usage, whose counts are ABSURD_USAGE (the
+          reply is otherwise whole; `after_chunks` does not apply).
+        """
+        return cls("bad_payload", payload=payload, after_chunks=after_chunks)
+
     @property
     def mid_stream(self) -> bool:
         return self.kind in MID_STREAM_KINDS
 
     @property
     def transient(self) -> bool:
-        """Whether a client should retry: everything but a 4xx that retrying cannot fix."""
+        """Whether a client should retry: everything but a 4xx that retrying cannot fix, a
+        redirect, a reply that is whole (`linger`, absurd usage), an endless one (the client
+        cuts it), and payloads no retry will mend (huge integers, deep nesting)."""
         if self.kind == "status":
             return self.code in TRANSIENT_STATUSES
-        return self.kind not in ("context_too_long", "empty_stream")
+        if self.kind == "bad_payload":
+            return self.payload == "invalid_utf8"
+        return self.kind not in ("context_too_long", "empty_stream", "redirect", "endless",
+                                 "linger")
 
 
 # The seeded rate's default draw: every kind a client should retry.

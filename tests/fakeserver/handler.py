@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -14,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import sse
 from .echo import send_key_in_invalid_utf8
-from .faults import STREAM_ERROR_STATUS, Fault, context_error_body, error_body
+from .faults import (
+    ABSURD_USAGE,
+    STREAM_ERROR_STATUS,
+    Fault,
+    context_error_body,
+    error_body,
+)
 from .replies import (
     Reply,
     estimate_input_tokens,
@@ -112,8 +119,14 @@ class Handler(BaseHTTPRequestHandler):
         record = RecordedRequest(self.command, self.path, headers, body, parsed, self.api)
         fake._record(record)
 
-        if not self._authorized(fake.require_key, record):
+        hostile = fake.every_request
+        if hostile is not None:
+            record.fault = hostile
+            self._hostile_answer(hostile)
+        elif not self._authorized(fake.require_key, record):
             self._send_json(401, error_body(self.api, 401))
+        elif route in fake.answers and route not in GENERATION_PATHS:
+            self._send_answer(fake.answers[route])
         elif self.command == "POST" and route in GENERATION_PATHS:
             if isinstance(parsed, dict):
                 self._generate(fake, record, parsed)
@@ -150,33 +163,57 @@ class Handler(BaseHTTPRequestHandler):
         model = reply.model or str(body.get("model") or "unknown")
         n = fake._next_id()
         stream = bool(body.get("stream"))
+        absurd = fault is not None and fault.kind == "bad_payload" \
+            and fault.payload == "absurd_usage"
+        endless = stream and fault is not None and fault.kind == "endless"
         if self.api == "anthropic":
             # "adaptive" leaves thinking to the model; this one thinks whenever the reply has any.
             thinking = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
             thinking = thinking and bool(reply.thinking)
-            usage = reply.usage or _usage(body, reply, thinking)
+            usage = (ABSURD_USAGE, ABSURD_USAGE) if absurd else (
+                reply.usage or _usage(body, reply, thinking))
             msg = {"id": f"msg_fake{n:06d}", "model": model, "thinking": thinking, "usage": usage}
-            if stream:
+            if endless:
+                self._stream(sse.anthropic_endless(id=msg["id"], model=model), None)
+            elif stream:
                 self._stream(sse.anthropic_stream(reply, **msg), fault)
             else:
                 self._send_body(sse.anthropic_message(reply, **msg), fault)
             return
 
         thinking = reply.thinking_style != "none" and bool(reply.thinking)
-        usage = reply.usage or _usage(body, reply, thinking)
+        usage = (ABSURD_USAGE, ABSURD_USAGE) if absurd else (
+            reply.usage or _usage(body, reply, thinking))
         chat = {"id": f"chatcmpl-fake{n:06d}", "created": int(time.time()), "model": model}
-        if not stream:
+        if endless:
+            self._stream(sse.openai_endless(**chat), None)
+        elif not stream:
             self._send_body(sse.openai_completion(reply, **chat, usage=usage), fault)
-            return
-        include = reply.include_usage
-        if include is None:
-            include = bool((body.get("stream_options") or {}).get("include_usage"))
-        self._stream(sse.openai_stream(reply, **chat, usage=usage if include else None), fault)
+        else:
+            include = reply.include_usage
+            if include is None:
+                include = bool((body.get("stream_options") or {}).get("include_usage"))
+            self._stream(sse.openai_stream(reply, **chat, usage=usage if include else None),
+                         fault)
+
+    def _hostile_answer(self, fault: Fault) -> None:
+        """`FakeServer.every_request`: the same hostile answer to every request, probes too."""
+        if fault.kind == "redirect":
+            self._redirect(fault)
+        elif fault.kind == "silent":
+            self._go_silent(None)
+        else:  # drip: a response that never completes, from its status line on
+            self._drip(itertools.chain([b"HTTP/1.1 200 OK\r\nx-drip: "],
+                                       itertools.repeat(b".")), fault.seconds, raw=True)
 
     def _fail_request(self, fake: FakeServer, fault: Fault, body: dict[str, Any]) -> None:
         """Apply a fault that replaces the whole response."""
         if fault.kind == "reset":
             self._abort()
+        elif fault.kind == "redirect":
+            self._redirect(fault)
+        elif fault.kind == "silent":
+            self._go_silent(None)
         elif fault.kind == "empty_stream":
             self._stream(iter(()), None)
         elif fault.kind == "context_too_long":
@@ -215,6 +252,14 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _send_answer(self, answer: Any) -> None:
+        """A fixed answer: JSON, or a string sent as raw JSON text (which need not parse)."""
+        data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
+        self._start(200, "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _abort(self) -> None:
         """Close with SO_LINGER 0, so the peer gets a TCP RST rather than a FIN."""
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -223,12 +268,49 @@ class Handler(BaseHTTPRequestHandler):
         os.close(self.connection.detach())
         self.close_connection = True
 
-    def _go_silent(self, seconds: float) -> None:
+    def _go_silent(self, seconds: float | None) -> None:
+        """Say nothing for `seconds` (None: until the server stops), then hang up."""
         self.server.fake._stopped.wait(seconds)
         self.close_connection = True
 
+    def _redirect(self, fault: Fault) -> None:
+        self._send_json(fault.code, {"error": {"message": f"moved to {fault.location}"}},
+                        [("Location", fault.location)])
+
+    def _drip(self, pieces: Iterable[bytes], seconds: float, *, raw: bool = False) -> None:
+        """Send `pieces` one byte every `seconds`, each byte its own chunk (or, `raw`, straight
+        onto the connection), until they run out or the server stops."""
+        stopped = self.server.fake._stopped
+        for piece in pieces:
+            for i in range(len(piece)):
+                one = piece[i:i + 1]
+                self.wfile.write(one if raw else b"1\r\n" + one + b"\r\n")
+                if stopped.wait(seconds):
+                    self.close_connection = True
+                    return
+        if not raw:
+            self.wfile.write(b"0\r\n\r\n")
+
     def _send_body(self, data: bytes, fault: Fault | None) -> None:
-        """A non-streamed reply; a mid-stream fault strikes halfway through the body."""
+        """A non-streamed reply; a mid-stream fault strikes halfway through the body (a drip
+        sends it one byte at a time from there, an endless body never ends; the other hostile
+        kinds leave it whole)."""
+        if fault is not None and fault.kind in ("linger", "bad_payload"):
+            fault = None
+        if fault is not None and fault.kind == "endless":
+            self._start(200, "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            padding = b" " * 65536  # JSON allows any amount of whitespace: this never ends
+            if self._write_events(itertools.chain([data[:-1]], itertools.repeat(padding))):
+                self.wfile.write(b"0\r\n\r\n")
+            return
+        if fault is not None and fault.kind == "drip":
+            self._start(200, "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self._drip([data], fault.seconds)
+            return
         if fault is not None and fault.kind == "stream_error":
             status = STREAM_ERROR_STATUS[fault.stream_error_kind]
             self._send_json(status, error_body(self.api, status))
@@ -258,10 +340,25 @@ class Handler(BaseHTTPRequestHandler):
             return
 
         planned = list(events)
+        if fault.kind == "linger":
+            end = sse.terminator(self.api)
+            kept = [e for e in planned if e != end and (fault.usage or not sse.is_openai_usage(e))]
+            if self._write_events(kept):
+                self._go_silent(None)
+            return
+        if fault.kind == "bad_payload" and fault.payload == "absurd_usage":
+            if self._write_events(planned):  # the counts are in the events already
+                self.wfile.write(b"0\r\n\r\n")
+            return
         strike = _strike_index(planned, fault.after_chunks)
         if not self._write_events(planned[:strike]):
             return
-        if fault.kind == "cut_midway":
+        if fault.kind == "drip":
+            self._drip(planned[strike:], fault.seconds)
+        elif fault.kind == "bad_payload":
+            if self._write_events([sse.bad_event(self.api, fault.payload), *planned[strike:]]):
+                self.wfile.write(b"0\r\n\r\n")
+        elif fault.kind == "cut_midway":
             self.close_connection = True  # FIN without the terminating zero-length chunk
         elif fault.kind == "stall":
             self._go_silent(fault.seconds)

@@ -75,6 +75,9 @@ class FakeServer:
     Set or read while it runs: `responder` (request -> Reply), `faults` (push Fault specs; see
     also `fault_rate`), `chunk_delay` (seconds between streamed events), `n_ctx` (reported by
     /v1/models and /props, and used in context errors), `require_key` (None accepts any key),
+    `every_request` (a redirect, silent or drip Fault given to every request, the context probes
+    included, instead of an answer; None answers normally), `answers` (route -> a fixed 200
+    answer, JSON or raw JSON text, for any request to that path, generation requests aside);
     `echo_key_invalid_utf8` (a hostile mode, see `echo`).
     It records `requests` (every request, with the fault it got) and `refusals`. Requests with a
     wrong key are answered 401 and consume no fault; only generation requests consume faults.
@@ -97,6 +100,8 @@ class FakeServer:
         # A hostile mode (see `echo`): answer every generation request with its own key inside
         # bytes that are not UTF-8.
         self.echo_key_invalid_utf8 = False
+        self.every_request: Fault | None = None
+        self.answers: dict[str, Any] = {}
         self._address = (host, port)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -224,3 +229,30 @@ class FakeServer:
             _shutdown(sock)
 
 
+
+
+class Backlogged:
+    """A loopback port that listens but never accepts, its backlog already full: a connection
+    attempt hangs (the kernel drops its SYN and the client keeps retrying) rather than being
+    refused or answered. Use as a context manager; `base_url` points at it."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)  # room for one connection, which `_filler` takes
+        self._filler = socket.create_connection(self._listener.getsockname()[:2])
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._listener.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def close(self) -> None:
+        self._filler.close()
+        self._listener.close()
+
+    def __enter__(self) -> Backlogged:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from json.encoder import encode_basestring_ascii as _quote  # the C string escaper behind json.dumps
 from typing import Any
 
+from .faults import HUGE_INT_DIGITS, NESTING_DEPTH, PayloadKind
 from .replies import Reply
 
 FINGERPRINT = "b1-0c1e570"
@@ -186,3 +187,71 @@ def openai_error_event(error: dict[str, Any]) -> bytes:
 
 def anthropic_error_event(error: dict[str, Any]) -> bytes:
     return _event("error", error)
+
+
+# Hostile payloads: one event each, in the shape of a text delta, that no honest server sends.
+_NESTED = b"[" * NESTING_DEPTH + b"]" * NESTING_DEPTH
+_HUGE = b"1" + b"0" * (HUGE_INT_DIGITS - 1)
+_OPENAI_BAD = {
+    "invalid_utf8": b'data: {"choices":[{"finish_reason":null,"index":0,"delta":'
+                    b'{"content":"caf\xc3 \xff\xfe"}}],"object":"chat.completion.chunk"}\n\n',
+    "huge_int": b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":"big"}}],'
+                b'"created":' + _HUGE + b',"object":"chat.completion.chunk"}\n\n',
+    "deep_nesting": b'data: {"choices":[{"finish_reason":null,"index":0,"delta":'
+                    b'{"content":"deep"}}],"nest":' + _NESTED + b'}\n\n',
+}
+_ANTHROPIC_BAD = {
+    "invalid_utf8": b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+                    b'"delta":{"type":"text_delta","text":"caf\xc3 \xff\xfe"}}\n\n',
+    "huge_int": b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+                + _HUGE + b',"delta":{"type":"text_delta","text":"big"}}\n\n',
+    "deep_nesting": b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+                    b'"delta":{"type":"text_delta","text":"deep"},"nest":' + _NESTED + b'}\n\n',
+}
+
+
+def bad_event(protocol: str, payload: PayloadKind) -> bytes:
+    """The hostile event for `payload` (not `absurd_usage`, which is a whole reply's usage)."""
+    return (_ANTHROPIC_BAD if protocol == "anthropic" else _OPENAI_BAD)[payload]
+
+
+# The text an endless reply repeats, one piece per event.
+ENDLESS_PIECE = "on and on " * 10
+
+
+def openai_endless(*, id: str, created: int, model: str) -> Iterator[bytes]:
+    """A reply that never finishes: the role chunk, then ENDLESS_PIECE forever."""
+    meta = _dumps({"created": created, "id": id, "model": model,
+                   "object": "chat.completion.chunk"})[1:]
+    yield b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"role":"assistant",' \
+          b'"content":null}}],' + meta + b"\n\n"
+    piece = b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":' \
+            + _quote(ENDLESS_PIECE).encode() + b"}}]," + meta + b"\n\n"
+    while True:
+        yield piece
+
+
+def anthropic_endless(*, id: str, model: str) -> Iterator[bytes]:
+    yield _event("message_start", {"type": "message_start", "message": {
+        "id": id, "type": "message", "role": "assistant", "content": [], "model": model,
+        "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 0},
+    }})
+    yield _event("content_block_start", {"type": "content_block_start", "index": 0,
+                                         "content_block": {"type": "text", "text": ""}})
+    piece = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+             b'"delta":{"type":"text_delta","text":' + _quote(ENDLESS_PIECE).encode()
+             + b"}}\n\n")
+    while True:
+        yield piece
+
+
+def terminator(protocol: str) -> bytes:
+    """The event that ends a stream: OpenAI's `[DONE]`, Anthropic's `message_stop`."""
+    if protocol == "anthropic":
+        return _event("message_stop", {"type": "message_stop"})
+    return DONE
+
+
+def is_openai_usage(event: bytes) -> bool:
+    return event.startswith(b'data: {"choices":[],')

@@ -20,6 +20,7 @@ import openai
 import pytest
 
 from tests.fakeserver import (
+    Backlogged,
     DefaultResponder,
     FakeServer,
     Fault,
@@ -92,6 +93,129 @@ async def test_streamed_fault_surfaces_as(
         assert received
         assert DEFAULT_TEXT.startswith("".join(received))
         assert "".join(received) != DEFAULT_TEXT
+
+
+# Hostile servers: what each SDK raises, or that it raises nothing and goes on waiting or reading.
+# Keep in step with the second table in tests/fakeserver/faults.py.
+
+Outcome = type[BaseException] | str
+HOSTILE_TABLE: list[tuple[str, Fault, Outcome, Outcome]] = [
+    ("silent", Fault.silent(), openai.APITimeoutError, anthropic.APITimeoutError),
+    ("drip", Fault.drip(3, seconds=0.05), "waits", "waits"),
+    ("endless", Fault.endless(), "reads on", "reads on"),
+    ("linger", Fault.linger(), openai.APITimeoutError, httpx2.ReadTimeout),
+    ("linger-no-usage", Fault.linger(usage=False), openai.APITimeoutError, httpx2.ReadTimeout),
+    ("invalid_utf8", Fault.bad_payload("invalid_utf8", 4), UnicodeDecodeError, UnicodeDecodeError),
+    ("huge_int", Fault.bad_payload("huge_int", 4), ValueError, ValueError),
+    ("deep_nesting", Fault.bad_payload("deep_nesting", 4), RecursionError, RecursionError),
+    ("absurd_usage", Fault.bad_payload("absurd_usage"), "usage 10^400", "usage 10^400"),
+]
+
+
+async def _hostile_outcome(client: openai.AsyncOpenAI | anthropic.AsyncAnthropic,
+                           received: list[str]) -> str:
+    """Stream one reply for at most a second: how it ended, if the SDK raised nothing."""
+    usage: list[int] = []
+    with anyio.move_on_after(1.0):
+        if isinstance(client, openai.AsyncOpenAI):
+            stream = await client.chat.completions.create(
+                model="m", messages=MESSAGES, stream=True, timeout=SHORT_READ,
+                stream_options={"include_usage": True})
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    received.append(chunk.choices[0].delta.content)
+                if chunk.usage is not None:
+                    usage.append(chunk.usage.completion_tokens)
+        else:
+            events = await client.messages.create(model="m", max_tokens=64, messages=MESSAGES,
+                                                  stream=True, timeout=SHORT_READ)
+            async for event in events:
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    received.append(event.delta.text)
+                elif event.type == "message_delta":
+                    usage.append(event.usage.output_tokens)
+        return f"usage 10^{len(str(usage[-1])) - 1}" if usage else "ended"
+    return "reads on" if len(received) > 100 else "waits"
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+@pytest.mark.parametrize(
+    ("fault", "openai_outcome", "anthropic_outcome"),
+    [row[1:] for row in HOSTILE_TABLE],
+    ids=[row[0] for row in HOSTILE_TABLE],
+)
+@pytest.mark.anyio
+async def test_hostile_fault_surfaces_as(
+    srv: FakeServer, protocol: str, fault: Fault, openai_outcome: Outcome,
+    anthropic_outcome: Outcome,
+) -> None:
+    client = openai_client(srv) if protocol == "openai" else anthropic_client(srv)
+    expected = openai_outcome if protocol == "openai" else anthropic_outcome
+    srv.faults.push(fault)
+    received: list[str] = []
+    async with client:
+        if isinstance(expected, str):
+            assert await _hostile_outcome(client, received) == expected
+        else:
+            with pytest.raises(expected) as info:
+                await _hostile_outcome(client, received)
+            assert type(info.value) is expected
+    assert srv.requests[-1].fault == fault
+    if fault.kind == "linger":  # the whole reply came before the silence
+        assert "".join(received) == DEFAULT_TEXT
+    elif fault.kind in ("drip", "bad_payload") and fault.payload != "absurd_usage":
+        assert received and DEFAULT_TEXT.startswith("".join(received))
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+@pytest.mark.anyio
+async def test_sdks_follow_a_redirect_elsewhere_with_every_extra_header(
+    srv: FakeServer, protocol: str
+) -> None:
+    with FakeServer() as elsewhere:
+        path = "/v1/chat/completions" if protocol == "openai" else "/v1/messages"
+        srv.faults.push(Fault.redirect(elsewhere.base_url + path, 307))
+        headers = {"x-api-key": "proxy-secret", "x-proxy-token": "token-secret"}
+        if protocol == "openai":
+            async with openai.AsyncOpenAI(base_url=srv.base_url + "/v1", api_key="test-key",
+                                          max_retries=0, default_headers=headers) as oai:
+                assert await openai_text(oai, [])
+        else:
+            async with anthropic.AsyncAnthropic(base_url=srv.base_url, api_key="test-key",
+                                                max_retries=0, default_headers=headers) as ant:
+                assert await anthropic_text(ant, [])
+        [followed] = elsewhere.requests
+    assert srv.requests[-1].fault == Fault.redirect(elsewhere.base_url + path, 307)
+    assert followed.headers["x-api-key"] == "proxy-secret"
+    assert followed.headers["x-proxy-token"] == "token-secret"
+    assert "authorization" not in followed.headers  # the one header httpx strips
+
+
+@pytest.mark.parametrize("kind", ["silent", "drip"])
+@pytest.mark.anyio
+async def test_every_request_gets_the_hostile_answer_probes_included(
+    srv: FakeServer, kind: str
+) -> None:
+    srv.every_request = Fault.silent() if kind == "silent" else Fault.drip(seconds=0.05)
+    async with httpx.AsyncClient(base_url=srv.base_url, timeout=0.2) as http:
+        with anyio.move_on_after(1.0) as waited:
+            if kind == "silent":
+                with pytest.raises(httpx.ReadTimeout):
+                    await http.get("/props")
+            else:
+                await http.get("/props")  # each byte resets the read timeout: it never fires
+    assert waited.cancelled_caught == (kind == "drip")
+    assert [(r.path, r.fault) for r in srv.requests] == [("/props", srv.every_request)]
+
+
+@pytest.mark.anyio
+async def test_a_backlogged_port_hangs_the_connection_attempt() -> None:
+    with Backlogged() as port:
+        started = time.perf_counter()
+        async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=0.3)) as http:
+            with pytest.raises(httpx.ConnectTimeout):
+                await http.get(port.base_url + "/props")
+        assert 0.3 <= time.perf_counter() - started < 2
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,9 @@ How a reply is produced:
 - Stopping: a `threading.Event`, checked between small prompt batches and at every sampled token,
   ends the thread; the generator's cleanup waits (shielded) until the thread has let go of the
   model, so a model is never used by two threads and the next reply can start at once.
+- Loading cannot be stopped, so nothing waits for it once its caller is cancelled: the load runs
+  in a daemon thread, and whichever thread holds the model when its last user leaves frees it as
+  it lets go. A stopped run ends at once even while its model loads from a slow disk.
 - The two agents' conversations differ from their first tokens, so each provider keeps a snapshot
   of its own context (token ids plus llama.cpp's sequence state) and restores it when the shared
   context was last used by the partner: a turn then evaluates only the new messages.

@@ -49,20 +49,46 @@ class LocalProvider:
                         yield event
         finally:
             reply.cancel.set()
+            reply.wake()
+            # Wait until the thread has let go of the model, unless it is loading it: a load
+            # cannot be stopped, and the thread lets go (and frees a model no one uses) itself.
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(reply.finished.wait)
+                while not await anyio.to_thread.run_sync(reply.finished.wait, 0.1):
+                    if reply.loading:
+                        break
 
     async def context_limit(self) -> int | None:
-        """The context the model runs with, loading it now (off the event loop) so the first
-        turn does not wait for it; None if it cannot be loaded: the first reply says why."""
-        return await anyio.to_thread.run_sync(self._load_for_limit)
+        """The context the model runs with, loading it now so the first turn does not wait for
+        it; None if it cannot be loaded: the first reply says why.
+
+        The load runs in a daemon thread of its own, which nothing waits for once this is
+        cancelled: a model that takes long to load (a slow disk, a file that never ends) holds
+        neither a stopped run nor the process's exit."""
+        result: list[int | None] = [None]
+        settled = threading.Event()
+
+        def load() -> None:
+            try:
+                result[0] = self._load_for_limit()
+            finally:
+                settled.set()
+
+        threading.Thread(target=load, name=f"intermodel-load-{self.agent.name}",
+                         daemon=True).start()
+        try:
+            await anyio.to_thread.run_sync(settled.wait, abandon_on_cancel=True)
+        finally:
+            settled.set()  # cancelled: releases the worker thread waiting for the load
+        return result[0]
 
     def _load_for_limit(self) -> int | None:
-        with self.shared.lock:
-            try:
-                return self.shared.loaded().n_ctx
-            except ProviderError:
-                return None
+        self.shared.lock.acquire()
+        try:
+            return self.shared.loaded().n_ctx
+        except ProviderError:
+            return None
+        finally:
+            self.shared.let_go()
 
     async def aclose(self) -> None:
         if self._closed:

@@ -27,6 +27,7 @@ from intermodel.providers.local.state import Cancelled, Snapshot, prefill
 from intermodel.providers.thinktags import ThinkTagParser
 
 if TYPE_CHECKING:
+    from intermodel.providers.local.pool import SharedModel
     from intermodel.providers.local.provider import LocalProvider
 
 __all__ = ["End", "Reply", "StopMatcher", "sampler_options"]
@@ -75,7 +76,13 @@ class Reply:
         self.finished = threading.Event()  # set once the thread has let go of the model
         self.prompt_tokens = 0
         self.sampled = 0  # tokens sampled so far, the one being decided included
+        self.loading = False  # the thread is loading the model, which nothing can interrupt
         self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+
+    def wake(self) -> None:
+        """Wake a reader that was cancelled while waiting for an item (its worker thread is
+        left waiting on the queue otherwise, if this reply's thread never ends)."""
+        self._queue.put(End())
 
     async def next_items(self) -> list[Item]:
         """Wait for the next item, then take everything queued behind it too."""
@@ -88,8 +95,11 @@ class Reply:
     def run(self) -> None:
         shared = self.provider.shared
         try:
-            with self._holding(shared.lock):
-                self._generate(shared.loaded())
+            with self._holding(shared):
+                self.loading = shared.model is None
+                model = shared.loaded()
+                self.loading = False
+                self._generate(model)
         except Cancelled:
             pass
         except Exception as exc:  # every llama.cpp failure ends as a ProviderError
@@ -100,15 +110,15 @@ class Reply:
             self.finished.set()
 
     @contextlib.contextmanager
-    def _holding(self, lock: threading.Lock) -> Iterator[None]:
+    def _holding(self, shared: SharedModel) -> Iterator[None]:
         """Wait for the model while staying stoppable."""
-        while not lock.acquire(timeout=0.05):
+        while not shared.lock.acquire(timeout=0.05):
             if self.cancel.is_set():
                 raise Cancelled
         try:
             yield
         finally:
-            lock.release()
+            shared.let_go()
 
     def _generate(self, model: LoadedModel) -> None:
         llm = model.llm

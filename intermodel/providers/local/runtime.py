@@ -11,6 +11,7 @@ import ctypes
 import importlib
 import importlib.util
 import io
+import os
 import re
 import threading
 from collections import deque
@@ -70,8 +71,12 @@ def model_path(agent: AgentConfig) -> Path:
     path = Path(agent.model).expanduser()
     where = f"agents.{agent.name}.model"
     try:
-        with path.open("rb") as file:
-            magic = file.read(4)
+        # Non-blocking: a FIFO (or a device) must not hold the start; it is no model file.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            magic = os.read(fd, 4)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise ConfigError(agent.model, [ConfigIssue("", f"{where}: cannot open the model "
                                                          f"file: {exc.strerror or exc}")]) from None
