@@ -289,10 +289,10 @@ def _target(data: Mapping[str, Any], where: str) -> None:
     if wanted is None:
         raise Invalid(f"{where}.scope", f"expected \"run\", \"turn\" or \"answer\", got "
                       f"{short(scope)}")
+    article = "an" if scope == "answer" else "a"
     for key in ("turn", "agent"):
         if key in wanted and key not in data:
-            raise Invalid(f"{where}.{key}", f"missing (a{'n' * (key == 'agent')} {scope} "
-                          f"target names its {key})")
+            raise Invalid(f"{where}.{key}", f"missing ({article} {scope} target names its {key})")
         if key not in wanted and key in data:
             raise Invalid(f"{where}.{key}", f"a {scope} target names no {key}")
 
