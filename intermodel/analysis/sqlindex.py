@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from intermodel.analysis.sqlschema import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, Row, run_rows
+from intermodel.coding.labels import is_sidecar
 from intermodel.errors import TranscriptInvalid, UsageError
 from intermodel.files import create_private, refuse_link
 from intermodel.records import now_iso
@@ -139,7 +140,7 @@ def _discover(paths: Sequence[Path]) -> list[Path]:
             for folder, dirs, names in os.walk(path):
                 dirs.sort()
                 for name in names:
-                    if name.endswith(".jsonl"):
+                    if name.endswith(".jsonl") and not is_sidecar(name):  # labels: not runs
                         file = Path(folder, name)
                         found.setdefault(os.path.abspath(file), file)
         elif path.exists() or path.is_symlink():

@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from intermodel.coding.labels import is_sidecar
 from intermodel.config.model import Price
 from intermodel.errors import TranscriptError
 from intermodel.records import Discard, Flag, Interjection, Resumption, Retry, RunEnd, Trim, Turn
@@ -166,7 +167,7 @@ def collect(path: str | Path) -> tuple[list[RunStats], list[str]]:
 def _jsonl_files(folder: Path) -> list[Path]:
     # os.walk does not follow symbolic links to folders, so a link loop cannot trap it.
     found = [Path(root) / name for root, _, names in os.walk(folder)
-             for name in names if name.endswith(".jsonl")]
+             for name in names if name.endswith(".jsonl") and not is_sidecar(name)]
     return sorted(found)
 
 

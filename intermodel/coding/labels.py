@@ -73,6 +73,7 @@ __all__ = [
     "append_label",
     "coder_name_problem",
     "current",
+    "is_sidecar",
     "parse_record",
     "read_labels",
     "read_sidecar",
@@ -397,6 +398,12 @@ class LabelFile:
 
     def current(self) -> list[LabelRecord]:
         return current(self.records)
+
+
+def is_sidecar(name: str) -> bool:
+    """True for a labels sidecar's file name (`run.labels.jsonl`): folder commands that look
+    for transcripts pass it by."""
+    return name.endswith(SUFFIX)
 
 
 def sidecar_path(transcript: str | Path) -> Path:
