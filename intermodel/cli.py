@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from intermodel.about import __version__
 from intermodel.bounds import MAX_TURNS
 from intermodel.commands import EXIT_RUN_ERROR, EXIT_SIGNAL
+from intermodel.commands.findings_args import add_findings_commands, add_stats_options
 from intermodel.errors import IntermodelError
 from intermodel.safety import safe_line
 
@@ -93,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     _color_option(run)
     run.set_defaults(handler="running:run")
 
-    validate = sub.add_parser("validate", help="check pairing files without running them")
+    validate = sub.add_parser("validate", help="check pairing and scheme files without running "
+                              "them")
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.add_argument("--strict", action="store_true",
                           help="also fail when a key variable the pairing needs is not set")
@@ -110,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="figures of recorded runs: per run, agent and group")
     stats.add_argument("path", help="a transcript, or a folder searched for transcripts")
     stats.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    add_stats_options(stats)
     stats.set_defaults(handler="records:stats")
 
     index = sub.add_parser("index", help="build or update a SQLite database of recorded runs")
@@ -188,6 +191,8 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--turn", type=_positive, metavar="N",
                          help="the turn to show (default: check every turn)")
     inspect.set_defaults(handler="records:inspect")
+
+    add_findings_commands(sub)
     return parser
 
 

@@ -17,11 +17,15 @@ __all__ = ["export", "index", "inspect", "stats", "validate"]
 def validate(args: argparse.Namespace) -> int:
     import os
 
+    from intermodel.commands.findings import is_scheme_file, validate_schemes
     from intermodel.errors import ConfigError, MissingKeyError
     from intermodel.secrets import resolve_credentials
 
     failed = False
     for file in args.files:
+        if is_scheme_file(file):  # recognised by its content: a `schemes` table
+            failed = not validate_schemes(file) or failed
+            continue
         try:
             pairing = load_config(file)
         except ConfigError as exc:
