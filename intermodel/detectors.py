@@ -1,4 +1,5 @@
-"""Detectors of degenerate endings: repetition, empty replies, goodbye loops.
+"""Detectors of degenerate endings: repetition, empty replies, goodbye loops, a reply looping
+on itself, and a collapse into emoji.
 
 Model pairs often drift into a loop — the same reply over and over, silence, or an endless
 exchange of farewells. Each detector looks at the turns so far after every completed turn and
@@ -13,6 +14,7 @@ import re
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
+from intermodel.analysis.textmeasures import self_repetition, symbol_share
 from intermodel.config.model import DetectorConfig
 from intermodel.records import Flag, Turn, now_iso
 
@@ -66,6 +68,8 @@ def detect(config: DetectorConfig, turns: Sequence[Turn]) -> list[Flag]:
         ("repetition", config.repetition, _repetition),
         ("empty", config.empty, _empty),
         ("goodbye", config.goodbye, _goodbye),
+        ("self_repetition", config.self_repetition, _self_repetition),
+        ("emoji_collapse", config.emoji_collapse, _emoji_collapse),
     ):
         if action == "off":
             continue
@@ -104,3 +108,30 @@ def _goodbye(config: DetectorConfig, turns: Sequence[Turn]) -> str:
         return f"both agents have only said goodbye for {len(recent)} turns " \
                f"({recent[0].index}-{recent[-1].index})"
     return ""
+
+
+def _self_repetition(config: DetectorConfig, turns: Sequence[Turn]) -> str:
+    newest = turns[-1]
+    loop = self_repetition(newest.text)
+    if loop is None or loop.repeats < config.self_repetition_repeats \
+            or loop.share < config.self_repetition_share \
+            or loop.covered < config.self_repetition_words:
+        return ""
+    return f"turn {newest.index} ({newest.agent}) repeats {loop.describe()}"
+
+
+def _emoji_collapse(config: DetectorConfig, turns: Sequence[Turn]) -> str:
+    recent = turns[-config.emoji_collapse_turns:]
+    if len(recent) < config.emoji_collapse_turns:
+        return ""
+    shares = []
+    for turn in recent:
+        share = symbol_share(turn.text)
+        if share is None or share < config.emoji_collapse_share:
+            return ""
+        shares.append(share)
+    span = f"turn {recent[0].index}" if len(recent) == 1 else \
+        f"turns {recent[0].index}-{recent[-1].index}"
+    listed = ", ".join(f"{share:.2f}" for share in shares[-6:])
+    return (f"{span}: emoji and symbols are {listed} of each reply's letters, digits and "
+            f"symbols (threshold {config.emoji_collapse_share:g})")

@@ -83,3 +83,46 @@ def test_long_replies_are_compared_by_shingles_and_still_see_near_repeats() -> N
     edited = " ".join([*words[:1000], "CHANGED", *words[1001:]])
     assert similarity(long_reply, edited) > 0.99
     assert similarity(long_reply, " ".join(reversed(words))) < 0.1
+
+
+def test_a_reply_looping_on_itself() -> None:
+    config = DetectorConfig()
+    [flag] = detect(config, turns("hello", "I am here with you. " * 6))
+    assert (flag.detector, flag.action) == ("self_repetition", "mark")
+    assert flag.detail == ("turn 2 (bo) repeats the sentence 'i am here with you' 6 times, "
+                           "30 of 30 words")
+    assert detect(config, turns("Yes. Yes. Yes. Yes.")) == []  # too few words to be a loop
+    essay = "I am here. " * 3 + "Then a long answer about tides and moons and the sea. " * 1
+    assert detect(DetectorConfig(self_repetition_share=0.9), turns(essay)) == []
+    assert detect(DetectorConfig(self_repetition="off"), turns("I am here with you. " * 6)) == []
+
+
+def test_a_collapse_into_emoji_over_the_last_turns() -> None:
+    config = DetectorConfig()
+    collapse = turns("What a lovely thought.", "🌊✨🙏", "✨🙏 🌌", "🙏✨ yes")
+    assert detect(config, collapse[:3]) == []  # two symbol replies are not yet a collapse
+    assert detect(config, collapse) == []  # "🙏✨ yes": 2 of 5 are symbols
+    [flag] = detect(config, [*collapse[:3], Turn(4, "bo", "💫💫 ok")])
+    assert flag.detector == "emoji_collapse"
+    assert flag.detail == ("turns 2-4: emoji and symbols are 1.00, 1.00, 0.50 of each reply's "
+                           "letters, digits and symbols (threshold 0.5)")
+    assert detect(DetectorConfig(emoji_collapse_turns=2, emoji_collapse_share=0.9),
+                  collapse[:3])[0].detector == "emoji_collapse"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("script", "detector"), [
+    ('replies = ["I am here with you. I am here with you. I am here with you. '
+     'I am here with you."]', "self_repetition"),
+    ('replies = ["Lovely.", "🌊✨", "🙏🌌", "✨✨"]', "emoji_collapse"),
+])
+async def test_the_new_detectors_stop_a_run(make_pairing: PairingFactory, script: str,
+                                            detector: str) -> None:
+    text = SCRIPTED.replace("max_turns = 4", "max_turns = 20").replace(
+        'replies = ["ada one", "ada two", "ada three"]', script).replace(
+        'replies = ["bo one", "bo two", "bo three"]', 'rule = "echo"') + \
+        f'\n[detectors]\nrepetition = "off"\n{detector} = "stop"\n'
+    end, events = await run_dialogue(make_pairing(text))
+    assert end.reason == "degenerate" and end.detail.startswith(f"{detector}: ")
+    [flagged] = [e.flag for e in events if isinstance(e, Flagged)]
+    assert flagged.action == "stop" and flagged.detector == detector

@@ -193,7 +193,8 @@ def _emoji(turns: Sequence[Turn], rules: Rules) -> Evidence | None:
 def _goodbye(turns: Sequence[Turn], rules: Rules) -> Evidence | None:
     def loops(window: int) -> bool:
         config = DetectorConfig(repetition="off", empty="off", goodbye="mark",
-                                goodbye_turns=window)
+                                goodbye_turns=window, self_repetition="off",
+                                emoji_collapse="off")
         return bool(detect(config, turns))
 
     if len(turns) < rules.goodbye_turns or not loops(rules.goodbye_turns):
@@ -224,6 +225,7 @@ def _self_repetition(turns: Sequence[Turn], rules: Rules) -> Evidence | None:
 
 def _repetition(turns: Sequence[Turn], rules: Rules) -> Evidence | None:
     config = DetectorConfig(repetition="mark", empty="off", goodbye="off",
+                            self_repetition="off", emoji_collapse="off",
                             repetition_similarity=rules.repetition_similarity,
                             repetition_lookback=rules.repetition_lookback)
     details: list[str] = []

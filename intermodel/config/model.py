@@ -130,6 +130,13 @@ class DetectorConfig:
     empty_limit: int = 2
     goodbye: Action = "mark"
     goodbye_turns: int = 4
+    self_repetition: Action = "mark"
+    self_repetition_repeats: int = 3
+    self_repetition_share: float = 0.5
+    self_repetition_words: int = 10
+    emoji_collapse: Action = "mark"
+    emoji_collapse_turns: int = 3
+    emoji_collapse_share: float = 0.5
 
 
 @dataclass(frozen=True)

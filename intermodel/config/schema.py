@@ -241,6 +241,20 @@ DETECTORS: dict[str, Field] = {
                      choices=ACTIONS),
     "goodbye_turns": Field(INT, "How many farewell turns in a row count as a loop.", 4,
                            between(2, MAX_TURNS)),
+    "self_repetition": Field(STR, "One reply looping on itself (a sentence over and over).",
+                             "mark", choices=ACTIONS),
+    "self_repetition_repeats": Field(INT, "How often the sentence or block must occur.", 3,
+                                     between(2, 1_000_000)),
+    "self_repetition_share": Field(NUMBER, "The share of the reply's words the repeats cover.",
+                                   0.5, between(0.1, 1)),
+    "self_repetition_words": Field(INT, "The fewest words the repeats cover.", 10,
+                                   between(1, 1_000_000)),
+    "emoji_collapse": Field(STR, "The last replies mostly emoji and symbols.", "mark",
+                            choices=ACTIONS),
+    "emoji_collapse_turns": Field(INT, "How many replies in a row count.", 3,
+                                  between(1, MAX_TURNS)),
+    "emoji_collapse_share": Field(NUMBER, "The share of symbols that makes a reply count.", 0.5,
+                                  between(0.1, 1)),
 }
 
 RETRY: dict[str, Field] = {
