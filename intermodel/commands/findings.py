@@ -18,9 +18,18 @@ from intermodel.files import UnreadableFile, read_regular
 from intermodel.safety import safe_line, terminal_safe
 
 if TYPE_CHECKING:
+    from intermodel.analysis.findings import Findings
     from intermodel.analysis.phrases import Phrase
 
-__all__ = ["agreement", "is_scheme_file", "phrases", "resolve_scheme", "validate_schemes"]
+__all__ = [
+    "agreement",
+    "is_scheme_file",
+    "phrases",
+    "resolve_scheme",
+    "stats_rows",
+    "stats_section",
+    "validate_schemes",
+]
 
 
 # -- validate --------------------------------------------------------------------------------------
@@ -85,6 +94,49 @@ def agreement(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(terminal_safe(render_agreement(report)))
     return skipped_files(skipped, read=len(runs))
+
+
+# -- stats -----------------------------------------------------------------------------------------
+
+
+def _findings(args: argparse.Namespace) -> tuple[Findings, list[str], int]:
+    from intermodel.analysis.findings import findings
+    from intermodel.analysis.study import read_study
+
+    name, scheme = resolve_scheme(args.scheme) if args.scheme else (None, None)
+    runs, skipped = read_study(args.path)
+    result = findings(runs, by=args.by or "model", scheme=name, loaded=scheme, coder=args.coder)
+    for line in result.notes:
+        print(f"intermodel: note: {terminal_safe(line)}", file=sys.stderr)
+    return result, skipped, len(runs)
+
+
+def stats_section(args: argparse.Namespace) -> str:
+    """What `stats` adds below its run table: end states and label fractions. Files it cannot
+    read were already reported by the run table."""
+    from intermodel.analysis.findings import render_findings
+
+    result, _, _ = _findings(args)
+    return "\n" + terminal_safe(render_findings(result))
+
+
+def stats_rows(args: argparse.Namespace) -> int:
+    """`stats --by X --format csv|json`: end-state and label rows, for pandas."""
+    from intermodel.analysis.findings import rows
+
+    result, skipped, read = _findings(args)
+    table = rows(result)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(table, indent=1, ensure_ascii=False) + "\n")
+    else:
+        import csv
+
+        columns = ["kind", "by", "group", "scheme", "coder", "value", "k", "n", "fraction", "low",
+                   "high", "turns_mean", "before_mean", "before_median"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(table)
+    return skipped_files(skipped, read=read)
 
 
 # -- phrases ---------------------------------------------------------------------------------------

@@ -81,6 +81,10 @@ def stats(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.exists() and not path.is_symlink():
         raise UsageError(f"{args.path}: no such file or folder")
+    if args.format != "table" and (args.by or args.scheme or args.coder):
+        from intermodel.commands.findings import stats_rows
+
+        return stats_rows(args)  # end-state and label rows instead of the runs'
     skipped: list[str] = []
     if path.is_dir():
         runs, skipped = collect(path)
@@ -92,6 +96,10 @@ def stats(args: argparse.Namespace) -> int:
         sys.stdout.write(to_json(runs) + "\n")
     else:
         print(render_table(runs) if runs else "no transcripts found")
+        if runs:
+            from intermodel.commands.findings import stats_section
+
+            sys.stdout.write(stats_section(args))
     return _skipped(skipped, read=len(runs))
 
 
