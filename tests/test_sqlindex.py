@@ -392,7 +392,10 @@ def test_an_old_schema_is_rebuilt_and_a_foreign_database_left_alone(tmp_path: Pa
 
 
 def doc_queries() -> list[str]:
-    return re.findall(r"```sql\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+    """The example queries of runs (those of labels and end states are run by
+    tests/findings, against a labelled study)."""
+    runs = DOC.read_text(encoding="utf-8").split("\n## Labels, end states and findings")[0]
+    return re.findall(r"```sql\n(.*?)```", runs, re.DOTALL)
 
 
 async def test_every_query_in_the_docs_runs_and_finds_something(archive: Archive) -> None:

@@ -34,6 +34,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from intermodel.analysis.sqlfindings import sync_labels
 from intermodel.analysis.sqlschema import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, Row, run_rows
 from intermodel.coding.labels import is_sidecar
 from intermodel.errors import TranscriptInvalid, UsageError
@@ -129,6 +130,9 @@ def build_index(paths: Sequence[Path], db: Path, *, rebuild: bool = False) -> In
         for group in _by_run(contenders):
             stale.update(_index_group(conn, group, known, report))
         _drop_stale(conn, stale, home, report)
+        # Labels change while their transcripts do not: brought up to date on their own.
+        for sidecar, reason, line in sync_labels(conn, home):
+            report.skipped.append(Skipped(sidecar, reason, line))
     return report
 
 
