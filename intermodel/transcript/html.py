@@ -21,6 +21,7 @@ from urllib.parse import quote
 from intermodel.analysis.groups import group_summary
 from intermodel.analysis.report import money
 from intermodel.analysis.stats import AgentStats, RunStats, collect, run_stats
+from intermodel.coding.labels import sidecar_path
 from intermodel.errors import TranscriptError
 from intermodel.files import write_private
 from intermodel.records import (
@@ -37,6 +38,12 @@ from intermodel.records import (
     Trim,
     Turn,
 )
+from intermodel.transcript.htmlfindings import (
+    index_findings_html,
+    labels_html,
+    run_findings_html,
+    run_labels,
+)
 from intermodel.transcript.htmlpage import chart_svg, esc, page
 from intermodel.transcript.reader import Transcript, read_transcript
 
@@ -47,11 +54,14 @@ def run_html(transcript: Transcript) -> str:
     stats = run_stats(transcript)
     config = _mapping(transcript.header.get("config"))
     sides = _sides(config, stats)
+    labels = run_labels(transcript)
+    marks = {index: labels_html(records) for index, records in labels.by_turn.items()}
     body = [
         _run_header(transcript, stats),
+        run_findings_html(transcript, labels),
         _prompts(transcript, config, sides),
         '<h2>Conversation</h2>\n<div class="conversation">',
-        *_conversation(transcript, sides, stats.inherited_turns),
+        *_conversation(transcript, sides, stats.inherited_turns, marks),
         "</div>",
         "<h2>Reply length</h2>",
         chart_svg(transcript.turns, sides),
@@ -61,11 +71,15 @@ def run_html(transcript: Transcript) -> str:
     return page(f"{stats.pairing} · {stats.run_id}", "\n".join(body))
 
 
-def index_html(runs: Sequence[RunStats], folder: Path, skipped: Sequence[str] = ()) -> str:
-    """The index of a folder of runs; each run links to the `.html` beside its transcript."""
+def index_html(runs: Sequence[RunStats], folder: Path, skipped: Sequence[str] = (),
+               findings: str = "") -> str:
+    """The index of a folder of runs; each run links to the `.html` beside its transcript.
+    `findings` is the safe HTML of its end states and labels (`htmlfindings`)."""
     body = [f"<h1>Runs in {esc(folder.name or folder)}</h1>",
             f'<p class="muted">{len(runs)} runs · click a column to sort</p>',
             _runs_table(runs, folder)]
+    if findings:
+        body.append(findings)
     groups = group_summary(runs)
     if groups:
         body += ["<h2>Experiment groups</h2>",
@@ -91,14 +105,17 @@ def write_index(folder: Path) -> tuple[Path, int, list[str]]:
     runs, skipped = collect(folder)
     for run in runs:
         target = run.path.with_suffix(".html")
-        if target.exists() and target.stat().st_mtime >= run.path.stat().st_mtime:
+        # Labels added since the page was written are on the page too: it is made again.
+        sources = [run.path, sidecar_path(run.path)]
+        newest = max(p.stat().st_mtime for p in sources if p.exists())
+        if target.exists() and target.stat().st_mtime >= newest:
             continue
         try:
             write_html(run.path, target)
         except TranscriptError as exc:
             skipped.append(str(exc))
     index = folder / "index.html"
-    write_private(index, index_html(runs, folder, skipped))
+    write_private(index, index_html(runs, folder, skipped, index_findings_html(folder)))
     return index, len(runs), skipped
 
 
@@ -175,8 +192,8 @@ def _role_prompts(transcript: Transcript, config: Mapping[str, Any], names: Sequ
         return {name: str(_mapping(agents.get(name)).get("prompt", "")) for name in names}
 
 
-def _conversation(transcript: Transcript, sides: Mapping[str, str], inherited: int
-                  ) -> list[str]:
+def _conversation(transcript: Transcript, sides: Mapping[str, str], inherited: int,
+                  marks: Mapping[int, str] | None = None) -> list[str]:
     out: list[str] = []
     if inherited:
         parent = _mapping(transcript.header.get("parent")).get("run_id", "?")
@@ -190,7 +207,7 @@ def _conversation(transcript: Transcript, sides: Mapping[str, str], inherited: i
         if isinstance(record, Turn):
             out += [_interjection(i) for i in waiting if i.before_turn <= record.index]
             waiting = [i for i in waiting if i.before_turn > record.index]
-        out.append(_record(record, sides))
+        out.append(_record(record, sides, marks or {}))
     out += [_interjection(i) for i in waiting]
     if transcript.torn is not None:
         out.append(f'<p class="note warn">⚠ the file ends with an incomplete record '
@@ -206,9 +223,9 @@ def _finished(transcript: Transcript) -> bool:
     return bool(last) and isinstance(last[-1], RunEnd)
 
 
-def _record(record: Record, sides: Mapping[str, str]) -> str:
+def _record(record: Record, sides: Mapping[str, str], marks: Mapping[int, str]) -> str:
     if isinstance(record, Turn):
-        return _turn(record, sides.get(record.agent, "b"))
+        return _turn(record, sides.get(record.agent, "b"), marks.get(record.index, ""))
     if isinstance(record, Discard):
         partial = record.text or record.thinking
         inner = f'<div class="text">{esc(partial)}</div>' if partial else ""
@@ -256,7 +273,8 @@ def _note(record: Record) -> str:
     return ""
 
 
-def _turn(turn: Turn, side: str) -> str:
+def _turn(turn: Turn, side: str, labels: str = "") -> str:
+    """A turn; `labels` is the safe HTML of the labels coders gave it."""
     facts = [turn.model, f"{turn.usage.output_tokens} tokens"
              if turn.usage.output_tokens is not None else "", f"{turn.latency:.2f} s",
              f"first token {turn.ttft:.2f} s" if turn.ttft is not None else "",
@@ -270,7 +288,7 @@ def _turn(turn: Turn, side: str) -> str:
     return (f'<article class="turn {side}" id="t{esc(turn.index)}"><header>'
             f'<span class="who">{esc(turn.agent)}</span> · turn {esc(turn.index)} '
             f'<span class="facts">{esc(" · ".join(f for f in facts if f))}</span></header>'
-            f"{thinking}{text}</article>")
+            f"{thinking}{text}{labels}</article>")
 
 
 def _interjection(record: Interjection) -> str:

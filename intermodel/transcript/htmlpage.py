@@ -52,6 +52,9 @@ details.thinking summary, details.note summary { cursor: pointer; }
 .interjection { border: 1px dashed var(--muted); border-radius: .4rem; padding: .4rem .8rem; }
 .note { font-size: .85em; color: var(--muted); padding-left: .4rem; }
 .note.warn { color: #b45309; } .end { font-weight: 600; }
+.labels { margin-top: .3rem; display: flex; flex-wrap: wrap; gap: .3rem; }
+.label { font-size: .8em; border: 1px solid var(--line); border-radius: .8rem;
+  padding: 0 .5rem; } .label.none { color: var(--muted); font-style: italic; }
 svg { max-width: 100%; height: auto; }
 svg text { font: 11px system-ui, sans-serif; fill: currentColor; }
 @media (max-width: 800px) {
