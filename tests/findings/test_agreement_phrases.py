@@ -214,3 +214,23 @@ def test_any_sidecar_line_is_a_skipped_file_never_a_crash(study: Study, line: by
     assert "Traceback" not in result.err
     if result.code == 0:
         json.loads(result.out)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.one_of(
+    st.text(max_size=300),
+    st.builds(lambda name, body: f"[schemes.{name}]\n{body}",
+              st.text(alphabet="abcXYZ_-1 .\"", max_size=12),
+              st.text(alphabet='abc =\n"[]._', max_size=200))))
+def test_any_scheme_file_is_ok_or_one_line_per_problem(tmp_path_factory: pytest.TempPathFactory,
+                                                       text: str) -> None:
+    path = tmp_path_factory.mktemp("schemes") / "s.toml"
+    path.write_text(text, encoding="utf-8")
+    result = cli("validate", path)
+    assert result.code in (0, 2)
+    assert "Traceback" not in result.err
+    for line in result.lines:
+        assert line.startswith(f"{path}: "), line
+    if result.code == 0:
+        assert result.out.startswith(f"ok  {path}")
