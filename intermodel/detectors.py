@@ -14,7 +14,6 @@ import re
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
-from intermodel.analysis.textmeasures import self_repetition, symbol_share
 from intermodel.config.model import DetectorConfig
 from intermodel.records import Flag, Turn, now_iso
 
@@ -111,6 +110,10 @@ def _goodbye(config: DetectorConfig, turns: Sequence[Turn]) -> str:
 
 
 def _self_repetition(config: DetectorConfig, turns: Sequence[Turn]) -> str:
+    # Imported here: the analysis package is not needed to start a run, and starting fast
+    # matters (a run is resumed, and started again, often in an unattended night).
+    from intermodel.analysis.textmeasures import self_repetition
+
     newest = turns[-1]
     loop = self_repetition(newest.text)
     if loop is None or loop.repeats < config.self_repetition_repeats \
@@ -121,15 +124,17 @@ def _self_repetition(config: DetectorConfig, turns: Sequence[Turn]) -> str:
 
 
 def _emoji_collapse(config: DetectorConfig, turns: Sequence[Turn]) -> str:
+    from intermodel.analysis.textmeasures import symbol_share
+
     recent = turns[-config.emoji_collapse_turns:]
     if len(recent) < config.emoji_collapse_turns:
         return ""
-    shares = []
-    for turn in recent:
+    shares: list[float] = []
+    for turn in reversed(recent):  # the newest first: most replies end the check at once
         share = symbol_share(turn.text)
         if share is None or share < config.emoji_collapse_share:
             return ""
-        shares.append(share)
+        shares.insert(0, share)
     span = f"turn {recent[0].index}" if len(recent) == 1 else \
         f"turns {recent[0].index}-{recent[-1].index}"
     listed = ", ".join(f"{share:.2f}" for share in shares[-6:])

@@ -33,7 +33,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from intermodel.coding.labels import is_sidecar
 from intermodel.config.model import Price
 from intermodel.errors import TranscriptError
 from intermodel.records import Discard, Flag, Interjection, Resumption, Retry, RunEnd, Trim, Turn
@@ -165,6 +164,9 @@ def collect(path: str | Path) -> tuple[list[RunStats], list[str]]:
 
 
 def _jsonl_files(folder: Path) -> list[Path]:
+    # Imported here: the live detectors import this package, and a run should start fast.
+    from intermodel.coding.labels import is_sidecar
+
     # os.walk does not follow symbolic links to folders, so a link loop cannot trap it.
     found = [Path(root) / name for root, _, names in os.walk(folder)
              for name in names if name.endswith(".jsonl") and not is_sidecar(name)]

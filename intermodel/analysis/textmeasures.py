@@ -103,6 +103,12 @@ _SAME = (("\u2019", "'"), ("\u02bc", "'"), ("\u2018", "'"), ("\u2010", "-"), ("\
          ("_", " "))
 _ASCII_WORD = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*")  # after case folding
 _SENTENCE_END = re.compile(r"[.!?…。！？\n]+")
+# ASCII text, measured without the Unicode classes (building them takes tens of milliseconds,
+# once per process: a live run's detectors measure every reply, most of them plain ASCII).
+_ASCII_SYMBOL = re.compile("[" + "".join(re.escape(chr(c)) for c in range(128)
+                                         if unicodedata.category(chr(c))[0] == "S") + "]")
+_ASCII_ALNUM = re.compile("[A-Za-z0-9]")
+_ASCII_CONTENT = re.compile(f"{_ASCII_SYMBOL.pattern}|{_ASCII_ALNUM.pattern}")
 
 
 def _normal(text: str) -> str:
@@ -122,12 +128,12 @@ def words(text: str) -> list[str]:
 def sentences(text: str) -> list[list[str]]:
     """The words of each sentence (or line) of `text`; sentences without words are left out. A
     sentence ends at `.`, `!`, `?`, `…`, their full-width forms, or a line break."""
-    token = _patterns()[0]
     found: list[list[str]] = []
     for part in _SENTENCE_END.split(_normal(text)):
         # Plain ASCII has no emoji, marks or keycaps: a simpler pattern finds the same words,
-        # in a third of the time (most sentences of most replies are plain ASCII).
-        words = _ASCII_WORD.findall(part) if part.isascii() else token.findall(part)
+        # in a third of the time (most sentences of most replies are plain ASCII), and the
+        # Unicode patterns are only built when some text needs them.
+        words = _ASCII_WORD.findall(part) if part.isascii() else _patterns()[0].findall(part)
         if words:
             found.append(words)
     return found
@@ -136,6 +142,8 @@ def sentences(text: str) -> list[list[str]]:
 def is_near_empty(text: str) -> bool:
     """True when `text` has no letter, digit, emoji or other symbol: nothing but whitespace and
     punctuation ("", "...", " — ")."""
+    if text.isascii():
+        return _ASCII_CONTENT.search(text) is None
     return _patterns()[2].search(text) is None
 
 
@@ -144,6 +152,10 @@ def symbol_share(text: str) -> float | None:
     the letters, digits and symbols of `text`; None when it has none of them. Whitespace,
     punctuation, combining marks and the joiners, variation selectors and skin tones inside an
     emoji are not counted; a flag counts as two."""
+    if text.isascii():  # the same counts, without building the Unicode patterns
+        symbols = len(_ASCII_SYMBOL.findall(text))
+        total = symbols + len(_ASCII_ALNUM.findall(text))
+        return symbols / total if total else None
     _, symbol, _, alnum = _patterns()
     symbols = len(symbol.findall(text))
     total = symbols + len(alnum.findall(text))
