@@ -1,5 +1,5 @@
-"""Commands that turn recorded runs into findings: agreement and phrases, and the scheme files
-`validate` recognises."""
+"""Commands that turn recorded runs into findings: `agreement`, `phrases`, what `stats` shows of
+end states and labels, and the scheme files `validate` recognises."""
 
 from __future__ import annotations
 
