@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from intermodel.bounds import MAX_TEXT_FILE
 from intermodel.coding.scheme import NAME, Scheme, load_scheme, load_schemes, split_selection
-from intermodel.commands import EXIT_OK, EXIT_USAGE
 from intermodel.errors import ConfigError, UsageError
 from intermodel.files import UnreadableFile, read_regular
 from intermodel.safety import safe_line, terminal_safe
@@ -195,11 +194,8 @@ def _phrase_table(found: list[Phrase], runs: int, by: str | None) -> str:
 
 
 def skipped_files(skipped: list[str], *, read: int) -> int:
-    """As the other folder commands: name each file set aside and why, then how many; exit 2
+    """As the other folder commands: each file set aside and why, then how many; exit code 2
     when there were files and none could be read."""
-    for line in sorted(skipped):
-        print(f"intermodel: skipped {terminal_safe(line)}", file=sys.stderr)
-    if skipped:
-        files = "file" if len(skipped) == 1 else "files"
-        print(f"intermodel: {len(skipped)} {files} skipped", file=sys.stderr)
-    return EXIT_USAGE if skipped and not read else EXIT_OK
+    from intermodel.commands.records import _skipped
+
+    return _skipped(skipped, read=read)
