@@ -36,10 +36,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from intermodel.config import parse_pairing  # noqa: E402
-from intermodel.console import run_console  # noqa: E402
+from intermodel.console.render import run_console  # noqa: E402
+from intermodel.engine.prepare import prepared_run  # noqa: E402
 from intermodel.providers.local import LocalProvider, bundled_model_path  # noqa: E402
 from intermodel.providers.local.runtime import import_llama  # noqa: E402
-from intermodel.runner import prepared_run  # noqa: E402
 from intermodel.transcript.reader import read_transcript  # noqa: E402
 
 SYSTEM = "You are a storyteller. You tell long, detailed stories."

@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from intermodel.config import parse_pairing  # noqa: E402
-from intermodel.console import run_console  # noqa: E402
-from intermodel.runner import prepared_run  # noqa: E402
+from intermodel.console.render import run_console  # noqa: E402
+from intermodel.engine.prepare import prepared_run  # noqa: E402
 from intermodel.transcript.reader import read_transcript  # noqa: E402
 
 Sample = tuple[float, float]  # (chunks per second, seconds to first chunk)

@@ -102,7 +102,7 @@ class UsageError(IntermodelError):
 
 class UntrustedTranscript(UsageError):
     """A transcript names endpoints, key variables or headers that no pairing file of yours
-    vouches for, and nobody said to trust it (see `intermodel.trust`)."""
+    vouches for, and nobody said to trust it (see `intermodel.lineage.trust`)."""
 
 
 class DependencyMissing(IntermodelError):

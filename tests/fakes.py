@@ -7,9 +7,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 import anyio
 
 from intermodel.config.model import Pairing
-from intermodel.dialogue import Dialogue, Recorder
+from intermodel.engine.dialogue import Dialogue, Recorder
+from intermodel.engine.events import Event
 from intermodel.errors import ProviderError
-from intermodel.events import Event
 from intermodel.providers.base import Provider, Request, StreamEvent, TextDelta
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.records import RunEnd

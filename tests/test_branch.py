@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from intermodel.audit import verify_transcript
-from intermodel.branch import plan_branch, prepared_branch
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import TranscriptError, UsageError
+from intermodel.lineage.audit import verify_transcript
+from intermodel.lineage.branch import plan_branch, prepared_branch
 from intermodel.records import Branch, Interjection
-from intermodel.runner import prepared_run
 from intermodel.transcript.reader import read_transcript
 from intermodel.transcript.writer import TranscriptWriter
 

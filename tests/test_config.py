@@ -6,7 +6,7 @@ import pytest
 
 from intermodel.config import from_resolved, load_config, load_pairing, parse_pairing
 from intermodel.errors import ConfigError, MissingKeyError
-from intermodel.secrets import resolve_credentials
+from intermodel.security.secrets import resolve_credentials
 
 from .conftest import SCRIPTED, PairingFactory
 

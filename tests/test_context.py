@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from intermodel.audit import verify_transcript
 from intermodel.config import parse_pairing
-from intermodel.events import Notice, Trimmed
+from intermodel.engine.events import Notice, Trimmed
+from intermodel.engine.prepare import prepared_run
+from intermodel.engine.tokens import Calibration, estimate_tokens
+from intermodel.lineage.audit import verify_transcript
 from intermodel.providers.base import Message, Request
 from intermodel.providers.openai import OpenAIProvider
 from intermodel.records import Note, Trim
-from intermodel.runner import prepared_run
-from intermodel.secrets import Credentials
-from intermodel.tokens import Calibration, estimate_tokens
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import PairingFactory

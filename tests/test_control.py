@@ -13,9 +13,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from intermodel.control_channel import request
-from intermodel.events import Interjected, TurnCompleted
-from intermodel.runner import prepared_run
+from intermodel.control.channel import request
+from intermodel.engine.events import Interjected, TurnCompleted
+from intermodel.engine.prepare import prepared_run
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import SCRIPTED, PairingFactory

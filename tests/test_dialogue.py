@@ -3,10 +3,9 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from intermodel.controls import Interject, Pause, Step, Stop
-from intermodel.dialogue import Dialogue
-from intermodel.errors import AuthenticationFailed, RateLimited, StreamInterrupted
-from intermodel.events import (
+from intermodel.engine.controls import Interject, Pause, Step, Stop
+from intermodel.engine.dialogue import Dialogue
+from intermodel.engine.events import (
     BudgetExtended,
     Event,
     Interjected,
@@ -20,6 +19,7 @@ from intermodel.events import (
     TurnDiscarded,
     TurnStarted,
 )
+from intermodel.errors import AuthenticationFailed, RateLimited, StreamInterrupted
 from intermodel.records import Turn
 
 from .conftest import SCRIPTED, PairingFactory

@@ -9,10 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from intermodel.audit import verify_transcript
 from intermodel.config import parse_pairing
+from intermodel.engine.prepare import prepared_run
+from intermodel.lineage.audit import verify_transcript
 from intermodel.records import Retry
-from intermodel.runner import prepared_run
 from intermodel.transcript.reader import read_transcript
 
 from .fakeserver import FakeServer, Fault

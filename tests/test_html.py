@@ -14,10 +14,10 @@ from urllib.parse import unquote
 import pytest
 
 from intermodel.analysis import collect
+from intermodel.analysis.html import index_html, run_html, write_html, write_index
+from intermodel.analysis.htmlpage import SORT_SCRIPT, STYLE
 from intermodel.errors import TranscriptError
-from intermodel.resume import prepared_resume
-from intermodel.transcript.html import index_html, run_html, write_html, write_index
-from intermodel.transcript.htmlpage import SORT_SCRIPT, STYLE
+from intermodel.lineage.resume import prepared_resume
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import PairingFactory

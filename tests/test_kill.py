@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from intermodel.audit import verify_transcript
+from intermodel.lineage.audit import verify_transcript
 from intermodel.transcript.reader import read_transcript
 
 REPO = Path(__file__).resolve().parent.parent

@@ -28,13 +28,13 @@ import httpx
 import pytest
 
 from intermodel.config.model import AgentConfig
+from intermodel.engine.events import TurnCompleted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError
-from intermodel.events import TurnCompleted
 from intermodel.providers.base import Finished, Message, Request, Sampling, TextDelta
 from intermodel.providers.local import bundled_model_path
 from intermodel.providers.openai import OpenAIProvider
-from intermodel.runner import prepared_run
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import PairingFactory, require_local_model

@@ -19,8 +19,9 @@ import anyio
 import pytest
 
 from intermodel.config.model import AgentConfig
+from intermodel.engine.events import TextChunk, TurnCompleted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import BadRequest, ConfigError, ContextTooLong
-from intermodel.events import TextChunk, TurnCompleted
 from intermodel.providers import local
 from intermodel.providers.base import (
     Finished,
@@ -32,7 +33,6 @@ from intermodel.providers.base import (
     UsageReport,
 )
 from intermodel.providers.local.reply import StopMatcher
-from intermodel.runner import prepared_run
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import PairingFactory, require_local_model

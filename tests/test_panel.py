@@ -12,14 +12,14 @@ import anyio
 import pytest
 
 from intermodel.analysis import collect
-from intermodel.audit import verify_transcript
+from intermodel.analysis.html import run_html
+from intermodel.analysis.markdown import to_markdown
 from intermodel.config import Panel, load_config
+from intermodel.engine.events import TurnCompleted, TurnDiscarded, TurnStarted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import AuthenticationFailed, ConfigError
-from intermodel.events import TurnCompleted, TurnDiscarded, TurnStarted
+from intermodel.lineage.audit import verify_transcript
 from intermodel.providers.base import Message
-from intermodel.runner import prepared_run
-from intermodel.transcript.html import run_html
-from intermodel.transcript.markdown import to_markdown
 from intermodel.transcript.reader import read_transcript
 
 from .fakes import FailingProvider

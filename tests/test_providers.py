@@ -9,8 +9,9 @@ import anyio
 import pytest
 
 from intermodel.config import Pairing, parse_pairing
+from intermodel.engine.events import Retrying, TurnCompleted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError
-from intermodel.events import Retrying, TurnCompleted
 from intermodel.providers.anthropic import AnthropicProvider
 from intermodel.providers.base import (
     Finished,
@@ -23,8 +24,7 @@ from intermodel.providers.base import (
     UsageReport,
 )
 from intermodel.providers.openai import OpenAIProvider
-from intermodel.runner import prepared_run
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 
 from .fakeserver import FakeServer, Fault, Reply, ScriptedResponder, http_date
@@ -252,7 +252,7 @@ async def test_a_dialogue_survives_faults_and_records_each_retry(
     assert len(transcript.turns) == 4
     assert KEY not in run.transcript.read_text()
     # Each turn's request as recorded is the one the server received.
-    from intermodel.audit import verify_transcript
+    from intermodel.lineage.audit import verify_transcript
 
     assert all(r.matches for r in verify_transcript(transcript))
 

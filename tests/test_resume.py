@@ -6,13 +6,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from intermodel.audit import verify_transcript
-from intermodel.dialogue import Dialogue
+from intermodel.engine.dialogue import Dialogue
+from intermodel.engine.events import Event, TurnStarted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import TranscriptError, UsageError
-from intermodel.events import Event, TurnStarted
+from intermodel.lineage.audit import verify_transcript
+from intermodel.lineage.resume import plan_resume, prepared_resume
 from intermodel.records import Discard, Resumption, RunEnd
-from intermodel.resume import plan_resume, prepared_resume
-from intermodel.runner import prepared_run
 from intermodel.transcript.reader import read_transcript
 from intermodel.transcript.writer import TranscriptWriter
 
@@ -142,7 +142,7 @@ async def test_a_live_run_cannot_be_resumed_twice(make_pairing: PairingFactory,
 
 async def test_resume_records_are_readable_by_every_export(make_pairing: PairingFactory,
                                                            tmp_path: Path) -> None:
-    from intermodel.transcript.markdown import to_markdown
+    from intermodel.analysis.markdown import to_markdown
 
     path = await run_to_end(make_pairing(LONG), tmp_path, stop_at=3)
     await resume(path)

@@ -14,16 +14,16 @@ import pytest
 
 from intermodel.analysis.sqlindex import build_index, default_db
 from intermodel.analysis.sqlschema import SCHEMA_VERSION
-from intermodel.branch import prepared_branch
 from intermodel.config.model import AgentConfig, Pairing
+from intermodel.engine.events import Event, TurnStarted
+from intermodel.engine.prepare import ProviderFactory, prepared_run
 from intermodel.errors import RateLimited, StreamInterrupted, UsageError
-from intermodel.events import Event, TurnStarted
+from intermodel.lineage.branch import prepared_branch
+from intermodel.lineage.resume import prepared_resume
 from intermodel.providers.base import Provider
 from intermodel.providers.registry import make_provider
 from intermodel.providers.scripted import ScriptedProvider
-from intermodel.resume import prepared_resume
-from intermodel.runner import ProviderFactory, prepared_run
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import SCRIPTED, PairingFactory

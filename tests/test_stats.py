@@ -24,15 +24,15 @@ from intermodel.analysis import (
     to_json,
 )
 from intermodel.config.model import AgentConfig, Pairing
-from intermodel.dialogue import Dialogue
+from intermodel.engine.dialogue import Dialogue
+from intermodel.engine.events import Event, TurnStarted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError, RateLimited, StreamInterrupted
-from intermodel.events import Event, TurnStarted
+from intermodel.lineage.resume import prepared_resume
 from intermodel.providers.base import Provider
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.records import RunEnd
-from intermodel.resume import prepared_resume
-from intermodel.runner import prepared_run
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import PairingFactory

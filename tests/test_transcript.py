@@ -8,10 +8,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from intermodel.audit import rebuild_request, verify_transcript
-from intermodel.dialogue import Dialogue
+from intermodel.analysis.markdown import to_markdown
+from intermodel.engine.dialogue import Dialogue
+from intermodel.engine.events import Event, TextChunk, TurnCompleted, TurnStarted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import TranscriptError
-from intermodel.events import Event, TextChunk, TurnCompleted, TurnStarted
+from intermodel.lineage.audit import rebuild_request, verify_transcript
 from intermodel.records import (
     BudgetChange,
     Discard,
@@ -24,9 +26,7 @@ from intermodel.records import (
     Turn,
     record_to_json,
 )
-from intermodel.runner import prepared_run
-from intermodel.secrets import Redactor
-from intermodel.transcript.markdown import to_markdown
+from intermodel.security.secrets import Redactor
 from intermodel.transcript.reader import read_transcript
 from intermodel.transcript.writer import TranscriptWriter, transcript_name
 
@@ -225,7 +225,7 @@ async def test_markdown_export_carries_no_raw_html_from_models(make_pairing: Pai
 
 
 def test_every_record_kind_maps_to_the_event_that_carried_it() -> None:
-    from intermodel.events import RECORDED, event_for
+    from intermodel.engine.events import RECORDED, event_for
     from intermodel.records import RECORD_TYPES, Branch, Resumption
 
     samples = {

@@ -19,11 +19,11 @@ from textual.widgets import Input, Static
 
 from intermodel.config.model import AgentConfig, Pairing
 from intermodel.errors import MissingKeyError, RateLimited
+from intermodel.lineage.resume import prepared_resume
 from intermodel.providers.base import Provider
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.records import Discard, Turn
-from intermodel.resume import prepared_resume
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 from intermodel.tui.app import IntermodelApp, replay_app
 from intermodel.tui.entries import HumanView, ThinkingToggle, TurnView

@@ -19,12 +19,12 @@ from textual.widgets import Static
 
 from intermodel.config import Panel, load_config
 from intermodel.config.model import AgentConfig
+from intermodel.engine.prepare import Run, prepared_run
 from intermodel.errors import RateLimited
 from intermodel.providers.base import Provider
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.records import Discard, Retry, Turn
-from intermodel.runner import Run, prepared_run
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 from intermodel.tui.app import IntermodelApp, replay_app
 from intermodel.tui.columns import MIN_COLUMN, PanelColumns, grid_shape

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from intermodel.config.model import Pairing
-from intermodel.events import RunStarted
+from intermodel.engine.events import RunStarted
 from intermodel.records import Interjection, Record, RunEnd, Turn, Usage, record_to_json
 from intermodel.transcript.writer import header
 

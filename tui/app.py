@@ -28,13 +28,13 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Footer, Input, Static
 
-from intermodel.bus import Subscription
 from intermodel.config.model import Pairing, Panel
+from intermodel.console.headless import RunOpener, exit_code_for, stop_on_signals
+from intermodel.engine.bus import Subscription
+from intermodel.engine.events import Event, RunStarted
+from intermodel.engine.prepare import ProviderFactory, prepared_run
 from intermodel.errors import IntermodelError
-from intermodel.events import Event, RunStarted
-from intermodel.headless import RunOpener, exit_code_for, stop_on_signals
 from intermodel.providers.registry import make_provider
-from intermodel.runner import ProviderFactory, prepared_run
 from intermodel.transcript.reader import read_transcript
 
 from . import keys

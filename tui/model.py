@@ -18,7 +18,7 @@ from itertools import count
 from typing import Literal
 
 from intermodel.config.model import Pairing, Panel
-from intermodel.events import (
+from intermodel.engine.events import (
     BudgetExtended,
     Event,
     Flagged,

@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from intermodel.bus import Subscription
-from intermodel.controls import Controls
-from intermodel.headless import RunOpener
+from intermodel.console.headless import RunOpener
+from intermodel.engine.bus import Subscription
+from intermodel.engine.controls import Controls
+from intermodel.engine.prepare import Run
+from intermodel.lineage.replay import Replay
 from intermodel.records import RunEnd
-from intermodel.replay import Replay
-from intermodel.runner import Run
 from intermodel.transcript.reader import Transcript
 
 __all__ = ["LiveSource", "Pump", "ReplaySource", "Source"]

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from intermodel.bounds import MAX_DEPTH, MAX_TEXT_FILE, nesting_depth
 from intermodel.config.model import (
     PLACEHOLDERS,
     AgentConfig,
@@ -42,9 +41,10 @@ from intermodel.config.schema import (
     shown_value,
 )
 from intermodel.errors import ConfigError, ConfigIssue
-from intermodel.files import UnreadableFile, read_regular
 from intermodel.providers.base import Sampling
-from intermodel.secrets import (
+from intermodel.security.bounds import MAX_DEPTH, MAX_TEXT_FILE, nesting_depth
+from intermodel.security.files import UnreadableFile, read_regular
+from intermodel.security.secrets import (
     SENSITIVE_HEADER,
     header_name_problem,
     header_value_problem,

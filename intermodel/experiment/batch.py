@@ -15,18 +15,18 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from intermodel.config.experiment import Experiment
+from intermodel.engine.events import Retrying, TurnCompleted, TurnStarted
+from intermodel.engine.prepare import ProviderFactory, Run, prepared_run
+from intermodel.engine.session import Session
 from intermodel.errors import IntermodelError
-from intermodel.events import Retrying, TurnCompleted, TurnStarted
 from intermodel.experiment.limits import Limiters
 from intermodel.experiment.manifest import EntryState, Status, scan, status_for, write_manifest
 from intermodel.experiment.plan import Entry, plan
-from intermodel.experiment.spec import Experiment
+from intermodel.lineage.resume import prepared_resume
+from intermodel.lineage.trust import Vouchers, seats_of
 from intermodel.providers.registry import make_provider
-from intermodel.resume import prepared_resume
-from intermodel.runner import ProviderFactory, Run, prepared_run
-from intermodel.secrets import redact
-from intermodel.session import Session
-from intermodel.trust import Vouchers, seats_of
+from intermodel.security.secrets import redact
 
 __all__ = ["Batch", "BatchReport"]
 

@@ -13,9 +13,9 @@ from collections.abc import AsyncGenerator, Mapping
 
 import anyio
 
+from intermodel.config.experiment import Limit
 from intermodel.config.model import AgentConfig
 from intermodel.errors import RateLimited
-from intermodel.experiment.spec import Limit
 from intermodel.providers.base import Provider, Request, StreamEvent
 
 __all__ = ["LimitedProvider", "Limiters", "SharedLimit"]

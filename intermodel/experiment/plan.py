@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from intermodel.config.experiment import Experiment
 from intermodel.config.model import Pairing, Panel
 from intermodel.config.variants import vary
-from intermodel.dialogue import speaker_of
-from intermodel.experiment.spec import Experiment
+from intermodel.engine.dialogue import speaker_of
+from intermodel.engine.requests import panel_request
+from intermodel.engine.tokens import estimate_tokens
 from intermodel.providers.base import Message, Request
-from intermodel.tokens import estimate_tokens
-from intermodel.views import panel_request
 
 __all__ = ["CostBound", "Entry", "cost_bound", "plan", "run_cost_bound"]
 
-# Token estimates are rough (see intermodel.tokens): an upper bound pads the prompt part.
+# Token estimates are rough (see intermodel.engine.tokens): an upper bound pads the prompt part.
 _ESTIMATE_SLACK = 1.3
 
 

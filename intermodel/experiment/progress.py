@@ -9,11 +9,11 @@ from typing import TextIO
 
 import anyio
 
-from intermodel.console import Style
+from intermodel.console.render import Style
 from intermodel.experiment.batch import Batch
 from intermodel.experiment.manifest import EntryState
 from intermodel.experiment.plan import Entry
-from intermodel.safety import safe_line
+from intermodel.security.text import safe_line
 
 __all__ = ["ProgressView"]
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from intermodel.digest import canonical_digest
+from intermodel.config.digest import canonical_digest
 
 __all__ = [
     "HEARTBEAT",

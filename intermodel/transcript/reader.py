@@ -19,11 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from intermodel.bounds import short
 from intermodel.config.loader import config_from_resolved
 from intermodel.config.model import Pairing, Panel
 from intermodel.errors import ConfigError, TranscriptError, TranscriptInvalid
-from intermodel.files import UnreadableFile, open_regular, read_regular
 from intermodel.records import (
     RECORD_TYPES,
     BudgetChange,
@@ -35,6 +33,8 @@ from intermodel.records import (
     Trim,
     Turn,
 )
+from intermodel.security.bounds import short
+from intermodel.security.files import UnreadableFile, open_regular, read_regular
 from intermodel.transcript.schema import Invalid, Run, check_json, read_header, read_record
 from intermodel.transcript.writer import FORMAT_VERSION
 

@@ -20,11 +20,9 @@ from typing import Any
 
 import anyio
 
-from intermodel.about import versions
+from intermodel.config.digest import canonical_digest
 from intermodel.config.model import Pairing, Panel
-from intermodel.digest import canonical_digest
-from intermodel.errors import TranscriptError
-from intermodel.events import (
+from intermodel.engine.events import (
     BudgetExtended,
     Event,
     Flagged,
@@ -37,8 +35,10 @@ from intermodel.events import (
     TurnCompleted,
     TurnDiscarded,
 )
+from intermodel.errors import TranscriptError
 from intermodel.records import Note, Record, now_iso, record_to_json
-from intermodel.secrets import Redactor
+from intermodel.security.secrets import Redactor
+from intermodel.transcript.versions import versions
 
 __all__ = ["FORMAT_VERSION", "TranscriptWriter", "config_hash", "transcript_name"]
 

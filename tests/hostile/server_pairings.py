@@ -9,8 +9,8 @@ from pathlib import Path
 import anyio
 
 from intermodel.config import Pairing, parse_pairing
+from intermodel.engine.prepare import prepared_run
 from intermodel.records import Note, Record, RunEnd
-from intermodel.runner import prepared_run
 from intermodel.transcript.reader import Transcript, read_transcript
 
 KEY = "hostile-test-key-0123456789"

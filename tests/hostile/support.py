@@ -22,18 +22,18 @@ from pathlib import Path
 
 import anyio
 
-from intermodel.branch import prepared_branch
 from intermodel.cli import main
 from intermodel.config import Pairing, Panel, parse_pairing
 from intermodel.config.loader import build_panel, normalise_panel
 from intermodel.config.model import AgentConfig
+from intermodel.engine.events import Event, TurnStarted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import RateLimited
-from intermodel.events import Event, TurnStarted
+from intermodel.lineage.branch import prepared_branch
+from intermodel.lineage.resume import prepared_resume
 from intermodel.providers.base import Provider
 from intermodel.providers.scripted import ScriptedProvider
-from intermodel.resume import prepared_resume
-from intermodel.runner import prepared_run
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from tests.fakes import FailingProvider
 
 LONG = "word " * 60  # about 75 estimated tokens: a few of these overflow a 256-token window

@@ -30,7 +30,7 @@ import anyio
 import pytest
 
 from intermodel.config import Pairing
-from intermodel.control_channel import (
+from intermodel.control.channel import (
     IDLE_SECONDS,
     MAX_CONNECTIONS,
     ForeignSocket,
@@ -38,7 +38,7 @@ from intermodel.control_channel import (
     runtime_dir,
     socket_path,
 )
-from intermodel.runner import prepared_run
+from intermodel.engine.prepare import prepared_run
 from tests.conftest import SCRIPTED, PairingFactory
 
 REPO = Path(__file__).resolve().parents[2]

@@ -25,20 +25,20 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from intermodel.config import Pairing, parse_pairing
+from intermodel.config.experiment import load_experiment
 from intermodel.config.model import AgentConfig
-from intermodel.console import ConsoleRenderer, Style
+from intermodel.console.render import ConsoleRenderer, Style
+from intermodel.engine.events import Event, RunStarted, redacted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError
-from intermodel.events import Event, RunStarted, redacted
 from intermodel.experiment.batch import Batch
 from intermodel.experiment.manifest import MANIFEST
 from intermodel.experiment.progress import ProgressView
-from intermodel.experiment.spec import load_experiment
 from intermodel.providers.base import Finished, Provider, Request, StreamEvent, TextDelta
 from intermodel.providers.errors import error_for_status
 from intermodel.providers.scripted import ScriptedProvider
-from intermodel.runner import prepared_run
-from intermodel.safety import safe_line
-from intermodel.secrets import MIN_FRAGMENT, Credentials, Redactor, remember_secrets
+from intermodel.security.secrets import MIN_FRAGMENT, Credentials, Redactor, remember_secrets
+from intermodel.security.text import safe_line
 from intermodel.tui.app import live_app
 from tests.fakeserver import FakeServer, Fault
 from tests.tui_support import frozen_clock, status_text, until

@@ -17,8 +17,11 @@ import anyio
 import pytest
 
 from intermodel.commands import EXIT_USAGE
+from intermodel.engine.events import Notice, TextChunk
+from intermodel.engine.prepare import prepared_run
+from intermodel.engine.retry import RetryPolicy
+from intermodel.engine.turns import DISCARD_KEPT, TurnProducer
 from intermodel.errors import ConfigError, ProviderError
-from intermodel.events import Notice, TextChunk
 from intermodel.providers.anthropic import AnthropicProvider
 from intermodel.providers.base import (
     Finished,
@@ -32,11 +35,8 @@ from intermodel.providers.base import (
 from intermodel.providers.openai import OpenAIProvider
 from intermodel.providers.probe import ProbeFailed
 from intermodel.records import Discard, Retry
-from intermodel.retry import RetryPolicy
-from intermodel.runner import prepared_run
-from intermodel.secrets import Credentials, Redactor, resolve_credentials
+from intermodel.security.secrets import Credentials, Redactor, resolve_credentials
 from intermodel.transcript.schema import Run, read_record
-from intermodel.turns import DISCARD_KEPT, TurnProducer
 from tests.fakeserver import FakeServer, Fault, Reply, ScriptedResponder
 from tests.fakeserver.sse import ENDLESS_PIECE
 

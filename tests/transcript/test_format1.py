@@ -11,15 +11,15 @@ import anyio
 import pytest
 
 from intermodel.analysis import run_stats
-from intermodel.audit import verify_config, verify_transcript
+from intermodel.analysis.html import run_html
+from intermodel.analysis.markdown import to_markdown
 from intermodel.cli import main
 from intermodel.config.model import Panel
-from intermodel.events import RunFinished
+from intermodel.engine.events import RunFinished
+from intermodel.lineage.audit import verify_config, verify_transcript
+from intermodel.lineage.replay import Replay
+from intermodel.lineage.resume import prepared_resume
 from intermodel.records import Resumption, RunEnd
-from intermodel.replay import Replay
-from intermodel.resume import prepared_resume
-from intermodel.transcript.html import run_html
-from intermodel.transcript.markdown import to_markdown
 from intermodel.transcript.reader import read_transcript
 
 FIXTURES = Path(__file__).parent / "format1"

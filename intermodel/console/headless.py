@@ -16,10 +16,10 @@ from typing import TextIO
 import anyio
 from anyio.abc import TaskStatus
 
-from intermodel.console import run_console, use_color
+from intermodel.console.render import run_console, use_color
+from intermodel.engine.prepare import Run
 from intermodel.records import RunEnd
-from intermodel.runner import Run
-from intermodel.safety import safe_line
+from intermodel.security.text import safe_line
 
 __all__ = ["RunOpener", "exit_code_for", "run_headless", "stop_on_signals"]
 

@@ -39,8 +39,8 @@ from urllib.parse import urlsplit
 from intermodel.config import load_config
 from intermodel.config.model import AgentConfig, Pairing, Panel
 from intermodel.errors import ConfigError, UntrustedTranscript
-from intermodel.safety import terminal_safe
-from intermodel.secrets import expand_env
+from intermodel.security.secrets import expand_env
+from intermodel.security.text import terminal_safe
 
 __all__ = [
     "Approval",

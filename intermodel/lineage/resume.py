@@ -14,17 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from intermodel.about import versions
 from intermodel.config.model import Pairing
-from intermodel.dialogue import DialogueState
+from intermodel.engine.dialogue import DialogueState
+from intermodel.engine.prepare import ProviderFactory, Run, prepared_run
 from intermodel.errors import UsageError
-from intermodel.providers.registry import make_provider
-from intermodel.records import Resumption, Usage, now_iso
-from intermodel.runner import ProviderFactory, Run, prepared_run
-from intermodel.secrets import Redactor
-from intermodel.transcript.reader import Transcript, read_transcript
-from intermodel.transcript.writer import TranscriptWriter
-from intermodel.trust import (
+from intermodel.lineage.trust import (
     Approval,
     Assessment,
     Vouchers,
@@ -33,6 +27,12 @@ from intermodel.trust import (
     refuse,
     vouchers_of_transcript,
 )
+from intermodel.providers.registry import make_provider
+from intermodel.records import Resumption, Usage, now_iso
+from intermodel.security.secrets import Redactor
+from intermodel.transcript.reader import Transcript, read_transcript
+from intermodel.transcript.versions import versions
+from intermodel.transcript.writer import TranscriptWriter
 
 __all__ = ["ResumePlan", "assess_resume", "plan_resume", "prepared_resume"]
 
@@ -97,7 +97,7 @@ async def prepared_resume(
 
     Nothing is read from the environment and nothing is sent before the transcript's seats are
     vouched for (by its pairing file, or `vouchers` when given) or `approve` consents to them;
-    otherwise UntrustedTranscript. See `intermodel.trust`."""
+    otherwise UntrustedTranscript. See `intermodel.lineage.trust`."""
     transcript = read_transcript(path)
     plan = plan_resume(transcript, turns=turns)
     ensure_trusted(assess_resume(transcript, plan, vouchers), approve)

@@ -16,18 +16,18 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from intermodel.bus import EventBus, Subscription
 from intermodel.config.model import Panel
-from intermodel.controls import Command, Controls, Stop
-from intermodel.dialogue import Recorder, new_run_id
-from intermodel.events import RECORDED, Event, Notice, RunFinished, RunStarted, TurnCompleted
+from intermodel.engine.bus import EventBus, Subscription
+from intermodel.engine.controls import Command, Controls, Stop
+from intermodel.engine.dialogue import Recorder, new_run_id
+from intermodel.engine.events import RECORDED, Event, Notice, RunFinished, RunStarted, TurnCompleted
+from intermodel.engine.requests import panel_request
+from intermodel.engine.retry import RetryPolicy
+from intermodel.engine.turns import TurnFailed, TurnProducer
 from intermodel.providers.base import Provider, Request
 from intermodel.providers.registry import reply_limits
 from intermodel.records import RunEnd, Turn, Usage, now_iso
-from intermodel.retry import RetryPolicy
-from intermodel.secrets import Redactor
-from intermodel.turns import TurnFailed, TurnProducer
-from intermodel.views import panel_request
+from intermodel.security.secrets import Redactor
 
 __all__ = ["PanelRun"]
 

@@ -28,7 +28,7 @@ from intermodel.records import (
 )
 
 if TYPE_CHECKING:
-    from intermodel.secrets import Redactor
+    from intermodel.security.secrets import Redactor
 
 __all__ = [
     "BudgetExtended",

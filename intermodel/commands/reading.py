@@ -9,7 +9,7 @@ from pathlib import Path
 from intermodel.commands import EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE
 from intermodel.config import load_config
 from intermodel.errors import UsageError
-from intermodel.safety import safe_line, terminal_safe
+from intermodel.security.text import safe_line, terminal_safe
 
 __all__ = ["export", "index", "inspect", "stats", "validate"]
 
@@ -18,7 +18,7 @@ def validate(args: argparse.Namespace) -> int:
     import os
 
     from intermodel.errors import ConfigError, MissingKeyError
-    from intermodel.secrets import resolve_credentials
+    from intermodel.security.secrets import resolve_credentials
 
     failed = False
     for file in args.files:
@@ -45,13 +45,13 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    from intermodel.files import write_private
-    from intermodel.transcript.markdown import to_markdown
+    from intermodel.analysis.markdown import to_markdown
+    from intermodel.security.files import write_private
     from intermodel.transcript.reader import read_transcript
 
     source = Path(args.transcript)
     if args.format == "html":
-        from intermodel.transcript.html import write_html, write_index
+        from intermodel.analysis.html import write_html, write_index
 
         if source.is_dir():
             index, listed, skipped = write_index(source)
@@ -125,7 +125,7 @@ def _skipped(skipped: list[str], *, read: int) -> int:
 def inspect(args: argparse.Namespace) -> int:
     import json
 
-    from intermodel.audit import rebuild_request, verify_config, verify_transcript
+    from intermodel.lineage.audit import rebuild_request, verify_config, verify_transcript
     from intermodel.transcript.reader import read_transcript
 
     transcript = read_transcript(args.transcript)

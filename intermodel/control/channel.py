@@ -38,11 +38,11 @@ from typing import Any
 import anyio
 from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
 
-from intermodel.bounds import MAX_TURNS
+from intermodel.engine.session import Session
 from intermodel.errors import IntermodelError, UsageError
-from intermodel.runid import checked_run_id, is_run_id
-from intermodel.secrets import redact
-from intermodel.session import Session
+from intermodel.security.bounds import MAX_TURNS
+from intermodel.security.runid import checked_run_id, is_run_id
+from intermodel.security.secrets import redact
 
 __all__ = [
     "IDLE_SECONDS",

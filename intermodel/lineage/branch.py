@@ -21,13 +21,10 @@ from typing import Any, Literal
 from intermodel.config import load_pairing
 from intermodel.config.model import Pairing
 from intermodel.config.variants import vary
-from intermodel.dialogue import DialogueState
+from intermodel.engine.dialogue import DialogueState
+from intermodel.engine.prepare import Run, prepared_run
 from intermodel.errors import UsageError
-from intermodel.records import Branch, HistoryEntry, Interjection, Trim, Turn, Usage, now_iso
-from intermodel.runner import Run, prepared_run
-from intermodel.transcript.reader import Transcript, read_transcript
-from intermodel.transcript.writer import TranscriptWriter
-from intermodel.trust import (
+from intermodel.lineage.trust import (
     Approval,
     Assessment,
     assess,
@@ -35,6 +32,9 @@ from intermodel.trust import (
     refuse,
     vouchers_of_transcript,
 )
+from intermodel.records import Branch, HistoryEntry, Interjection, Trim, Turn, Usage, now_iso
+from intermodel.transcript.reader import Transcript, read_transcript
+from intermodel.transcript.writer import TranscriptWriter
 
 __all__ = ["BranchPlan", "assess_branch", "plan_branch", "prepared_branch"]
 

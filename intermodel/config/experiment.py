@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from intermodel.bounds import MAX_CONCURRENCY, MAX_INT, MAX_REPLICATES, MAX_TURNS, MIN_INT
 from intermodel.config import Pairing, Panel, load_config
 from intermodel.config.loader import parse_toml, read_text_file
 from intermodel.config.schema import INT, NUMBER, STR, TABLE, Checker, Field, Kind, between
 from intermodel.errors import ConfigError, ConfigIssue
-from intermodel.files import UnreadableFile
+from intermodel.security.bounds import MAX_CONCURRENCY, MAX_INT, MAX_REPLICATES, MAX_TURNS, MIN_INT
+from intermodel.security.files import UnreadableFile
 
 __all__ = ["Experiment", "Limit", "Opener", "load_experiment"]
 

@@ -13,7 +13,7 @@ command prints goes through it.
 
 from __future__ import annotations
 
-from intermodel.secrets import redact
+from intermodel.security.secrets import redact
 
 __all__ = ["LINE_LIMIT", "safe_line", "terminal_safe"]
 

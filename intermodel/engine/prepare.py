@@ -18,14 +18,14 @@ from typing import Any, Literal
 import anyio
 
 from intermodel.config.model import AgentConfig, Pairing, Panel
-from intermodel.control_channel import ControlServer
-from intermodel.dialogue import Dialogue, DialogueState, new_run_id
-from intermodel.panel import PanelRun
+from intermodel.control.channel import ControlServer
+from intermodel.engine.dialogue import Dialogue, DialogueState, new_run_id
+from intermodel.engine.panel import PanelRun
 from intermodel.providers.base import Provider
 from intermodel.providers.registry import make_provider
 from intermodel.records import Resumption
-from intermodel.runid import checked_run_id
-from intermodel.secrets import Credentials, Redactor, resolve_credentials
+from intermodel.security.runid import checked_run_id
+from intermodel.security.secrets import Credentials, Redactor, resolve_credentials
 from intermodel.transcript.writer import TranscriptWriter
 
 __all__ = ["ProviderFactory", "Run", "WriterFactory", "prepared_run", "transcripts_dir"]

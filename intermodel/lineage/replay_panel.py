@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from intermodel.events import (
+from intermodel.engine.events import (
     Event,
     TurnStarted,
     event_for,

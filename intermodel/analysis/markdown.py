@@ -37,7 +37,7 @@ from intermodel.records import (
     Trim,
     Turn,
 )
-from intermodel.safety import terminal_safe
+from intermodel.security.text import terminal_safe
 from intermodel.transcript.reader import Transcript
 
 __all__ = ["to_markdown"]

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from intermodel.config.loader import from_resolved
 from intermodel.config.model import Pairing, Panel
+from intermodel.engine.requests import build_request, panel_request
 from intermodel.providers.base import Request
 from intermodel.records import Turn
 from intermodel.transcript.reader import Transcript
 from intermodel.transcript.writer import config_hash
-from intermodel.views import build_request, panel_request
 
 __all__ = ["ConfigCheck", "RebuiltRequest", "rebuild_request", "verify_config",
            "verify_transcript"]

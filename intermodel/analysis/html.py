@@ -19,10 +19,10 @@ from typing import Any
 from urllib.parse import quote
 
 from intermodel.analysis.groups import group_summary
+from intermodel.analysis.htmlpage import chart_svg, esc, page
 from intermodel.analysis.report import money
 from intermodel.analysis.stats import AgentStats, RunStats, collect, run_stats
 from intermodel.errors import TranscriptError
-from intermodel.files import write_private
 from intermodel.records import (
     Branch,
     BudgetChange,
@@ -37,7 +37,7 @@ from intermodel.records import (
     Trim,
     Turn,
 )
-from intermodel.transcript.htmlpage import chart_svg, esc, page
+from intermodel.security.files import write_private
 from intermodel.transcript.reader import Transcript, read_transcript
 
 __all__ = ["index_html", "run_html", "write_html", "write_index"]

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 
 import anyio
 
-from intermodel.events import E, Event, TextChunk, ThinkingChunk, redacted
-from intermodel.secrets import Redactor
+from intermodel.engine.events import E, Event, TextChunk, ThinkingChunk, redacted
+from intermodel.security.secrets import Redactor
 
 __all__ = ["EventBus", "Subscription"]
 

@@ -15,7 +15,7 @@ the replay stays open (a seek may come), until `close`.
 A transcript without a final record (the process died) plays what it has and finishes with reason
 `incomplete`, so a viewer can tell a crash from a run that ended.
 
-A panel's answers are replayed together, each on its own lane (`intermodel.replay_panel`).
+A panel's answers are replayed together, each on its own lane (`intermodel.lineage.replay_panel`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from datetime import datetime
 
 import anyio
 
-from intermodel.bus import EventBus, Subscription
 from intermodel.config.model import Pairing, Panel
-from intermodel.events import (
+from intermodel.engine.bus import EventBus, Subscription
+from intermodel.engine.events import (
     Event,
     Interjected,
     Notice,
@@ -45,6 +45,7 @@ from intermodel.events import (
     TurnStarted,
     event_for,
 )
+from intermodel.lineage.replay_panel import PanelPlayback
 from intermodel.records import (
     BudgetChange,
     Discard,
@@ -56,7 +57,6 @@ from intermodel.records import (
     Turn,
     Usage,
 )
-from intermodel.replay_panel import PanelPlayback
 from intermodel.transcript.reader import Transcript
 
 __all__ = ["INCOMPLETE", "MAX_SPEED", "MIN_SPEED", "Replay"]

@@ -8,15 +8,15 @@ from collections import Counter
 
 import anyio
 
-from intermodel.console import use_color
+from intermodel.config.experiment import load_experiment
+from intermodel.console.headless import stop_on_signals
+from intermodel.console.render import use_color
 from intermodel.experiment.batch import Batch, BatchReport
 from intermodel.experiment.manifest import MANIFEST
 from intermodel.experiment.plan import cost_bound
 from intermodel.experiment.progress import ProgressView
-from intermodel.experiment.spec import load_experiment
-from intermodel.headless import stop_on_signals
-from intermodel.safety import terminal_safe
-from intermodel.secrets import resolve_credentials
+from intermodel.security.secrets import resolve_credentials
+from intermodel.security.text import terminal_safe
 
 __all__ = ["run_batch_command"]
 

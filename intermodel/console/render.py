@@ -16,9 +16,9 @@ from typing import TextIO
 
 import anyio
 
-from intermodel.bus import Subscription
 from intermodel.config.model import Panel
-from intermodel.events import (
+from intermodel.engine.bus import Subscription
+from intermodel.engine.events import (
     BudgetExtended,
     Event,
     Flagged,
@@ -37,7 +37,7 @@ from intermodel.events import (
     TurnStarted,
 )
 from intermodel.records import RunEnd, Turn
-from intermodel.safety import terminal_safe
+from intermodel.security.text import terminal_safe
 
 __all__ = ["ConsoleRenderer", "Style", "run_console", "use_color"]
 

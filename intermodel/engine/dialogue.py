@@ -23,17 +23,21 @@ from typing import Any, Literal, Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from intermodel.bounds import MAX_TURNS
-from intermodel.bus import EventBus, Subscription
 from intermodel.config.model import Pairing
-from intermodel.context import ContextFull, ContextKeeper
-from intermodel.controls import Command, Controls, Extend, Interject, Pause, Resume, Step, Stop
-from intermodel.detectors import detect
-from intermodel.errors import (
-    TranscriptError,
-    UsageError,
+from intermodel.engine.bus import EventBus, Subscription
+from intermodel.engine.context import ContextFull, ContextKeeper
+from intermodel.engine.controls import (
+    Command,
+    Controls,
+    Extend,
+    Interject,
+    Pause,
+    Resume,
+    Step,
+    Stop,
 )
-from intermodel.events import (
+from intermodel.engine.detectors import detect
+from intermodel.engine.events import (
     RECORDED,
     BudgetExtended,
     Event,
@@ -47,6 +51,12 @@ from intermodel.events import (
     Trimmed,
     TurnCompleted,
     event_for,
+)
+from intermodel.engine.retry import RetryPolicy
+from intermodel.engine.turns import TurnFailed, TurnProducer
+from intermodel.errors import (
+    TranscriptError,
+    UsageError,
 )
 from intermodel.providers.base import Provider, Request
 from intermodel.providers.registry import reply_limits
@@ -62,9 +72,8 @@ from intermodel.records import (
     Usage,
     now_iso,
 )
-from intermodel.retry import RetryPolicy
-from intermodel.secrets import Redactor
-from intermodel.turns import TurnFailed, TurnProducer
+from intermodel.security.bounds import MAX_TURNS
+from intermodel.security.secrets import Redactor
 
 __all__ = ["Dialogue", "DialogueState", "Recorder", "new_run_id", "speaker_of"]
 

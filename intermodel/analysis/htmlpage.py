@@ -18,7 +18,7 @@ import html
 from collections.abc import Callable, Sequence
 
 from intermodel.records import Turn
-from intermodel.safety import terminal_safe
+from intermodel.security.text import terminal_safe
 
 __all__ = ["chart_svg", "esc", "page"]
 

@@ -24,14 +24,7 @@ from typing import NoReturn
 
 import anyio
 
-from intermodel.errors import (
-    ContextTooLong,
-    ProviderError,
-    StreamInterrupted,
-    TimedOut,
-    TransientError,
-)
-from intermodel.events import (
+from intermodel.engine.events import (
     Event,
     Notice,
     Retrying,
@@ -39,6 +32,14 @@ from intermodel.events import (
     ThinkingChunk,
     TurnDiscarded,
     TurnStarted,
+)
+from intermodel.engine.retry import RetryPolicy
+from intermodel.errors import (
+    ContextTooLong,
+    ProviderError,
+    StreamInterrupted,
+    TimedOut,
+    TransientError,
 )
 from intermodel.providers.base import (
     Finished,
@@ -50,8 +51,7 @@ from intermodel.providers.base import (
     UsageReport,
 )
 from intermodel.records import Discard, Retry, Turn, Usage, now_iso
-from intermodel.retry import RetryPolicy
-from intermodel.secrets import Redactor
+from intermodel.security.secrets import Redactor
 
 __all__ = ["DISCARD_KEPT", "MAX_COUNT", "Fit", "TurnFailed", "TurnProducer"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from intermodel.bus import Subscription
 from intermodel.config.model import Pairing, Panel
-from intermodel.controls import Controls
+from intermodel.engine.bus import Subscription
+from intermodel.engine.controls import Controls
 from intermodel.records import RunEnd
 
 __all__ = ["Session"]

@@ -1,0 +1,1 @@
+"""The headless front end: a run's events rendered as plain terminal text."""
