@@ -7,10 +7,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 import anyio
 
 from intermodel.config.model import Pairing
+from intermodel.config.request import Request
 from intermodel.engine.dialogue import Dialogue, Recorder
 from intermodel.engine.events import Event
 from intermodel.errors import ProviderError
-from intermodel.providers.base import Provider, Request, StreamEvent, TextDelta
+from intermodel.providers.base import Provider, StreamEvent, TextDelta
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.records import RunEnd
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from intermodel.config import from_resolved, load_config, load_pairing, parse_pairing
+from intermodel.config.credentials import resolve_credentials
 from intermodel.errors import ConfigError, MissingKeyError
-from intermodel.security.secrets import resolve_credentials
 
 from .conftest import SCRIPTED, PairingFactory
 

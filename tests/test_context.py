@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from intermodel.config import parse_pairing
+from intermodel.config.request import Message, Request
 from intermodel.engine.events import Notice, Trimmed
 from intermodel.engine.prepare import prepared_run
 from intermodel.engine.tokens import Calibration, estimate_tokens
 from intermodel.lineage.audit import verify_transcript
-from intermodel.providers.base import Message, Request
 from intermodel.providers.openai import OpenAIProvider
 from intermodel.records import Note, Trim
 from intermodel.security.secrets import Credentials

@@ -28,10 +28,11 @@ import httpx
 import pytest
 
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Message, Request, Sampling
 from intermodel.engine.events import TurnCompleted
 from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError
-from intermodel.providers.base import Finished, Message, Request, Sampling, TextDelta
+from intermodel.providers.base import Finished, TextDelta
 from intermodel.providers.local import bundled_model_path
 from intermodel.providers.openai import OpenAIProvider
 from intermodel.security.secrets import Credentials

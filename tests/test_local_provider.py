@@ -19,19 +19,12 @@ import anyio
 import pytest
 
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Message, Request, Sampling
 from intermodel.engine.events import TextChunk, TurnCompleted
 from intermodel.engine.prepare import prepared_run
 from intermodel.errors import BadRequest, ConfigError, ContextTooLong
 from intermodel.providers import local
-from intermodel.providers.base import (
-    Finished,
-    Message,
-    Request,
-    Sampling,
-    StreamEvent,
-    TextDelta,
-    UsageReport,
-)
+from intermodel.providers.base import Finished, StreamEvent, TextDelta, UsageReport
 from intermodel.providers.local.reply import StopMatcher
 from intermodel.transcript.reader import read_transcript
 

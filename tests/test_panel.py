@@ -15,11 +15,11 @@ from intermodel.analysis import collect
 from intermodel.analysis.html import run_html
 from intermodel.analysis.markdown import to_markdown
 from intermodel.config import Panel, load_config
+from intermodel.config.request import Message
 from intermodel.engine.events import TurnCompleted, TurnDiscarded, TurnStarted
 from intermodel.engine.prepare import prepared_run
 from intermodel.errors import AuthenticationFailed, ConfigError
 from intermodel.lineage.audit import verify_transcript
-from intermodel.providers.base import Message
 from intermodel.transcript.reader import read_transcript
 
 from .fakes import FailingProvider

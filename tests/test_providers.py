@@ -9,20 +9,12 @@ import anyio
 import pytest
 
 from intermodel.config import Pairing, parse_pairing
+from intermodel.config.request import Message, Request, Sampling
 from intermodel.engine.events import Retrying, TurnCompleted
 from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError
 from intermodel.providers.anthropic import AnthropicProvider
-from intermodel.providers.base import (
-    Finished,
-    Message,
-    Request,
-    Sampling,
-    StreamEvent,
-    TextDelta,
-    ThinkingDelta,
-    UsageReport,
-)
+from intermodel.providers.base import Finished, StreamEvent, TextDelta, ThinkingDelta, UsageReport
 from intermodel.providers.openai import OpenAIProvider
 from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript

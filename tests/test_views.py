@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import itertools
 
+from intermodel.config.request import Message
 from intermodel.engine.requests import build_request, merge_roles
-from intermodel.providers.base import Message
 from intermodel.records import Interjection, Turn
 
 from .conftest import SCRIPTED, PairingFactory

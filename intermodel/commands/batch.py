@@ -8,6 +8,7 @@ from collections import Counter
 
 import anyio
 
+from intermodel.config.credentials import resolve_credentials
 from intermodel.config.experiment import load_experiment
 from intermodel.console.headless import stop_on_signals
 from intermodel.console.render import use_color
@@ -15,7 +16,6 @@ from intermodel.experiment.batch import Batch, BatchReport
 from intermodel.experiment.manifest import MANIFEST
 from intermodel.experiment.plan import cost_bound
 from intermodel.experiment.progress import ProgressView
-from intermodel.security.secrets import resolve_credentials
 from intermodel.security.text import terminal_safe
 
 __all__ = ["run_batch_command"]

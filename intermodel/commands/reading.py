@@ -17,8 +17,8 @@ __all__ = ["export", "index", "inspect", "stats", "validate"]
 def validate(args: argparse.Namespace) -> int:
     import os
 
+    from intermodel.config.credentials import resolve_credentials
     from intermodel.errors import ConfigError, MissingKeyError
-    from intermodel.security.secrets import resolve_credentials
 
     failed = False
     for file in args.files:

@@ -26,6 +26,7 @@ from intermodel.config.model import (
     ScriptConfig,
     unknown_placeholders,
 )
+from intermodel.config.request import Sampling
 from intermodel.config.schema import (
     AGENT,
     DETECTORS,
@@ -41,7 +42,6 @@ from intermodel.config.schema import (
     shown_value,
 )
 from intermodel.errors import ConfigError, ConfigIssue
-from intermodel.providers.base import Sampling
 from intermodel.security.bounds import MAX_DEPTH, MAX_TEXT_FILE, nesting_depth
 from intermodel.security.files import UnreadableFile, read_regular
 from intermodel.security.secrets import (

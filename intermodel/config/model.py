@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from intermodel.providers.base import Sampling
+from intermodel.config.request import Sampling
 
 __all__ = [
     "PLACEHOLDERS",

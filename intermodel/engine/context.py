@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 import anyio
 
 from intermodel.config.model import Pairing
+from intermodel.config.request import Request
 from intermodel.engine.requests import build_request, dropped_through
 from intermodel.engine.tokens import Calibration, estimate_tokens
-from intermodel.providers.base import ProbeFailed, Provider, Request
+from intermodel.providers.base import ProbeFailed, Provider
 from intermodel.records import HistoryEntry, Trim, Turn, now_iso
 
 __all__ = ["ContextFull", "ContextKeeper"]

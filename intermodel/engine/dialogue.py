@@ -24,6 +24,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from intermodel.config.model import Pairing
+from intermodel.config.request import Request
 from intermodel.engine.bus import EventBus, Subscription
 from intermodel.engine.context import ContextFull, ContextKeeper
 from intermodel.engine.controls import (
@@ -58,7 +59,7 @@ from intermodel.errors import (
     TranscriptError,
     UsageError,
 )
-from intermodel.providers.base import Provider, Request
+from intermodel.providers.base import Provider
 from intermodel.providers.registry import reply_limits
 from intermodel.records import (
     BudgetChange,

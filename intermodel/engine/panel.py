@@ -17,6 +17,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from intermodel.config.model import Panel
+from intermodel.config.request import Request
 from intermodel.engine.bus import EventBus, Subscription
 from intermodel.engine.controls import Command, Controls, Stop
 from intermodel.engine.dialogue import Recorder, new_run_id
@@ -24,7 +25,7 @@ from intermodel.engine.events import RECORDED, Event, Notice, RunFinished, RunSt
 from intermodel.engine.requests import panel_request
 from intermodel.engine.retry import RetryPolicy
 from intermodel.engine.turns import TurnFailed, TurnProducer
-from intermodel.providers.base import Provider, Request
+from intermodel.providers.base import Provider
 from intermodel.providers.registry import reply_limits
 from intermodel.records import RunEnd, Turn, Usage, now_iso
 from intermodel.security.secrets import Redactor

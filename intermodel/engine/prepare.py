@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import anyio
 
+from intermodel.config.credentials import resolve_credentials
 from intermodel.config.model import AgentConfig, Pairing, Panel
 from intermodel.control.channel import ControlServer
 from intermodel.engine.dialogue import Dialogue, DialogueState, new_run_id
@@ -25,7 +26,7 @@ from intermodel.providers.base import Provider
 from intermodel.providers.registry import make_provider
 from intermodel.records import Resumption
 from intermodel.security.runid import checked_run_id
-from intermodel.security.secrets import Credentials, Redactor, resolve_credentials
+from intermodel.security.secrets import Credentials, Redactor
 from intermodel.transcript.writer import TranscriptWriter
 
 __all__ = ["ProviderFactory", "Run", "WriterFactory", "prepared_run", "transcripts_dir"]

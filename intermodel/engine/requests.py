@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from intermodel.config.model import Pairing, Panel
-from intermodel.providers.base import Message, Request
+from intermodel.config.request import Message, Request
 from intermodel.records import HistoryEntry, Interjection, Trim, Turn
 
 __all__ = ["build_request", "conversation_order", "dropped_through", "merge_roles",

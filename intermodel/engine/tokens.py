@@ -11,7 +11,7 @@ is kept), since trimming a turn early is better than a refused request.
 
 from __future__ import annotations
 
-from intermodel.providers.base import Request
+from intermodel.config.request import Request
 
 __all__ = ["Calibration", "estimate_tokens"]
 

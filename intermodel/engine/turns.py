@@ -24,6 +24,7 @@ from typing import NoReturn
 
 import anyio
 
+from intermodel.config.request import Request
 from intermodel.engine.events import (
     Event,
     Notice,
@@ -45,7 +46,6 @@ from intermodel.providers.base import (
     Finished,
     Provider,
     ReplyLimits,
-    Request,
     TextDelta,
     ThinkingDelta,
     UsageReport,

@@ -15,8 +15,9 @@ import anyio
 
 from intermodel.config.experiment import Limit
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Request
 from intermodel.errors import RateLimited
-from intermodel.providers.base import Provider, Request, StreamEvent
+from intermodel.providers.base import Provider, StreamEvent
 
 __all__ = ["LimitedProvider", "Limiters", "SharedLimit"]
 

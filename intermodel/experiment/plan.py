@@ -7,11 +7,11 @@ from typing import Any
 
 from intermodel.config.experiment import Experiment
 from intermodel.config.model import Pairing, Panel
+from intermodel.config.request import Message, Request
 from intermodel.config.variants import vary
 from intermodel.engine.dialogue import speaker_of
 from intermodel.engine.requests import panel_request
 from intermodel.engine.tokens import estimate_tokens
-from intermodel.providers.base import Message, Request
 
 __all__ = ["CostBound", "Entry", "cost_bound", "plan", "run_cost_bound"]
 

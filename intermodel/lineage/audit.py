@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from intermodel.config.loader import from_resolved
 from intermodel.config.model import Pairing, Panel
+from intermodel.config.request import Request
 from intermodel.engine.requests import build_request, panel_request
-from intermodel.providers.base import Request
 from intermodel.records import Turn
 from intermodel.transcript.reader import Transcript
 from intermodel.transcript.writer import config_hash

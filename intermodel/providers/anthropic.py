@@ -16,11 +16,11 @@ import anthropic
 import httpx2
 
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Request
 from intermodel.errors import StreamInterrupted
 from intermodel.providers.base import (
     HEARTBEAT,
     Finished,
-    Request,
     StreamEvent,
     TextDelta,
     ThinkingDelta,

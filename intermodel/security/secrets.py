@@ -2,10 +2,11 @@
 
 Pairing files name keys (`api_key_env`, `${VAR}` in header values) but never hold them, so the
 resolved config a transcript stores is secret-free by construction. Keys are resolved once, before
-the first request, and remembered for the life of the process, so that everything that leaves it as
-text (transcript records, the screen, error lines, control replies) can pass through `Redactor`,
-which removes the resolved values, what is left of one that a message limit cut off, and anything
-shaped like a key (`KEY_SHAPED`, the project's one detector of pasted keys).
+the first request (`intermodel.config.credentials`), and remembered for the life of the process,
+so that everything that leaves it as text (transcript records, the screen, error lines, control
+replies) can pass through `Redactor`, which removes the resolved values, what is left of one that
+a message limit cut off, and anything shaped like a key (`KEY_SHAPED`, the project's one detector
+of pasted keys).
 """
 
 from __future__ import annotations
@@ -13,26 +14,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from intermodel.errors import ConfigError, ConfigIssue, MissingKeyError
-
-if TYPE_CHECKING:
-    from intermodel.config.model import Pairing, Panel
 
 __all__ = [
     "KEY_SHAPED",
+    "LOCAL_PLACEHOLDER_KEY",
     "SENSITIVE_HEADER",
     "Credentials",
     "Redactor",
     "StreamRedactor",
     "expand_env",
+    "expanded_values",
     "header_name_problem",
     "header_value_problem",
     "looks_like_key",
     "redact",
     "remember_secrets",
-    "resolve_credentials",
 ]
 
 # Header names whose values are credentials; literal values for them are refused in pairings.
@@ -97,53 +93,11 @@ def looks_like_key(text: str) -> bool:
     return KEY_SHAPED.search(text) is not None
 
 
-def _expanded_values(templates: Iterable[str], environ: Mapping[str, str]) -> list[str]:
+def expanded_values(templates: Iterable[str], environ: Mapping[str, str]) -> list[str]:
     """The values `${VAR}` references in header templates expand to: whatever a pairing reads
     from the environment into a request is treated as a secret."""
     return [environ[name] for template in templates for name in _ENV_REF.findall(template)
             if name in environ]
-
-
-def resolve_credentials(pairing: Pairing | Panel, environ: Mapping[str, str]
-                        ) -> dict[str, Credentials]:
-    """Keys and expanded headers per agent. Every missing variable is reported at once, before
-    any request is made."""
-    issues: list[ConfigIssue] = []
-    unusable: list[ConfigIssue] = []  # set, but impossible to send
-    result: dict[str, Credentials] = {}
-    for agent in pairing.agents:
-        missing: list[str] = []
-        headers = {k: expand_env(v, environ, missing) for k, v in agent.extra_headers.items()}
-        for name in missing:
-            issues.append(ConfigIssue(f"agents.{agent.name}.extra_headers",
-                                      f"environment variable {name} is not set"))
-        for header, value in headers.items():
-            problem = header_value_problem(value)
-            if problem is not None:
-                unusable.append(ConfigIssue(f"agents.{agent.name}.extra_headers.{header}",
-                                            f"with its variables read, the value {problem}"))
-        key: str | None = None
-        if agent.api_key_env:
-            key = environ.get(agent.api_key_env) or None
-            problem = None if key is None else header_value_problem(key)
-            if problem is not None:
-                unusable.append(ConfigIssue(f"agents.{agent.name}.api_key_env",
-                                            f"the key in {agent.api_key_env} {problem}"))
-            if key is None and agent.key_required:
-                issues.append(ConfigIssue(
-                    f"agents.{agent.name}.api_key_env",
-                    f"environment variable {agent.api_key_env} is not set; export it with "
-                    f"the key for {agent.provider} (the pairing names the variable, never the key)",
-                ))
-            elif key is None:
-                key = LOCAL_PLACEHOLDER_KEY
-        result[agent.name] = Credentials(api_key=key, headers=headers)
-        remember_secrets([key or "", *_expanded_values(agent.extra_headers.values(), environ)])
-    if unusable:
-        raise ConfigError(pairing.source, unusable)
-    if issues:
-        raise MissingKeyError(pairing.source, issues)
-    return result
 
 
 # Every secret this process has resolved. It only grows, so its size tells a redactor when to

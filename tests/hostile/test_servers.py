@@ -17,25 +17,19 @@ import anyio
 import pytest
 
 from intermodel.commands import EXIT_USAGE
+from intermodel.config.credentials import resolve_credentials
+from intermodel.config.request import Message, Request
 from intermodel.engine.events import Notice, TextChunk
 from intermodel.engine.prepare import prepared_run
 from intermodel.engine.retry import RetryPolicy
 from intermodel.engine.turns import DISCARD_KEPT, TurnProducer
 from intermodel.errors import ConfigError, ProviderError
 from intermodel.providers.anthropic import AnthropicProvider
-from intermodel.providers.base import (
-    Finished,
-    Message,
-    Provider,
-    Request,
-    StreamEvent,
-    TextDelta,
-    UsageReport,
-)
+from intermodel.providers.base import Finished, Provider, StreamEvent, TextDelta, UsageReport
 from intermodel.providers.openai import OpenAIProvider
 from intermodel.providers.probe import ProbeFailed
 from intermodel.records import Discard, Retry
-from intermodel.security.secrets import Credentials, Redactor, resolve_credentials
+from intermodel.security.secrets import Credentials, Redactor
 from intermodel.transcript.schema import Run, read_record
 from tests.fakeserver import FakeServer, Fault, Reply, ScriptedResponder
 from tests.fakeserver.sse import ENDLESS_PIECE
