@@ -18,6 +18,7 @@ __all__ = [
     "BudgetChange",
     "Discard",
     "Flag",
+    "Header",
     "HistoryEntry",
     "Interjection",
     "Note",
@@ -33,6 +34,23 @@ __all__ = [
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The first record of a run: its id, when it started, and what it ran. `config` is the
+    resolved config (every default filled in, files inlined, no secrets) of the pairing or panel
+    named `pairing`, read from `source`; `origin` says where the run comes from
+    ({"experiment": {...}} for a batch entry, {"parent": {...}} for a branch). The transcript
+    writer adds the format version, the versions of what ran it and the config's hash."""
+
+    KIND: ClassVar[str] = "header"
+    run_id: str
+    started_at: str
+    pairing: str
+    source: str
+    config: Mapping[str, Any]
+    origin: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from intermodel.engine.events import Event
 from intermodel.errors import ProviderError
 from intermodel.providers.base import Provider, StreamEvent, TextDelta
 from intermodel.providers.scripted import ScriptedProvider
-from intermodel.records import RunEnd
+from intermodel.records import Header, Record, RunEnd
 
 
 class FailingProvider:
@@ -48,13 +48,13 @@ def scripted_providers(pairing: Pairing) -> dict[str, ScriptedProvider]:
 
 
 class MemoryRecorder:
-    """Keeps recorded events in a list (the transcript writer's interface)."""
+    """Keeps what a run records in a list (the transcript writer's interface)."""
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        self.records: list[Header | Record] = []
 
-    async def record(self, event: Event) -> None:
-        self.events.append(event)
+    async def record(self, record: Header | Record) -> None:
+        self.records.append(record)
 
 
 async def run_dialogue(

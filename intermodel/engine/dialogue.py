@@ -39,7 +39,6 @@ from intermodel.engine.controls import (
 )
 from intermodel.engine.detectors import detect
 from intermodel.engine.events import (
-    RECORDED,
     BudgetExtended,
     Event,
     Flagged,
@@ -52,6 +51,7 @@ from intermodel.engine.events import (
     Trimmed,
     TurnCompleted,
     event_for,
+    record_of,
 )
 from intermodel.engine.retry import RetryPolicy
 from intermodel.engine.turns import TurnFailed, TurnProducer
@@ -64,8 +64,10 @@ from intermodel.providers.registry import reply_limits
 from intermodel.records import (
     BudgetChange,
     Flag,
+    Header,
     HistoryEntry,
     Interjection,
+    Record,
     Resumption,
     RunEnd,
     Trim,
@@ -80,9 +82,10 @@ __all__ = ["Dialogue", "DialogueState", "Recorder", "new_run_id", "speaker_of"]
 
 
 class Recorder(Protocol):
-    """A durable consumer (the transcript writer): awaited for every recorded event."""
+    """A durable consumer (the transcript writer): awaited for what the transcript keeps of every
+    event, before the event is published."""
 
-    async def record(self, event: Event) -> None: ...
+    async def record(self, record: Header | Record) -> None: ...
 
 
 def new_run_id() -> str:
@@ -444,9 +447,9 @@ class Dialogue:
 
     async def _emit(self, event: Event) -> None:
         event = self.bus.cleaned(event)  # what is recorded is what is shown: without secrets
-        if self._recorder is not None and isinstance(event, RECORDED) \
-                and not self._recorder_broken:
-            await self._recorder.record(event)
+        if self._recorder is not None and not self._recorder_broken \
+                and (record := record_of(event)) is not None:
+            await self._recorder.record(record)
         self.bus.publish(event)
 
     def _elapsed(self) -> float:

@@ -1,8 +1,11 @@
-"""Events a running dialogue publishes, in order. Consumers `match` on the class.
+"""Events a running session publishes, in order. Consumers `match` on the class.
 
 Records that end up in the transcript (turns, interjections, retries, ...) travel inside events, so
-every consumer — transcript writer, headless console, the Textual UI — sees the same values. What a
-run emits passes through `redacted` first (the event bus does it), so no secret reaches any of them.
+every consumer — transcript writer, headless console, the Textual UI — sees the same values. The
+one mapping between the two is here: `record_of` gives what the transcript keeps of an event (the
+session hands it to its recorder), `event_for` the event that carries a record (replays and
+branches publish recorded history with it). What a run emits passes through `redacted` first (the
+event bus does it), so no secret reaches any of them.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from intermodel.config.model import Pairing, Panel
 from intermodel.records import (
+    Branch,
     BudgetChange,
     Discard,
     Flag,
+    Header,
     Interjection,
     Note,
     Record,
@@ -25,6 +30,7 @@ from intermodel.records import (
     Trim,
     Turn,
     Usage,
+    now_iso,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +54,7 @@ __all__ = [
     "TurnDiscarded",
     "TurnStarted",
     "event_for",
+    "record_of",
     "redacted",
 ]
 
@@ -155,33 +162,53 @@ Event = (
     | Retrying | Interjected | Paused | Resumed | BudgetExtended | Trimmed | Flagged | Notice
     | RunFinished
 )
-# Events whose content belongs in the transcript; the writer gets them before anyone else.
-RECORDED = (RunStarted, TurnCompleted, TurnDiscarded, Retrying, Interjected, BudgetExtended,
-            Trimmed, Flagged, Notice, RunFinished)
 
 
 def event_for(record: Record) -> Event | None:
-    """The event that carries `record` — what the run published when it was written. None for
+    """The event that carries `record`: what the run published when it was written. None for
     the records no event carries (a resume marker, a link to a branch)."""
-    if isinstance(record, Turn):
-        return TurnCompleted(record)
-    if isinstance(record, Interjection):
-        return Interjected(record)
-    if isinstance(record, Retry):
-        return Retrying(record)
-    if isinstance(record, Discard):
-        return TurnDiscarded(record)
-    if isinstance(record, Trim):
-        return Trimmed(record)
-    if isinstance(record, Flag):
-        return Flagged(record)
-    if isinstance(record, Note):
-        return Notice(record.message)
-    if isinstance(record, BudgetChange):
-        return BudgetExtended(record)
-    if isinstance(record, RunEnd):
-        return RunFinished(record)
-    return None
+    match record:
+        case Turn():
+            return TurnCompleted(record)
+        case Interjection():
+            return Interjected(record)
+        case Retry():
+            return Retrying(record)
+        case Discard():
+            return TurnDiscarded(record)
+        case Trim():
+            return Trimmed(record)
+        case Flag():
+            return Flagged(record)
+        case Note(message=message):
+            return Notice(message)
+        case BudgetChange():
+            return BudgetExtended(record)
+        case RunEnd():
+            return RunFinished(record)
+        case Resumption() | Branch():
+            return None
+
+
+def record_of(event: Event) -> Header | Record | None:
+    """What the transcript keeps of `event`; None for what it does not keep (the stream of a
+    turn, pauses). A run's start is its header, or the `resume` record of the run it continues;
+    a notice is a note, stamped now."""
+    match event:
+        case RunStarted(resume=Resumption() as marker):
+            return marker
+        case RunStarted(pairing=spec):
+            return Header(event.run_id, event.started_at, spec.name, spec.source,
+                          spec.resolved, event.origin)
+        case TurnCompleted(turn=record) | TurnDiscarded(discard=record) \
+                | Retrying(retry=record) | Interjected(interjection=record) \
+                | BudgetExtended(change=record) | Trimmed(trim=record) | Flagged(flag=record) \
+                | RunFinished(end=record):
+            return record
+        case Notice(message=message):
+            return Note(message, now_iso())
+        case TurnStarted() | TextChunk() | ThinkingChunk() | Paused() | Resumed():
+            return None
 
 
 E = TypeVar("E", bound=Event)

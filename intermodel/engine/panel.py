@@ -21,7 +21,14 @@ from intermodel.config.request import Request
 from intermodel.engine.bus import EventBus, Subscription
 from intermodel.engine.controls import Command, Controls, Stop
 from intermodel.engine.dialogue import Recorder, new_run_id
-from intermodel.engine.events import RECORDED, Event, Notice, RunFinished, RunStarted, TurnCompleted
+from intermodel.engine.events import (
+    Event,
+    Notice,
+    RunFinished,
+    RunStarted,
+    TurnCompleted,
+    record_of,
+)
 from intermodel.engine.requests import panel_request
 from intermodel.engine.retry import RetryPolicy
 from intermodel.engine.turns import TurnFailed, TurnProducer
@@ -138,8 +145,8 @@ class PanelRun:
 
     async def _emit(self, event: Event) -> None:
         event = self.bus.cleaned(event)  # what is recorded is what is shown: without secrets
-        if self._recorder is not None and isinstance(event, RECORDED):
-            await self._recorder.record(event)
+        if self._recorder is not None and (record := record_of(event)) is not None:
+            await self._recorder.record(record)
         self.bus.publish(event)
 
     def _end(self, reason: str | None = None) -> RunEnd:

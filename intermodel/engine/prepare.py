@@ -85,8 +85,8 @@ async def prepared_run(
         if open_writer is not None:
             writer = open_writer(redactor)
         elif record:
-            writer = TranscriptWriter.create(transcripts_dir(pairing, out_dir), pairing, run_id,
-                                             redactor=redactor)
+            writer = TranscriptWriter.create(transcripts_dir(pairing, out_dir), pairing.name,
+                                             run_id, redactor=redactor)
         if writer is not None:
             stack.callback(writer.close)
         path = str(writer.path) if writer else None
