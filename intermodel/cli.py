@@ -15,8 +15,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from intermodel.commands import EXIT_RUN_ERROR, EXIT_SIGNAL
-from intermodel.errors import IntermodelError
+from intermodel.errors import EXIT_RUN_ERROR, EXIT_SIGNAL, IntermodelError
 from intermodel.security.bounds import MAX_TURNS
 from intermodel.security.text import safe_line
 from intermodel.transcript.versions import __version__

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from intermodel.errors import EXIT_OK, EXIT_RUN_ERROR, EXIT_SIGNAL
+
 __all__ = [
     "Branch",
     "BudgetChange",
@@ -28,6 +30,7 @@ __all__ = [
     "Trim",
     "Turn",
     "Usage",
+    "exit_code_for",
     "now_iso",
 ]
 
@@ -229,6 +232,14 @@ class RunEnd:
     usage: Mapping[str, Usage] = field(default_factory=dict)
     duration: float = 0.0
     at: str = ""
+
+
+def exit_code_for(end: RunEnd | None) -> int:
+    """What a command that drove a run exits with: a signal's code when it was interrupted (or
+    ended without a word), a run error's when it ended in an error, else 0."""
+    if end is None or end.reason == "interrupted":
+        return EXIT_SIGNAL
+    return EXIT_RUN_ERROR if end.reason == "error" else EXIT_OK
 
 
 HistoryEntry = Turn | Interjection | Trim

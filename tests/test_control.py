@@ -13,7 +13,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from intermodel.control.channel import request
+from intermodel.control.client import request
+from intermodel.control.server import ControlServer
 from intermodel.engine.events import Interjected, TurnCompleted
 from intermodel.engine.prepare import prepared_run
 from intermodel.transcript.reader import read_transcript
@@ -33,8 +34,8 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
     replies: list[dict[str, object]] = []
     seen: list[Interjected] = []
     async with prepared_run(pairing, out_dir=tmp_path) as run:
-        server = run.control_server()
-        assert server is not None
+        assert run.transcript is not None
+        server = ControlServer(run.dialogue, run.transcript)
         subscription = run.dialogue.subscribe()
 
         async def ask(payload: dict[str, object]) -> dict[str, object]:

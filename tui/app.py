@@ -29,12 +29,13 @@ from textual.content import Content
 from textual.widgets import Footer, Input, Static
 
 from intermodel.config.model import Pairing, Panel
-from intermodel.console.headless import RunOpener, exit_code_for, stop_on_signals
 from intermodel.engine.bus import Subscription
 from intermodel.engine.events import Event, RunStarted
-from intermodel.engine.prepare import ProviderFactory, prepared_run
+from intermodel.engine.prepare import ProviderFactory, RunOpener, prepared_run
+from intermodel.engine.signals import stop_on_signals
 from intermodel.errors import IntermodelError
 from intermodel.providers.registry import make_provider
+from intermodel.records import exit_code_for
 from intermodel.transcript.reader import read_transcript
 
 from . import keys

@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from intermodel.console.headless import RunOpener
+from intermodel.control.server import ControlServer
 from intermodel.engine.bus import Subscription
 from intermodel.engine.controls import Controls
-from intermodel.engine.prepare import Run
+from intermodel.engine.prepare import Run, RunOpener
 from intermodel.lineage.replay import Replay
 from intermodel.records import RunEnd
 from intermodel.transcript.reader import Transcript
@@ -52,9 +52,8 @@ class LiveSource:
                 self.interrupt()
             subscription = run.dialogue.subscribe()
             async with anyio.create_task_group() as tg:
-                control = run.control_server()
-                if control is not None:
-                    await tg.start(control.serve)
+                if run.transcript is not None:  # found by its transcript, for `intermodel say`
+                    await tg.start(ControlServer(run.dialogue, run.transcript).serve)
                 async with anyio.create_task_group() as screen:
                     screen.start_soon(pump, subscription)  # ends once the last event is shown
                     self.end = await run.dialogue.run()

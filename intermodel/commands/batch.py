@@ -10,12 +10,12 @@ import anyio
 
 from intermodel.config.credentials import resolve_credentials
 from intermodel.config.experiment import load_experiment
-from intermodel.console.headless import stop_on_signals
+from intermodel.console.progress import ProgressView
 from intermodel.console.render import use_color
+from intermodel.engine.signals import stop_on_signals
 from intermodel.experiment.batch import Batch, BatchReport
 from intermodel.experiment.manifest import MANIFEST
 from intermodel.experiment.plan import cost_bound
-from intermodel.experiment.progress import ProgressView
 from intermodel.security.text import terminal_safe
 
 __all__ = ["run_batch_command"]

@@ -6,9 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from intermodel.commands import EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE
 from intermodel.config import load_config
-from intermodel.errors import UsageError
+from intermodel.errors import EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE, UsageError
 from intermodel.security.text import safe_line, terminal_safe
 
 __all__ = ["export", "index", "inspect", "stats", "validate"]

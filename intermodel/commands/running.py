@@ -13,8 +13,7 @@ from pathlib import Path
 import anyio
 
 from intermodel.config import Pairing, Panel, load_config
-from intermodel.console.headless import RunOpener
-from intermodel.engine.prepare import Run
+from intermodel.engine.prepare import Run, RunOpener
 from intermodel.errors import UntrustedTranscript, UsageError
 from intermodel.lineage.trust import Approval, Assessment, refuse, trust_all, trust_exactly
 from intermodel.security.text import terminal_safe

@@ -1,6 +1,6 @@
 """Commands a person (or a script) sends to a running dialogue.
 
-The Textual UI, the headless console's signal handlers and the control channel all send these same
+The Textual UI, the headless console's signal handlers and the control socket all send these same
 commands through `Controls`, which is safe to call from synchronous code on the event loop.
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +19,6 @@ import anyio
 
 from intermodel.config.credentials import resolve_credentials
 from intermodel.config.model import AgentConfig, Pairing, Panel
-from intermodel.control.channel import ControlServer
 from intermodel.engine.dialogue import Dialogue, DialogueState, new_run_id
 from intermodel.engine.panel import PanelRun
 from intermodel.providers.base import Provider
@@ -29,7 +28,8 @@ from intermodel.security.runid import checked_run_id
 from intermodel.security.secrets import Credentials, Redactor
 from intermodel.transcript.writer import TranscriptWriter
 
-__all__ = ["ProviderFactory", "Run", "WriterFactory", "prepared_run", "transcripts_dir"]
+__all__ = ["ProviderFactory", "Run", "RunOpener", "WriterFactory", "prepared_run",
+           "transcripts_dir"]
 
 ProviderFactory = Callable[[AgentConfig, str, Credentials], Provider]
 WriterFactory = Callable[[Redactor], TranscriptWriter]
@@ -42,14 +42,16 @@ def transcripts_dir(pairing: Pairing | Panel, override: str | Path | None = None
 
 @dataclass
 class Run:
+    """A prepared run: its session, the providers it talks to, its transcript (if written)."""
+
     dialogue: Dialogue | PanelRun
     providers: Mapping[str, Provider]
     transcript: Path | None
 
-    def control_server(self) -> ControlServer | None:
-        """The run's control socket (for `intermodel say`), if it has a transcript to be
-        found by; front ends serve it for as long as the run goes on."""
-        return None if self.transcript is None else ControlServer(self.dialogue, self.transcript)
+
+# Prepares a run when entered: `functools.partial(prepared_run, pairing, ...)`, or a resume, or a
+# branch; what front ends are given to drive.
+RunOpener = Callable[[], AbstractAsyncContextManager[Run]]
 
 
 @asynccontextmanager

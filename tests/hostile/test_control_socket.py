@@ -30,14 +30,9 @@ import anyio
 import pytest
 
 from intermodel.config import Pairing
-from intermodel.control.channel import (
-    IDLE_SECONDS,
-    MAX_CONNECTIONS,
-    ForeignSocket,
-    request,
-    runtime_dir,
-    socket_path,
-)
+from intermodel.control.client import ForeignSocket, request
+from intermodel.control.paths import runtime_dir, socket_path
+from intermodel.control.server import IDLE_SECONDS, MAX_CONNECTIONS, ControlServer
 from intermodel.engine.prepare import prepared_run
 from tests.conftest import SCRIPTED, PairingFactory
 
@@ -165,8 +160,8 @@ def test_the_client_checks_the_uid_it_expects(make_pairing: PairingFactory, tmp_
 
     async def main() -> None:
         async with prepared_run(pairing, out_dir=tmp_path) as run:
-            server = run.control_server()
-            assert server is not None
+            assert run.transcript is not None
+            server = ControlServer(run.dialogue, run.transcript)
             async with anyio.create_task_group() as tg:
                 await tg.start(server.serve)
                 with pytest.raises(ForeignSocket):
@@ -345,8 +340,8 @@ def serve_and_abuse(pairing: Pairing, out: Path, environ: dict[str, str],
 
     async def main() -> str:
         async with prepared_run(pairing, out_dir=out, environ=environ) as run:
-            server = run.control_server()
-            assert server is not None
+            assert run.transcript is not None
+            server = ControlServer(run.dialogue, run.transcript)
             async with anyio.create_task_group() as tg:
                 await tg.start(server.serve)
 

@@ -16,7 +16,7 @@ import pytest
 
 from intermodel.config import experiment as spec
 from intermodel.config import schema
-from intermodel.control.channel import ControlServer
+from intermodel.control.server import ControlServer
 from intermodel.engine.events import TurnStarted
 from intermodel.engine.prepare import prepared_run
 from intermodel.transcript.reader import read_transcript

@@ -28,13 +28,13 @@ from intermodel.config import Pairing, parse_pairing
 from intermodel.config.experiment import load_experiment
 from intermodel.config.model import AgentConfig
 from intermodel.config.request import Request
+from intermodel.console.progress import ProgressView
 from intermodel.console.render import ConsoleRenderer, Style
 from intermodel.engine.events import Event, RunStarted, redacted
 from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError
 from intermodel.experiment.batch import Batch
 from intermodel.experiment.manifest import MANIFEST
-from intermodel.experiment.progress import ProgressView
 from intermodel.providers.base import Finished, Provider, StreamEvent, TextDelta
 from intermodel.providers.errors import error_for_status
 from intermodel.providers.scripted import ScriptedProvider

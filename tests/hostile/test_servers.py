@@ -16,14 +16,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from intermodel.commands import EXIT_USAGE
 from intermodel.config.credentials import resolve_credentials
 from intermodel.config.request import Message, Request
 from intermodel.engine.events import Notice, TextChunk
 from intermodel.engine.prepare import prepared_run
 from intermodel.engine.retry import RetryPolicy
 from intermodel.engine.turns import DISCARD_KEPT, TurnProducer
-from intermodel.errors import ConfigError, ProviderError
+from intermodel.errors import EXIT_USAGE, ConfigError, ProviderError
 from intermodel.providers.anthropic import AnthropicProvider
 from intermodel.providers.base import Finished, Provider, StreamEvent, TextDelta, UsageReport
 from intermodel.providers.openai import OpenAIProvider

@@ -30,7 +30,8 @@ import pytest
 from intermodel.config import load_pairing
 from intermodel.config.digest import canonical_digest
 from intermodel.config.experiment import load_experiment
-from intermodel.control.channel import live_runs, socket_path
+from intermodel.control.client import live_runs
+from intermodel.control.paths import socket_path
 from intermodel.engine.prepare import prepared_run
 from intermodel.errors import InvalidRunId, UntrustedTranscript
 from intermodel.experiment.batch import Batch
