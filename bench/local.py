@@ -90,11 +90,11 @@ def bare(llm: Any, tokens: int) -> Sample:
 async def through_intermodel(tokens: int, folder: str) -> tuple[Sample, int]:
     pairing = parse_pairing(pairing_text(tokens), source="bench-local.toml")
     async with prepared_run(pairing, out_dir=folder) as run:
-        console = run.dialogue.subscribe()
+        console = run.session.subscribe()
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: run_console(console, io.StringIO(), color=True, width=100,
                                               write=lambda text: None))
-            await run.dialogue.run()
+            await run.session.run()
     assert run.transcript is not None
     [turn] = read_transcript(run.transcript).turns
     assert turn.ttft is not None and turn.usage.output_tokens

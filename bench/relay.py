@@ -108,11 +108,11 @@ max_tokens = {chunks + 10}
 async def through_intermodel(protocol: str, base_url: str, chunks: int, folder: str) -> Sample:
     pairing = parse_pairing(pairing_text(protocol, base_url, chunks), source="relay.toml")
     async with prepared_run(pairing, out_dir=folder, environ={"BENCH_KEY": "k"}) as run:
-        console = run.dialogue.subscribe()
+        console = run.session.subscribe()
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: run_console(console, io.StringIO(), color=True, width=100,
                                               write=lambda text: None))
-            await run.dialogue.run()
+            await run.session.run()
     assert run.transcript is not None
     [turn] = read_transcript(run.transcript).turns
     assert turn.text and turn.ttft is not None

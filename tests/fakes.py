@@ -8,8 +8,9 @@ import anyio
 
 from intermodel.config.model import Pairing
 from intermodel.config.request import Request
-from intermodel.engine.dialogue import Dialogue, Recorder
+from intermodel.engine.dialogue import Dialogue
 from intermodel.engine.events import Event
+from intermodel.engine.session import Recorder
 from intermodel.errors import ProviderError
 from intermodel.providers.base import Provider, StreamEvent, TextDelta
 from intermodel.providers.scripted import ScriptedProvider

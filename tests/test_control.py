@@ -35,8 +35,8 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
     seen: list[Interjected] = []
     async with prepared_run(pairing, out_dir=tmp_path) as run:
         assert run.transcript is not None
-        server = ControlServer(run.dialogue, run.transcript)
-        subscription = run.dialogue.subscribe()
+        server = ControlServer(run.session, run.transcript)
+        subscription = run.session.subscribe()
 
         async def ask(payload: dict[str, object]) -> dict[str, object]:
             reply = await anyio.to_thread.run_sync(request, server.path, payload)
@@ -59,7 +59,7 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
             await tg.start(server.serve)
             assert stat.S_IMODE(os.stat(server.path).st_mode) == 0o600
             tg.start_soon(drive)
-            end = await run.dialogue.run()
+            end = await run.session.run()
             tg.cancel_scope.cancel()
     assert not server.path.exists()  # removed when the run ends
     assert end.turns == 8

@@ -59,7 +59,7 @@ async def test_a_300_turn_run_through_ten_percent_faults_loses_nothing(tmp_path:
         async with prepared_run(pairing(srv.base_url), out_dir=tmp_path,
                                 environ={"NIGHT_KEY": "k"}) as run:
             with anyio.fail_after(120):
-                end = await run.dialogue.run()
+                end = await run.session.run()
         faulted = [r for r in srv.requests if r.fault is not None]
         refusals = len(srv.refusals)
     assert end.reason == "max_turns", end.detail

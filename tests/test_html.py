@@ -219,7 +219,7 @@ async def test_resumed_and_torn_runs_say_so(make_pairing: PairingFactory,
     lines = resumed.read_text(encoding="utf-8").splitlines(keepends=True)
     resumed.write_text("".join(lines[:4]), encoding="utf-8")  # killed after turn 3
     async with prepared_resume(resumed) as run:
-        await run.dialogue.run()
+        await run.session.run()
     text = Page(run_html(read_transcript(resumed))).all_text
     assert "⟳ resumed after turn 3" in text and "no final record" not in text
 

@@ -183,8 +183,8 @@ async def test_a_pairing_runs_through_the_server(server: str, make_pairing: Pair
                                                  tmp_path: Path) -> None:
     pairing = make_pairing(PAIR.format(base=server))
     async with prepared_run(pairing, out_dir=tmp_path, environ={}) as run:
-        subscription = run.dialogue.subscribe()
-        end = await run.dialogue.run()
+        subscription = run.session.subscribe()
+        end = await run.session.run()
         path = run.transcript
     turns = [e.turn for e in subscription.drain() if isinstance(e, TurnCompleted)]
     assert end.reason == "max_turns"

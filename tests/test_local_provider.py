@@ -165,8 +165,8 @@ async def test_a_dialogue_between_two_local_agents(make_pairing: PairingFactory,
                                                    tmp_path: Path) -> None:
     pairing = make_pairing(LOCAL_PAIR)
     async with prepared_run(pairing, out_dir=tmp_path) as run:
-        subscription = run.dialogue.subscribe()
-        end = await run.dialogue.run()
+        subscription = run.session.subscribe()
+        end = await run.session.run()
         assert run.providers["ada"].shared is run.providers["bo"].shared  # type: ignore[attr-defined]
         path = run.transcript
     events = subscription.drain()

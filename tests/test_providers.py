@@ -229,9 +229,9 @@ async def test_a_dialogue_survives_faults_and_records_each_retry(
                        Fault.stream_error(1), Fault.ok(), Fault.status(503))
     pairing = pairing_for(server, a, b, turns=4)
     async with prepared_run(pairing, out_dir=tmp_path, environ={"TEST_KEY": KEY}) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
         with anyio.fail_after(20):
-            end = await run.dialogue.run()
+            end = await run.session.run()
     assert end.reason == "max_turns"
     events = subscription.drain()
     turns = [e.turn for e in events if isinstance(e, TurnCompleted)]
@@ -253,7 +253,7 @@ async def test_a_fatal_error_ends_the_run_at_once(server: FakeServer, tmp_path: 
     server.faults.push(Fault.ok(), Fault.status(401))
     pairing = pairing_for(server)
     async with prepared_run(pairing, out_dir=tmp_path, environ={"TEST_KEY": KEY}) as run:
-        end = await run.dialogue.run()
+        end = await run.session.run()
     assert end.reason == "error"
     assert end.detail.startswith("bo: anthropic 401 authentication failed")
     assert len([r for r in server.requests if r.method == "POST"]) == 2  # no retry
@@ -269,7 +269,7 @@ async def test_an_error_that_echoes_the_key_is_redacted(server: FakeServer,
     server.faults.push(Fault.status(401, body=body))
     pairing = pairing_for(server)
     async with prepared_run(pairing, out_dir=tmp_path, environ={"TEST_KEY": KEY}) as run:
-        end = await run.dialogue.run()
+        end = await run.session.run()
     assert KEY not in end.detail and "[redacted]" in end.detail
     assert run.transcript is not None
     assert KEY not in run.transcript.read_text()

@@ -28,7 +28,7 @@ LONG = SCRIPTED.replace("max_turns = 4", "max_turns = 8").replace(
 
 async def run_to_end(pairing, tmp_path: Path, stop_at: int | None = None) -> Path:  # type: ignore[no-untyped-def]
     async with prepared_run(pairing, out_dir=tmp_path) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
 
         async def stopper(dialogue: Dialogue) -> None:
             event: Event
@@ -37,15 +37,15 @@ async def run_to_end(pairing, tmp_path: Path, stop_at: int | None = None) -> Pat
                     dialogue.controls.stop(now=True, reason="interrupted")
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(stopper, run.dialogue)
-            await run.dialogue.run()
+            tg.start_soon(stopper, run.session)
+            await run.session.run()
     assert run.transcript is not None
     return run.transcript
 
 
 async def resume(path: Path, turns: int | None = None) -> RunEnd:
     async with prepared_resume(path, turns=turns) as run:
-        return await run.dialogue.run()
+        return await run.session.run()
 
 
 def texts(path: Path) -> list[tuple[int, str, str]]:
@@ -109,21 +109,21 @@ async def test_pending_interjections_survive_a_crash(make_pairing: PairingFactor
                                                      tmp_path: Path) -> None:
     pairing = make_pairing(LONG)
     async with prepared_run(pairing, out_dir=tmp_path) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
 
         async def drive() -> None:
             async for event in subscription:
                 if isinstance(event, TurnStarted) and event.turn == 3:
-                    run.dialogue.controls.interject("a note for bo", to="bo")
-                    run.dialogue.controls.stop(now=True)
+                    run.session.controls.interject("a note for bo", to="bo")
+                    run.session.controls.stop(now=True)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(drive)
-            await run.dialogue.run()
+            await run.session.run()
     assert run.transcript is not None
     async with prepared_resume(run.transcript) as resumed:
         providers = resumed.providers
-        await resumed.dialogue.run()
+        await resumed.session.run()
     bo_requests = providers["bo"].requests  # type: ignore[attr-defined]
     assert "[Human]: a note for bo" in bo_requests[0].messages[-1].content
 

@@ -165,7 +165,7 @@ async def test_prepared_run_resolves_keys_and_redacts_them(tmp_path: Path,
                                         'X-Api-Key = "${MY_SECRET}"\n[agents.bo.script]'))
     env = {"MY_SECRET": "k-0123456789-secret"}
     async with prepared_run(pairing, out_dir=tmp_path, environ=env) as run:
-        await run.dialogue.run()
+        await run.session.run()
     assert run.transcript is not None
     content = run.transcript.read_text(encoding="utf-8")
     assert "k-0123456789-secret" not in content

@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from intermodel.config.model import Panel
+from intermodel.config.model import Pairing, Panel
 from intermodel.records import (
     Branch,
     BudgetChange,
@@ -68,13 +68,13 @@ def to_markdown(transcript: Transcript) -> str:
     out += ["", "## Role prompts", ""]
     for name in agents:
         out += [f"**{_inline(name)}**", "", _quote(setting.system_prompt(name) or "(none)"), ""]
-    if isinstance(setting, Panel):
-        out += ["## Message (to every agent)", "", _quote(setting.prompt), "", "## Answers", ""]
-    else:
-        dialogue = setting.dialogue
-        shared = "both agents" if dialogue.opener_shared else _inline(dialogue.opener_to)
-        out += [f"## Opener (to {shared})", "", _quote(dialogue.opener), "",
-                "## Conversation", ""]
+    match setting:
+        case Panel(prompt=prompt):
+            out += ["## Message (to every agent)", "", _quote(prompt), "", "## Answers", ""]
+        case Pairing(dialogue=dialogue):
+            shared = "both agents" if dialogue.opener_shared else _inline(dialogue.opener_to)
+            out += [f"## Opener (to {shared})", "", _quote(dialogue.opener), "",
+                    "## Conversation", ""]
     for record in transcript.records:
         out += _record(record)
     if transcript.torn:

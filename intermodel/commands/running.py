@@ -12,7 +12,7 @@ from pathlib import Path
 
 import anyio
 
-from intermodel.config import Pairing, Panel, load_config
+from intermodel.config import Pairing, RunSpec, load_config
 from intermodel.engine.prepare import Run, RunOpener
 from intermodel.errors import UntrustedTranscript, UsageError
 from intermodel.lineage.trust import Approval, Assessment, refuse, trust_all, trust_exactly
@@ -26,11 +26,11 @@ def demo_config() -> Path:
     return Path(str(resources.files("intermodel.configs") / "demo.toml"))
 
 
-def _load(path: str | None, turns: int | None = None) -> Pairing | Panel:
+def _load(path: str | None, turns: int | None = None) -> RunSpec:
     config = load_config(path or demo_config())
     if turns is None:
         return config
-    if isinstance(config, Panel):
+    if not isinstance(config, Pairing):
         raise UsageError("--turns does not apply to a panel (every agent answers once)")
     return config.with_max_turns(turns)
 

@@ -1,4 +1,4 @@
-"""Pairing files: schema, validation and the frozen `Pairing` they become."""
+"""Pairing, panel and experiment files: schema, validation and the frozen specs they become."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from intermodel.config.model import (
     Pairing,
     Panel,
     RetryConfig,
+    RunSpec,
     ScriptConfig,
     render_placeholders,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Pairing",
     "Panel",
     "RetryConfig",
+    "RunSpec",
     "ScriptConfig",
     "config_from_resolved",
     "from_resolved",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from intermodel.config.model import Pairing, Panel
+from intermodel.config.model import RunSpec
 from intermodel.errors import ConfigError, ConfigIssue, MissingKeyError
 from intermodel.security.secrets import (
     LOCAL_PLACEHOLDER_KEY,
@@ -23,14 +23,14 @@ from intermodel.security.secrets import (
 __all__ = ["resolve_credentials"]
 
 
-def resolve_credentials(pairing: Pairing | Panel, environ: Mapping[str, str]
+def resolve_credentials(spec: RunSpec, environ: Mapping[str, str]
                         ) -> dict[str, Credentials]:
     """Keys and expanded headers per agent. Every missing variable is reported at once, before
     any request is made."""
     issues: list[ConfigIssue] = []
     unusable: list[ConfigIssue] = []  # set, but impossible to send
     result: dict[str, Credentials] = {}
-    for agent in pairing.agents:
+    for agent in spec.agents:
         missing: list[str] = []
         headers = {k: expand_env(v, environ, missing) for k, v in agent.extra_headers.items()}
         for name in missing:
@@ -59,7 +59,7 @@ def resolve_credentials(pairing: Pairing | Panel, environ: Mapping[str, str]
         result[agent.name] = Credentials(api_key=key, headers=headers)
         remember_secrets([key or "", *expanded_values(agent.extra_headers.values(), environ)])
     if unusable:
-        raise ConfigError(pairing.source, unusable)
+        raise ConfigError(spec.source, unusable)
     if issues:
-        raise MissingKeyError(pairing.source, issues)
+        raise MissingKeyError(spec.source, issues)
     return result

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from intermodel.config import Pairing, Panel, load_config
+from intermodel.config import RunSpec, load_config
 from intermodel.config.loader import parse_toml, read_text_file
 from intermodel.config.schema import INT, NUMBER, STR, TABLE, Checker, Field, Kind, between
 from intermodel.errors import ConfigError, ConfigIssue
@@ -91,7 +91,7 @@ class Experiment:
     description: str
     source: Path
     out: Path
-    pairings: dict[str, Pairing | Panel]  # label -> pairing (or panel)
+    pairings: dict[str, RunSpec]  # label -> pairing (or panel)
     openers: tuple[Opener, ...]
     replicates: int
     seed: int | None
@@ -136,11 +136,11 @@ def _is_table(check: Checker, key: str, value: Any) -> bool:
 
 
 def _pairings(check: Checker, entries: list[dict[str, Any]] | None,
-              base: Path) -> dict[str, Pairing | Panel]:
+              base: Path) -> dict[str, RunSpec]:
     if not entries:
         check.fail("pairings", "missing; an experiment needs at least one [[pairings]] file")
         return {}
-    found: dict[str, Pairing | Panel] = {}
+    found: dict[str, RunSpec] = {}
     for n, entry in enumerate(entries):
         where = f"pairings[{n}]"
         table = check.table(entry, where, PAIRING_ENTRY)

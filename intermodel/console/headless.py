@@ -36,7 +36,7 @@ async def run_headless(open_run: RunOpener, color: str = "auto") -> int:
         nonlocal stopping
         stopping = True
         if run is not None:
-            run.dialogue.controls.stop(now=True, reason="interrupted")
+            run.session.controls.stop(now=True, reason="interrupted")
 
     async with anyio.create_task_group() as signals:
         await signals.start(stop_on_signals, stop, signals.cancel_scope.cancel)
@@ -53,10 +53,10 @@ async def run_headless(open_run: RunOpener, color: str = "auto") -> int:
 
 async def _drive(run: Run, stream: TextIO, color: str) -> RunEnd | None:
     end: RunEnd | None = None
-    subscription = run.dialogue.subscribe()
+    subscription = run.session.subscribe()
     async with anyio.create_task_group() as tg:
         if run.transcript is not None:  # found by its transcript, for `intermodel say`
-            await tg.start(ControlServer(run.dialogue, run.transcript).serve)
+            await tg.start(ControlServer(run.session, run.transcript).serve)
         console_done = anyio.Event()
 
         async def console() -> None:
@@ -67,7 +67,7 @@ async def _drive(run: Run, stream: TextIO, color: str) -> RunEnd | None:
 
         tg.start_soon(console)
         try:
-            end = await run.dialogue.run()
+            end = await run.session.run()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await console_done.wait()  # let the console show how it ended

@@ -16,7 +16,7 @@ from typing import TextIO
 
 import anyio
 
-from intermodel.config.model import Panel
+from intermodel.config.model import Pairing, Panel
 from intermodel.engine.bus import Subscription
 from intermodel.engine.events import (
     BudgetExtended,
@@ -169,7 +169,7 @@ class ConsoleRenderer:
 
     def _run_started(self, event: RunStarted) -> str:
         s = self.style
-        pairing = event.pairing
+        pairing = event.spec
         self._slots = {name: i for i, name in enumerate(pairing.agent_names)}
         self._transcript = event.transcript
         resumed = " (resumed)" if event.resumed else ""
@@ -181,15 +181,15 @@ class ConsoleRenderer:
             lines.append(f"  {name}  {agent.provider} {agent.model}{where}")
         if event.transcript:
             lines.append(s.dim(f"  transcript: {event.transcript}"))
-        if isinstance(pairing, Panel):
-            self._panel = True
-            lines.append(s.dim("  message → every agent: ") + terminal_safe(pairing.prompt))
-            lines.append(s.dim(f"  {len(pairing.agents)} answers streaming; each is shown "
-                               "when it is complete"))
-        elif not event.resumed:
-            d = pairing.dialogue
-            to = "both" if d.opener_shared else d.opener_to
-            lines.append(s.dim(f"  opener → {to}: ") + terminal_safe(d.opener))
+        match pairing:
+            case Panel():
+                self._panel = True
+                lines.append(s.dim("  message → every agent: ") + terminal_safe(pairing.prompt))
+                lines.append(s.dim(f"  {len(pairing.agents)} answers streaming; each is shown "
+                                   "when it is complete"))
+            case Pairing(dialogue=d) if not event.resumed:
+                to = "both" if d.opener_shared else d.opener_to
+                lines.append(s.dim(f"  opener → {to}: ") + terminal_safe(d.opener))
         return "\n".join(lines) + "\n"
 
     def _stream(self, turn: int, kind: str, text: str) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 import anyio
 from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
 
+from intermodel.config.model import RunSpec
 from intermodel.control.paths import peer_uid, socket_path
 from intermodel.engine.session import Session
 from intermodel.security.bounds import MAX_TURNS
@@ -43,11 +44,11 @@ _BUSY = {"ok": False, "error": "the run is busy with other control connections; 
 
 
 class ControlServer:
-    """Serves one dialogue's controls while it runs."""
+    """Serves one session's controls while it runs."""
 
-    def __init__(self, dialogue: Session, transcript: str | Path) -> None:
-        self.dialogue = dialogue
-        self.path = socket_path(transcript, dialogue.run_id)
+    def __init__(self, session: Session[RunSpec], transcript: str | Path) -> None:
+        self.session = session
+        self.path = socket_path(transcript, session.run_id)
         self.connections = 0  # being served now
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -106,15 +107,15 @@ class ControlServer:
     def answer(self, request: Any) -> dict[str, Any]:
         if not isinstance(request, dict):
             return {"ok": False, "error": "a request is a JSON object"}
-        controls = self.dialogue.controls
+        controls = self.session.controls
         command = request.get("command")
         if command == "status":
-            return {"ok": True, "status": {**self.dialogue.snapshot(), "pid": os.getpid()}}
+            return {"ok": True, "status": {**self.session.snapshot(), "pid": os.getpid()}}
         if command == "interject":
             text, to = request.get("text"), request.get("to", "both")
             if not isinstance(text, str) or not text.strip():
                 return {"ok": False, "error": "interject needs a non-empty text"}
-            names = self.dialogue.pairing.agent_names
+            names = self.session.spec.agent_names
             if not isinstance(to, str) or to.lower() not in {"a", "b", "both",
                                                              *(n.lower() for n in names)}:
                 return {"ok": False, "error": f"to must be a, b, both, {names[0]} or {names[1]}"}

@@ -1,10 +1,9 @@
-"""The orchestrator: the one loop that runs a conversation between two agents.
+"""A dialogue: the session that runs a conversation between two agents, turn after turn.
 
 Turn i is spoken by the first speaker when i is odd and by the other agent when it is even, so the
 speaker of any turn follows from its number (and a resumed run needs no extra state). For each turn
-the dialogue builds the speaker's view (`views.build_request`), streams its provider, and emits
-events. Events that belong in the transcript are handed to the recorder and awaited *before* they
-are published: whatever a person saw on screen is already on disk.
+the dialogue builds the speaker's view (`requests.build_request`), streams its provider, and emits
+events (what every session shares, recording before publishing included, is in `session`).
 
 Controls arrive through a memory object stream and are handled by a task beside the turn loop:
 interjections are recorded at once and seen by their addressees from their next turn; pause and
@@ -15,21 +14,17 @@ from __future__ import annotations
 
 import math
 import random
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from intermodel.config.model import Pairing
 from intermodel.config.request import Request
-from intermodel.engine.bus import EventBus, Subscription
 from intermodel.engine.context import ContextFull, ContextKeeper
 from intermodel.engine.controls import (
     Command,
-    Controls,
     Extend,
     Interject,
     Pause,
@@ -40,23 +35,19 @@ from intermodel.engine.controls import (
 from intermodel.engine.detectors import detect
 from intermodel.engine.events import (
     BudgetExtended,
-    Event,
     Flagged,
     Interjected,
     Notice,
     Paused,
     Resumed,
-    RunFinished,
-    RunStarted,
     Trimmed,
     TurnCompleted,
     event_for,
-    record_of,
 )
 from intermodel.engine.retry import RetryPolicy
+from intermodel.engine.session import Recorder, Session
 from intermodel.engine.turns import TurnFailed, TurnProducer
 from intermodel.errors import (
-    TranscriptError,
     UsageError,
 )
 from intermodel.providers.base import Provider
@@ -64,10 +55,8 @@ from intermodel.providers.registry import reply_limits
 from intermodel.records import (
     BudgetChange,
     Flag,
-    Header,
     HistoryEntry,
     Interjection,
-    Record,
     Resumption,
     RunEnd,
     Trim,
@@ -78,18 +67,7 @@ from intermodel.records import (
 from intermodel.security.bounds import MAX_TURNS
 from intermodel.security.secrets import Redactor
 
-__all__ = ["Dialogue", "DialogueState", "Recorder", "new_run_id", "speaker_of"]
-
-
-class Recorder(Protocol):
-    """A durable consumer (the transcript writer): awaited for what the transcript keeps of every
-    event, before the event is published."""
-
-    async def record(self, record: Header | Record) -> None: ...
-
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:12]
+__all__ = ["Dialogue", "DialogueState", "speaker_of"]
 
 
 def speaker_of(pairing: Pairing, turn: int) -> str:
@@ -126,7 +104,7 @@ class _Ended(Exception):
         self.end = end
 
 
-class Dialogue:
+class Dialogue(Session[Pairing]):
     def __init__(
         self,
         pairing: Pairing,
@@ -142,104 +120,49 @@ class Dialogue:
         origin: Mapping[str, Any] | None = None,
         cost_action: Literal["stop", "pause"] = "stop",
     ) -> None:
-        self.pairing = pairing
-        self.run_id = run_id or new_run_id()
+        super().__init__(pairing, providers, recorder=recorder, transcript_path=transcript_path,
+                         redactor=redactor, run_id=run_id, resume=resume, origin=origin)
         self.state = state or DialogueState()
         if not self.state.max_turns:
             self.state.max_turns = pairing.dialogue.max_turns
         for name in pairing.agent_names:
             self.state.usage.setdefault(name, Usage())
-        self._resume = resume
-        self._origin = dict(origin or {})
         # What reaching the cost budget does: stop (unattended), or pause (someone is watching).
         self._cost_action = cost_action
         self._cost_paused = False
-        self._providers = providers
-        self._recorder = recorder
-        self._transcript_path = transcript_path
         self._context = ContextKeeper(pairing)
-        self._redact = redactor or Redactor()
-        self.bus = EventBus(self._redact)
         self._turns = TurnProducer(
             emit=self._emit, publish=self.bus.publish,
             retry=RetryPolicy(pairing.retry, rng), redact=self._redact,
             deadline=self._deadline,
             stop_reason=lambda: self._stop.reason if self._stop is not None else None,
         )
-        self._command_send, self._commands = anyio.create_memory_object_stream[Command](math.inf)
-        self.controls = Controls(self._command_send)
         self._paused = False
         self._steps = 0  # turns allowed to run while paused
-        self._stop: Stop | None = None
         self._gate_changed = anyio.Event()
         self._in_flight: int | None = None  # number of the turn being produced, if any
         self._probing: anyio.CancelScope | None = None  # while asking servers' context sizes
-        self._recorder_broken = False  # a transcript write failed: the run stops, unrecorded
-        self._started = 0.0
 
-    def subscribe(self) -> Subscription:
-        return self.bus.subscribe()
+    def _progress(self) -> tuple[int, int]:
+        return len(self.state.turns), self.state.max_turns
 
-    def snapshot(self) -> dict[str, object]:
-        """Where the run stands, for status displays outside the process."""
+    def _state(self) -> str:
         if self._in_flight is not None:
-            agent = speaker_of(self.pairing, self._in_flight)
-            state = f"retrying {agent}" if self._turns.sleeping else f"streaming {agent}"
-        elif self._stop is not None:
-            state = "stopping"
-        else:
-            state = "paused" if self._paused else "waiting"
-        return {
-            "run_id": self.run_id,
-            "pairing": self.pairing.name,
-            "transcript": self._transcript_path,
-            "turns": len(self.state.turns),
-            "max_turns": self.state.max_turns,
-            "state": state,
-            "elapsed": round(self._elapsed(), 1),
-        }
+            agent = speaker_of(self.spec, self._in_flight)
+            return f"retrying {agent}" if self._turns.sleeping else f"streaming {agent}"
+        if self._stop is not None:
+            return "stopping"
+        return "paused" if self._paused else "waiting"
 
-    async def run(self) -> RunEnd:
-        """Run until a budget, a stop phrase, a stop command or a fatal error ends it."""
-        self._started = anyio.current_time()
-        end: RunEnd | None = None
-        try:
-            await self._emit(RunStarted(self.run_id, self.pairing, self._transcript_path,
-                                        now_iso(), resume=self._resume, origin=self._origin))
-            if self.state.inherited:
-                await self._announce_history()
-            failure: Exception | None = None
-            async with anyio.create_task_group() as tg:
-                # Commands are heard from the start: a stop ends the probes too.
-                tg.start_soon(self._read_commands, self._commands)
-                try:
-                    end = await self._discover() or await self._turn_loop()
-                except Exception as exc:  # re-raised below, unwrapped from the task group's group
-                    failure = exc
-                tg.cancel_scope.cancel()
-            if failure is not None:
-                raise failure
-        except TranscriptError as exc:
-            self._recorder_broken = True  # nothing more can be recorded; say so on screen
-            end = self._end("error", str(exc))
-            raise
-        except BaseException as exc:
-            if end is None:
-                if isinstance(exc, anyio.get_cancelled_exc_class()):
-                    end = self._end(self._stop.reason if self._stop else "stopped")
-                else:
-                    end = self._end("error", f"internal error: {exc!r}")
-            raise
-        finally:
-            self._command_send.close()  # later commands are refused: Controls.send -> False
-            self._commands.close()
-            if end is not None:
-                # Shielded: even a run cancelled from outside leaves a final record.
-                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-                    await self._emit(RunFinished(end))
-            self.bus.close()
-        assert end is not None  # set on every path that gets here
-        return end
+    def _usage(self) -> dict[str, Usage]:
+        return dict(self.state.usage)
+
+    async def _prologue(self) -> None:
+        if self.state.inherited:
+            await self._announce_history()
+
+    async def _body(self) -> RunEnd:
+        return await self._discover() or await self._turn_loop()
 
     async def _announce_history(self) -> None:
         """Record (and show) a history this run starts from, as if it had happened here."""
@@ -287,7 +210,7 @@ class Dialogue:
             return ended.end
 
     def _check_budgets(self) -> None:
-        d = self.pairing.dialogue
+        d = self.spec.dialogue
         if self._stop is not None:
             raise _Ended(self._end(self._stop.reason))
         if self.state.next_turn > self.state.max_turns:
@@ -300,7 +223,7 @@ class Dialogue:
 
     async def _check_degeneration(self) -> None:
         stop: Flag | None = None
-        for flag in detect(self.pairing.detectors, self.state.turns):
+        for flag in detect(self.spec.detectors, self.state.turns):
             await self._emit(Flagged(flag))
             if flag.action == "stop":
                 stop = stop or flag
@@ -310,7 +233,7 @@ class Dialogue:
     def cost(self) -> float | None:
         """Dollars spent so far, when every agent has a price."""
         total = 0.0
-        for agent in self.pairing.agents:
+        for agent in self.spec.agents:
             if agent.price is None:
                 return None
             usage = self.state.usage[agent.name]
@@ -318,7 +241,7 @@ class Dialogue:
         return total
 
     async def _check_cost(self) -> None:
-        budget = self.pairing.dialogue.max_cost
+        budget = self.spec.dialogue.max_cost
         spent = self.cost()
         if budget is None or spent is None or spent < budget or self._cost_paused:
             return
@@ -330,7 +253,7 @@ class Dialogue:
         await self._apply(Pause())
 
     def _check_stop_phrases(self, turn: Turn) -> None:
-        for phrase in self.pairing.dialogue.stop_phrases:
+        for phrase in self.spec.dialogue.stop_phrases:
             if phrase in turn.text:
                 raise _Ended(self._end("stop_phrase", f"{turn.agent} said {phrase!r}",
                                        ended_by=turn.agent))
@@ -345,17 +268,17 @@ class Dialogue:
 
     async def _produce_turn(self, index: int) -> Turn:
         """One turn, retried on transient errors. Raises _Ended if it cannot complete."""
-        agent = speaker_of(self.pairing, index)
+        agent = speaker_of(self.spec, index)
         self._in_flight = index
         try:
             turn, request = await self._turns.produce(
                 index, agent, self._providers[agent],
                 lambda refused: self._fit(agent, index, refused=refused), self.state.max_turns,
-                reply_limits(self.pairing.agent(agent)))
+                reply_limits(self.spec.agent(agent)))
         except TurnFailed as failed:
             detail = failed.detail
             if failed.reason == "time_budget":
-                detail = f"{self.pairing.dialogue.max_seconds or 0:g} s"
+                detail = f"{self.spec.dialogue.max_seconds or 0:g} s"
             raise _Ended(self._end(failed.reason, detail)) from None
         finally:
             self._in_flight = None
@@ -367,7 +290,7 @@ class Dialogue:
         history = self.state.history
         trim: Trim | None
         try:
-            if refused and self.pairing.dialogue.context_policy == "drop_oldest":
+            if refused and self.spec.dialogue.context_policy == "drop_oldest":
                 request, trim = self._context.refused(history, agent, index)
             elif refused:
                 raise ContextFull(f"{agent}'s request for turn {index} is too long for its "
@@ -382,10 +305,6 @@ class Dialogue:
         return request
 
     # -- controls -----------------------------------------------------------------------------
-
-    async def _read_commands(self, commands: MemoryObjectReceiveStream[Command]) -> None:
-        async for command in commands:
-            await self._apply(command)
 
     async def _apply(self, command: Command) -> None:
         if isinstance(command, Interject):
@@ -429,7 +348,7 @@ class Dialogue:
             await self._emit(BudgetExtended(BudgetChange(self.state.max_turns, now_iso())))
 
     def _addressees(self, to: str) -> tuple[str, ...]:
-        names = self.pairing.agent_names
+        names = self.spec.agent_names
         key = to.strip().lower()
         if key == "both":
             return names
@@ -445,30 +364,9 @@ class Dialogue:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    async def _emit(self, event: Event) -> None:
-        event = self.bus.cleaned(event)  # what is recorded is what is shown: without secrets
-        if self._recorder is not None and not self._recorder_broken \
-                and (record := record_of(event)) is not None:
-            await self._recorder.record(record)
-        self.bus.publish(event)
-
-    def _elapsed(self) -> float:
-        return anyio.current_time() - self._started
-
     def _deadline(self) -> float:
-        seconds = self.pairing.dialogue.max_seconds
+        seconds = self.spec.dialogue.max_seconds
         return math.inf if seconds is None else self._started + seconds
-
-    def _end(self, reason: str, detail: str = "", ended_by: str | None = None) -> RunEnd:
-        return RunEnd(
-            reason=reason,
-            detail=self._redact(detail),  # also returned to the caller, who may print it
-            ended_by=ended_by,
-            turns=len(self.state.turns),
-            usage=dict(self.state.usage),
-            duration=round(self._elapsed(), 3),
-            at=now_iso(),
-        )
 
     @property
     def history(self) -> Sequence[HistoryEntry]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from intermodel.config.model import Pairing, Panel
+from intermodel.config.model import RunSpec
 from intermodel.records import (
     Branch,
     BudgetChange,
@@ -62,7 +62,7 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class RunStarted:
     run_id: str
-    pairing: Pairing | Panel  # a panel has no dialogue: check which before using one
+    spec: RunSpec  # a pairing or a panel (`spec.kind`): only a pairing has a dialogue
     transcript: str | None  # path of the transcript file, when one is written
     started_at: str
     resume: Resumption | None = None  # set when this process continues an earlier run
@@ -197,7 +197,7 @@ def record_of(event: Event) -> Header | Record | None:
     match event:
         case RunStarted(resume=Resumption() as marker):
             return marker
-        case RunStarted(pairing=spec):
+        case RunStarted(spec=spec):
             return Header(event.run_id, event.started_at, spec.name, spec.source,
                           spec.resolved, event.origin)
         case TurnCompleted(turn=record) | TurnDiscarded(discard=record) \
@@ -222,7 +222,7 @@ def redacted(event: E, redact: Redactor) -> E:
     """`event` as it may be shown or written: every string in it, and in the record it carries,
     passed through `redact` (model and human text lose only known secrets).
 
-    Not `RunStarted`: it carries the pairing (the user's own file, refused at load when it holds
+    Not `RunStarted`: it carries the spec (the user's own file, refused at load when it holds
     anything key-shaped) and paths that must stay usable. (The bus leaves chunks to the turn
     producer, which redacts them as they stream: a secret split across two chunks needs the
     stream's context.)"""

@@ -14,34 +14,28 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from intermodel.config.model import Panel
 from intermodel.config.request import Request
-from intermodel.engine.bus import EventBus, Subscription
-from intermodel.engine.controls import Command, Controls, Stop
-from intermodel.engine.dialogue import Recorder, new_run_id
+from intermodel.engine.controls import Command, Stop
 from intermodel.engine.events import (
-    Event,
     Notice,
-    RunFinished,
-    RunStarted,
     TurnCompleted,
-    record_of,
 )
 from intermodel.engine.requests import panel_request
 from intermodel.engine.retry import RetryPolicy
+from intermodel.engine.session import Recorder, Session
 from intermodel.engine.turns import TurnFailed, TurnProducer
 from intermodel.providers.base import Provider
 from intermodel.providers.registry import reply_limits
-from intermodel.records import RunEnd, Turn, Usage, now_iso
+from intermodel.records import RunEnd, Turn, Usage
 from intermodel.security.secrets import Redactor
 
 __all__ = ["PanelRun"]
 
 
-class PanelRun:
-    """Runs a panel; the same `subscribe`, `controls` and `run` as a Dialogue."""
+class PanelRun(Session[Panel]):
+    """Runs a panel: every agent answers the panel's message at once."""
 
     def __init__(
         self,
@@ -55,17 +49,8 @@ class PanelRun:
         rng: random.Random | None = None,
         origin: Mapping[str, Any] | None = None,
     ) -> None:
-        self.pairing = panel  # the name front ends look for
-        self.run_id = run_id or new_run_id()
-        self._providers = providers
-        self._recorder = recorder
-        self._transcript_path = transcript_path
-        self._origin = dict(origin or {})
-        self._redact = redactor or Redactor()
-        self.bus = EventBus(self._redact)
-        self._command_send, self._commands = anyio.create_memory_object_stream[Command](math.inf)
-        self.controls = Controls(self._command_send)
-        self._stop: Stop | None = None
+        super().__init__(panel, providers, recorder=recorder, transcript_path=transcript_path,
+                         redactor=redactor, run_id=run_id, origin=origin)
         self._answers: dict[str, Turn] = {}
         self._failures: dict[str, str] = {}
         self._producers = {
@@ -76,47 +61,32 @@ class PanelRun:
                 stop_reason=lambda: self._stop.reason if self._stop is not None else None)
             for agent in panel.agents
         }
-        self._started = 0.0
 
-    def subscribe(self) -> Subscription:
-        return self.bus.subscribe()
+    def _progress(self) -> tuple[int, int]:
+        return len(self._answers), self.spec.max_turns
 
-    def snapshot(self) -> dict[str, object]:
-        done = len(self._answers) + len(self._failures)
-        return {"run_id": self.run_id, "pairing": self.pairing.name,
-                "transcript": self._transcript_path, "turns": len(self._answers),
-                "max_turns": len(self.pairing.agents),
-                "state": "stopping" if self._stop else f"{done} of {len(self._producers)} done",
-                "elapsed": round(anyio.current_time() - self._started, 1)}
+    def _state(self) -> str:
+        if self._stop is not None:
+            return "stopping"
+        return f"{len(self._answers) + len(self._failures)} of {len(self._producers)} done"
 
-    async def run(self) -> RunEnd:
-        self._started = anyio.current_time()
-        end: RunEnd | None = None
-        try:
-            await self._emit(RunStarted(self.run_id, self.pairing, self._transcript_path,
-                                        now_iso(), origin=self._origin))
-            async with anyio.create_task_group() as commands:
-                commands.start_soon(self._read_commands, self._commands)
-                async with anyio.create_task_group() as answers:
-                    for slot, agent in enumerate(self.pairing.agents, start=1):
-                        answers.start_soon(self._answer, slot, agent.name)
-                commands.cancel_scope.cancel()
-            end = self._end()
-        except BaseException:
-            end = self._end(self._stop.reason if self._stop else "stopped")
-            raise
-        finally:
-            self._command_send.close()
-            self._commands.close()
-            if end is not None:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-                    await self._emit(RunFinished(end))
-            self.bus.close()
-        assert end is not None
-        return end
+    def _usage(self) -> dict[str, Usage]:
+        return {name: self._answers[name].usage if name in self._answers else Usage()
+                for name in self.spec.agent_names}
+
+    async def _body(self) -> RunEnd:
+        async with anyio.create_task_group() as answers:
+            for slot, agent in enumerate(self.spec.agents, start=1):
+                answers.start_soon(self._answer, slot, agent.name)
+        reason = "complete"
+        if self._stop is not None:
+            reason = self._stop.reason
+        elif self._failures or len(self._answers) < len(self.spec.agents):
+            reason = "error"
+        return self._end(reason, "; ".join(self._failures.values()))
 
     async def _answer(self, slot: int, agent: str) -> None:
-        request = panel_request(self.pairing, agent)
+        request = panel_request(self.spec, agent)
 
         async def fit(refused: bool) -> Request:
             if refused:  # a one-message request has nothing to drop
@@ -125,8 +95,8 @@ class PanelRun:
 
         try:
             turn, _ = await self._producers[agent].produce(
-                slot, agent, self._providers[agent], fit, len(self.pairing.agents),
-                reply_limits(self.pairing.agent(agent)))
+                slot, agent, self._providers[agent], fit, self.spec.max_turns,
+                reply_limits(self.spec.agent(agent)))
         except TurnFailed as failed:
             if failed.reason == "error":
                 self._failures[agent] = failed.detail
@@ -134,30 +104,10 @@ class PanelRun:
         self._answers[agent] = turn
         await self._emit(TurnCompleted(turn))
 
-    async def _read_commands(self, commands: MemoryObjectReceiveStream[Command]) -> None:
-        async for command in commands:
-            if isinstance(command, Stop):
-                self._stop = command
-                for producer in self._producers.values():
-                    producer.cancel()
-            else:
-                self.bus.publish(Notice("a panel can only be stopped"))
-
-    async def _emit(self, event: Event) -> None:
-        event = self.bus.cleaned(event)  # what is recorded is what is shown: without secrets
-        if self._recorder is not None and (record := record_of(event)) is not None:
-            await self._recorder.record(record)
-        self.bus.publish(event)
-
-    def _end(self, reason: str | None = None) -> RunEnd:
-        if reason is None:
-            reason = "complete"
-            if self._stop is not None:
-                reason = self._stop.reason
-            elif self._failures or len(self._answers) < len(self.pairing.agents):
-                reason = "error"
-        detail = self._redact("; ".join(self._failures.values()))
-        usage = {name: self._answers[name].usage if name in self._answers else Usage()
-                 for name in self.pairing.agent_names}
-        return RunEnd(reason, detail, None, len(self._answers), usage,
-                      round(anyio.current_time() - self._started, 3), now_iso())
+    async def _apply(self, command: Command) -> None:
+        if isinstance(command, Stop):
+            self._stop = command
+            for producer in self._producers.values():
+                producer.cancel()
+        else:
+            self.bus.publish(Notice("a panel can only be stopped"))

@@ -1,8 +1,9 @@
-"""Assembling a run: credentials, providers, transcript, dialogue — and tearing it down cleanly.
+"""Assembling a run: credentials, providers, transcript, session — and tearing it down cleanly.
 
-Front ends (headless console, Textual UI, tests) call `prepared_run` and then drive the dialogue
-they get back; everything that must be released (HTTP clients, loaded models, the transcript file)
-is released when the context exits, however the run ended.
+Front ends (headless console, Textual UI, tests) call `prepared_run` and then drive the session
+they get back (a dialogue for a pairing, a panel run for a panel); everything that must be
+released (HTTP clients, loaded models, the transcript file) is released when the context exits,
+however the run ended.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any, Literal
 import anyio
 
 from intermodel.config.credentials import resolve_credentials
-from intermodel.config.model import AgentConfig, Pairing, Panel
-from intermodel.engine.dialogue import Dialogue, DialogueState, new_run_id
+from intermodel.config.model import AgentConfig, Pairing, Panel, RunSpec
+from intermodel.engine.dialogue import Dialogue, DialogueState
 from intermodel.engine.panel import PanelRun
+from intermodel.engine.session import Session, new_run_id
 from intermodel.providers.base import Provider
 from intermodel.providers.registry import make_provider
 from intermodel.records import Resumption
@@ -35,16 +37,16 @@ ProviderFactory = Callable[[AgentConfig, str, Credentials], Provider]
 WriterFactory = Callable[[Redactor], TranscriptWriter]
 
 
-def transcripts_dir(pairing: Pairing | Panel, override: str | Path | None = None) -> Path:
-    """Where transcripts go: the command line, then INTERMODEL_TRANSCRIPTS, then the pairing."""
-    return Path(override or os.environ.get("INTERMODEL_TRANSCRIPTS") or pairing.transcripts)
+def transcripts_dir(spec: RunSpec, override: str | Path | None = None) -> Path:
+    """Where transcripts go: the command line, then INTERMODEL_TRANSCRIPTS, then the spec."""
+    return Path(override or os.environ.get("INTERMODEL_TRANSCRIPTS") or spec.transcripts)
 
 
 @dataclass
 class Run:
     """A prepared run: its session, the providers it talks to, its transcript (if written)."""
 
-    dialogue: Dialogue | PanelRun
+    session: Session[RunSpec]
     providers: Mapping[str, Provider]
     transcript: Path | None
 
@@ -56,7 +58,7 @@ RunOpener = Callable[[], AbstractAsyncContextManager[Run]]
 
 @asynccontextmanager
 async def prepared_run(
-    pairing: Pairing | Panel,
+    spec: RunSpec,
     *,
     out_dir: str | Path | None = None,
     record: bool = True,
@@ -72,37 +74,38 @@ async def prepared_run(
     """Everything a run needs, checked before the first request (a missing key fails here).
 
     The transcript is a new file in the transcripts folder unless `open_writer` provides one
-    (resume reopens the run's own file); `record=False` writes none."""
+    (resume reopens the run's own file); `record=False` writes none. `state`, `resume` and
+    `cost_action` concern a pairing's dialogue only."""
     run_id = new_run_id() if run_id is None else checked_run_id(run_id)
-    credentials = resolve_credentials(pairing, os.environ if environ is None else environ)
+    credentials = resolve_credentials(spec, os.environ if environ is None else environ)
     redactor = Redactor.for_credentials(credentials)
     async with AsyncExitStack() as stack:
         providers: dict[str, Provider] = {}
-        for agent in pairing.agents:
-            partner = pairing.partner_of(agent.name) if isinstance(pairing, Pairing) else ""
-            provider = provider_factory(agent, partner, credentials[agent.name])
+        for agent in spec.agents:
+            provider = provider_factory(agent, spec.partner_of(agent.name), credentials[agent.name])
             providers[agent.name] = provider
             stack.push_async_callback(_close_quietly, provider)
         writer: TranscriptWriter | None = None
         if open_writer is not None:
             writer = open_writer(redactor)
         elif record:
-            writer = TranscriptWriter.create(transcripts_dir(pairing, out_dir), pairing.name,
-                                             run_id, redactor=redactor)
+            writer = TranscriptWriter.create(transcripts_dir(spec, out_dir), spec.name, run_id,
+                                             redactor=redactor)
         if writer is not None:
             stack.callback(writer.close)
         path = str(writer.path) if writer else None
-        dialogue: Dialogue | PanelRun
-        if isinstance(pairing, Panel):
-            dialogue = PanelRun(pairing, providers, recorder=writer, transcript_path=path,
-                                redactor=redactor, run_id=run_id, origin=origin)
-        else:
-            dialogue = Dialogue(
-                pairing, providers, recorder=writer, state=state, redactor=redactor,
-                run_id=run_id, transcript_path=path, resume=resume, origin=origin,
-                cost_action=cost_action,
-            )
-        yield Run(dialogue, providers, writer.path if writer else None)
+        session: Session[RunSpec]
+        match spec:
+            case Pairing():
+                session = Dialogue(spec, providers, recorder=writer, state=state,
+                                   redactor=redactor, run_id=run_id, transcript_path=path,
+                                   resume=resume, origin=origin, cost_action=cost_action)
+            case Panel():
+                session = PanelRun(spec, providers, recorder=writer, transcript_path=path,
+                                   redactor=redactor, run_id=run_id, origin=origin)
+            case _:
+                raise TypeError(f"no session runs a {type(spec).__name__}")
+        yield Run(session, providers, writer.path if writer else None)
 
 
 async def _close_quietly(provider: Provider) -> None:

@@ -172,7 +172,7 @@ async def prepared_branch(
                                 origin=plan.origin, cost_action=cost_action,
                                 environ=os.environ if environ is None else environ) as run:
             assert run.transcript is not None
-            await link.record(Branch(run.dialogue.run_id, str(run.transcript), after_turn,
+            await link.record(Branch(run.session.run_id, str(run.transcript), after_turn,
                                          now_iso()))
             link.close()
             yield run

@@ -27,7 +27,7 @@ from datetime import datetime
 
 import anyio
 
-from intermodel.config.model import Pairing, Panel
+from intermodel.config.model import Panel
 from intermodel.engine.bus import EventBus, Subscription
 from intermodel.engine.events import (
     Event,
@@ -150,7 +150,7 @@ class Replay:
 
     def __init__(self, transcript: Transcript, *, speed: float = 1.0, max_gap: float = 3.0) -> None:
         self.transcript = transcript
-        self.pairing: Pairing | Panel = transcript.config()
+        self.spec = transcript.config()
         self.bus = EventBus()
         self.total_turns = len(transcript.turns)
         self._steps = _plan(transcript.records, max_gap)
@@ -226,12 +226,12 @@ class Replay:
     async def _play(self, start: int) -> None:
         header = self.transcript.header
         self.turn, self.recorded_seconds = 0, 0.0
-        self._publish(RunStarted(self.transcript.run_id, self.pairing, str(self.transcript.path),
+        self._publish(RunStarted(self.transcript.run_id, self.spec, str(self.transcript.path),
                                  str(header.get("started_at", ""))))
         if self._paused:
             self._publish(Paused())
-        if isinstance(self.pairing, Panel):
-            self._max_turns = len(self.pairing.agents)
+        if isinstance(self.spec, Panel):
+            self._max_turns = self.spec.max_turns
             await PanelPlayback(
                 self.transcript.records, str(header.get("started_at", "")), self._max_gap,
                 self._max_turns, self._publish, self._publish_chars, self._sleep,
@@ -333,7 +333,7 @@ class Replay:
             self._publish(TextChunk(index, agent, text[max(start - split, 0):end - split]))
 
     def _incomplete_end(self) -> RunEnd:
-        usage: dict[str, Usage] = {name: Usage() for name in self.pairing.agent_names}
+        usage: dict[str, Usage] = {name: Usage() for name in self.spec.agent_names}
         for turn in self.transcript.turns:
             usage[turn.agent] = usage.get(turn.agent, Usage()) + turn.usage
         return RunEnd(reason="incomplete", detail=INCOMPLETE, turns=self.total_turns,

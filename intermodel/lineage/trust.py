@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from intermodel.config import load_config
-from intermodel.config.model import AgentConfig, Pairing, Panel
+from intermodel.config.model import AgentConfig, RunSpec
 from intermodel.errors import ConfigError, UntrustedTranscript
 from intermodel.security.secrets import expand_env
 from intermodel.security.text import terminal_safe
@@ -139,7 +139,7 @@ def _url_key(url: str | None) -> tuple[Any, ...]:
         return (url,)
 
 
-def seats_of(config: Pairing | Panel) -> dict[str, Seat]:
+def seats_of(config: RunSpec) -> dict[str, Seat]:
     return {agent.name: Seat.of(agent) for agent in config.agents}
 
 
@@ -245,7 +245,7 @@ class Assessment:
                 f"wrote it, {self.action} it on a terminal to be asked, or add --trust")
 
 
-def assess(path: str | Path, config: Pairing | Panel, vouchers: Vouchers, *,
+def assess(path: str | Path, config: RunSpec, vouchers: Vouchers, *,
            action: str = "resume", vouched_seats: Iterable[str] = ()) -> Assessment:
     """Compare the seats of `config` (what the run would use) with `vouchers`; seats named in
     `vouched_seats` count as vouched for (filled from a file named on the command line)."""

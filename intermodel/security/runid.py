@@ -1,4 +1,4 @@
-"""Run ids: 12 lowercase hex digits, made by `new_run_id`.
+"""Run ids: 12 lowercase hex digits, made by `engine.session.new_run_id`.
 
 A run id ends up in file and socket names (`<runtime dir>/intermodel/<run id>.sock`, a transcript's
 name), and a transcript from elsewhere can claim any id. Everything that turns an id into a path

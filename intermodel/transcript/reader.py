@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from intermodel.config.loader import config_from_resolved
-from intermodel.config.model import Pairing, Panel
+from intermodel.config.model import Pairing, RunSpec
 from intermodel.errors import ConfigError, TranscriptError, TranscriptInvalid
 from intermodel.records import (
     RECORD_TYPES,
@@ -61,11 +61,11 @@ class Transcript:
     def pairing(self) -> Pairing:
         """The pairing this run ran (a panel's transcript has none: see `config`)."""
         config = self.config()
-        if isinstance(config, Panel):
+        if not isinstance(config, Pairing):
             raise TranscriptInvalid(str(self.path), "it records a panel, not a conversation")
         return config
 
-    def config(self) -> Pairing | Panel:
+    def config(self) -> RunSpec:
         try:
             return config_from_resolved(self.header["config"], source=f"{self.path} (header)")
         except ConfigError as exc:  # one line: the first problem, and how many more

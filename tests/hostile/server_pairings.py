@@ -66,7 +66,7 @@ async def run_to_end(pairing: Pairing, tmp_path: Path) -> tuple[RunEnd, Transcri
     """Run `pairing` (at most 15 s) with its key set: how it ended, and its transcript."""
     async with prepared_run(pairing, out_dir=tmp_path, environ={"TEST_KEY": KEY}) as run:
         with anyio.fail_after(15):
-            end = await run.dialogue.run()
+            end = await run.session.run()
     return end, transcript_of(run.transcript)
 
 

@@ -161,7 +161,7 @@ def test_the_client_checks_the_uid_it_expects(make_pairing: PairingFactory, tmp_
     async def main() -> None:
         async with prepared_run(pairing, out_dir=tmp_path) as run:
             assert run.transcript is not None
-            server = ControlServer(run.dialogue, run.transcript)
+            server = ControlServer(run.session, run.transcript)
             async with anyio.create_task_group() as tg:
                 await tg.start(server.serve)
                 with pytest.raises(ForeignSocket):
@@ -169,7 +169,7 @@ def test_the_client_checks_the_uid_it_expects(make_pairing: PairingFactory, tmp_
                         server.path, {"command": "stop"}, expected_uid=os.getuid() + 1))
                 reply = await anyio.to_thread.run_sync(request, server.path, {"command": "status"})
                 seen.append(reply["status"]["state"])
-                end = await run.dialogue.run()
+                end = await run.session.run()
                 tg.cancel_scope.cancel()
         seen.append(end.reason)
 
@@ -341,7 +341,7 @@ def serve_and_abuse(pairing: Pairing, out: Path, environ: dict[str, str],
     async def main() -> str:
         async with prepared_run(pairing, out_dir=out, environ=environ) as run:
             assert run.transcript is not None
-            server = ControlServer(run.dialogue, run.transcript)
+            server = ControlServer(run.session, run.transcript)
             async with anyio.create_task_group() as tg:
                 await tg.start(server.serve)
 
@@ -349,7 +349,7 @@ def serve_and_abuse(pairing: Pairing, out: Path, environ: dict[str, str],
                     found.append(await anyio.to_thread.run_sync(abuse, server.path))
 
                 tg.start_soon(attack)
-                end = await run.dialogue.run()
+                end = await run.session.run()
                 tg.cancel_scope.cancel()
         return end.reason
 

@@ -245,20 +245,20 @@ def test_control_extend_is_bounded_on_the_command_line_and_the_socket(
     async def main() -> Path:
         async with prepared_run(pairing, out_dir=tmp_path) as run:
             assert run.transcript is not None
-            server = ControlServer(run.dialogue, run.transcript)
-            events = run.dialogue.subscribe()
+            server = ControlServer(run.session, run.transcript)
+            events = run.session.subscribe()
 
             async def steer() -> None:
                 async for event in events:
                     if isinstance(event, TurnStarted) and event.turn == 2:
                         for turns in (10**20, True, "5", MAX_TURNS, MAX_TURNS):
                             replies.append(server.answer({"command": "extend", "turns": turns}))
-                        run.dialogue.controls.stop(now=True)
+                        run.session.controls.stop(now=True)
 
             with anyio.fail_after(20):
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(steer)
-                    await run.dialogue.run()
+                    await run.session.run()
                     tg.cancel_scope.cancel()
             return run.transcript
 

@@ -154,7 +154,7 @@ async def outputs_of_a_run(key: str, provider: Provider, out: Path) -> list[str]
     shown: list[str] = []
     async with prepared_run(echo_pairing(), out_dir=out, environ={"HOSTILE_KEY": key},
                             provider_factory=factory) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
         events: list[Event] = []
 
         async def watch() -> None:
@@ -163,7 +163,7 @@ async def outputs_of_a_run(key: str, provider: Provider, out: Path) -> list[str]
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
-            end = await run.dialogue.run()
+            end = await run.session.run()
     console = ConsoleRenderer(Style(color=False), width=80)
     shown.append(console.render(events))
     shown.append(safe_line(end.detail))

@@ -305,7 +305,7 @@ async def test_a_discarded_reply_keeps_a_bounded_prefix_and_its_length(server: F
     pairing = pairing_for(server.base_url, "openai", "openai", turns=1,
                           extra_a="max_tokens = 100000\n")  # a cap far away: 3.2 M characters
     async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
 
         async def stop_past(chars: int) -> None:
             seen = 0
@@ -314,13 +314,13 @@ async def test_a_discarded_reply_keeps_a_bounded_prefix_and_its_length(server: F
                     if isinstance(event, TextChunk):
                         seen += len(event.text)
                 if seen > chars:
-                    run.dialogue.controls.stop(now=True)
+                    run.session.controls.stop(now=True)
                     return
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(stop_past, 3 * DISCARD_KEPT)
             with anyio.fail_after(15):
-                end = await run.dialogue.run()
+                end = await run.session.run()
     assert end.reason == "stopped"
     [discard] = [r for r in transcript_of(run.transcript).records if isinstance(r, Discard)]
     assert len(discard.text) == DISCARD_KEPT
@@ -463,7 +463,7 @@ async def test_a_probe_that_gets_no_answer_costs_seconds_and_a_note(server: Fake
     pairing = pairing_for(server.base_url, "openai", "anthropic", turns=2,
                           extra_a="context_window = 3000\n")
     async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
 
         async def answer_after_the_probes() -> None:
             while await subscription.wait():
@@ -475,7 +475,7 @@ async def test_a_probe_that_gets_no_answer_costs_seconds_and_a_note(server: Fake
         async with anyio.create_task_group() as tg:
             tg.start_soon(answer_after_the_probes)
             with anyio.fail_after(15):
-                end = await run.dialogue.run()
+                end = await run.session.run()
     assert end.reason == "max_turns"
     transcript = transcript_of(run.transcript)
     assert notes(transcript.records)[0] == (

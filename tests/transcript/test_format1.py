@@ -95,7 +95,7 @@ async def test_they_replay_to_their_recorded_end() -> None:
         replay = Replay(transcript, speed=1000)
         assert transcript.end is not None
         assert [end.reason for end in await played(replay)] == [transcript.end.reason]
-        assert isinstance(replay.pairing, Panel) == (name == "panel.jsonl")
+        assert isinstance(replay.spec, Panel) == (name == "panel.jsonl")
 
 
 @pytest.mark.anyio
@@ -103,7 +103,7 @@ async def test_a_finished_dialogue_resumes_with_a_bigger_budget(tmp_path: Path) 
     path = tmp_path / "dialogue.jsonl"
     shutil.copyfile(FIXTURES / "dialogue.jsonl", path)
     async with prepared_resume(path, turns=8) as run:
-        end = await run.dialogue.run()
+        end = await run.session.run()
     assert (end.reason, end.turns) == ("max_turns", 8)
     transcript = read_transcript(path)
     assert [t.agent for t in transcript.turns[-2:]] == ["ada", "bo"]
@@ -116,7 +116,7 @@ async def test_a_stopped_branch_resumes_where_it_stopped(tmp_path: Path) -> None
     path = tmp_path / "branch.jsonl"
     shutil.copyfile(FIXTURES / "branch.jsonl", path)
     async with prepared_resume(path) as run:
-        end = await run.dialogue.run()
+        end = await run.session.run()
     # bo's turn 4 again, from the start; then ada's turn 5 no longer fits its window of 256.
     assert (end.reason, end.turns) == ("context_full", 4)
     assert "ada's request for turn 5" in end.detail
