@@ -12,7 +12,6 @@ step take effect between turns; stop either finishes or discards the streaming t
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import anyio
 
 from intermodel.config.model import Pairing
 from intermodel.config.request import Request
+from intermodel.engine.budgets import Budgets
 from intermodel.engine.context import ContextFull, ContextKeeper
 from intermodel.engine.controls import (
     Command,
@@ -44,6 +44,7 @@ from intermodel.engine.events import (
     TurnCompleted,
     event_for,
 )
+from intermodel.engine.gate import Gate
 from intermodel.engine.retry import RetryPolicy
 from intermodel.engine.session import Recorder, Session
 from intermodel.engine.turns import TurnFailed, TurnProducer
@@ -64,7 +65,6 @@ from intermodel.records import (
     Usage,
     now_iso,
 )
-from intermodel.security.bounds import MAX_TURNS
 from intermodel.security.secrets import Redactor
 
 __all__ = ["Dialogue", "DialogueState", "speaker_of"]
@@ -127,6 +127,7 @@ class Dialogue(Session[Pairing]):
             self.state.max_turns = pairing.dialogue.max_turns
         for name in pairing.agent_names:
             self.state.usage.setdefault(name, Usage())
+        self._budgets = Budgets(pairing)
         # What reaching the cost budget does: stop (unattended), or pause (someone is watching).
         self._cost_action = cost_action
         self._cost_paused = False
@@ -134,12 +135,10 @@ class Dialogue(Session[Pairing]):
         self._turns = TurnProducer(
             emit=self._emit, publish=self.bus.publish,
             retry=RetryPolicy(pairing.retry, rng), redact=self._redact,
-            deadline=self._deadline,
+            deadline=lambda: self._budgets.deadline(self._started),
             stop_reason=lambda: self._stop.reason if self._stop is not None else None,
         )
-        self._paused = False
-        self._steps = 0  # turns allowed to run while paused
-        self._gate_changed = anyio.Event()
+        self._gate = Gate()
         self._in_flight: int | None = None  # number of the turn being produced, if any
         self._probing: anyio.CancelScope | None = None  # while asking servers' context sizes
 
@@ -152,7 +151,7 @@ class Dialogue(Session[Pairing]):
             return f"retrying {agent}" if self._turns.sleeping else f"streaming {agent}"
         if self._stop is not None:
             return "stopping"
-        return "paused" if self._paused else "waiting"
+        return "paused" if self._gate.paused else "waiting"
 
     def _usage(self) -> dict[str, Usage]:
         return dict(self.state.usage)
@@ -197,7 +196,7 @@ class Dialogue(Session[Pairing]):
         try:
             while True:
                 self._check_budgets()
-                await self._wait_at_gate()
+                await self._gate.wait(lambda: self._stop is not None)
                 self._check_budgets()
                 turn = await self._produce_turn(self.state.next_turn)
                 self.state.history.append(turn)
@@ -210,16 +209,12 @@ class Dialogue(Session[Pairing]):
             return ended.end
 
     def _check_budgets(self) -> None:
-        d = self.spec.dialogue
         if self._stop is not None:
             raise _Ended(self._end(self._stop.reason))
-        if self.state.next_turn > self.state.max_turns:
-            raise _Ended(self._end("max_turns", f"{self.state.max_turns} turns"))
-        total = sum(u.total for u in self.state.usage.values())
-        if d.max_total_tokens is not None and total >= d.max_total_tokens:
-            raise _Ended(self._end("token_budget", f"{total} of {d.max_total_tokens} tokens"))
-        if d.max_seconds is not None and self._elapsed() >= d.max_seconds:
-            raise _Ended(self._end("time_budget", f"{d.max_seconds:g} s"))
+        used = self._budgets.exceeded(self.state.next_turn, self.state.max_turns,
+                                      self.state.usage, self._elapsed())
+        if used is not None:
+            raise _Ended(self._end(used.reason, used.detail))
 
     async def _check_degeneration(self) -> None:
         stop: Flag | None = None
@@ -232,24 +227,16 @@ class Dialogue(Session[Pairing]):
 
     def cost(self) -> float | None:
         """Dollars spent so far, when every agent has a price."""
-        total = 0.0
-        for agent in self.spec.agents:
-            if agent.price is None:
-                return None
-            usage = self.state.usage[agent.name]
-            total += agent.price.cost(usage.input_tokens, usage.output_tokens)
-        return total
+        return self._budgets.cost(self.state.usage)
 
     async def _check_cost(self) -> None:
-        budget = self.spec.dialogue.max_cost
-        spent = self.cost()
-        if budget is None or spent is None or spent < budget or self._cost_paused:
+        reached = self._budgets.cost_reached(self.state.usage)
+        if reached is None or self._cost_paused:
             return
-        line = f"${spent:.4f} spent, budget ${budget:g}"
         if self._cost_action == "stop":
-            raise _Ended(self._end("cost_budget", line))
+            raise _Ended(self._end(reached.reason, reached.detail))
         self._cost_paused = True  # once: if the person resumes, that is their decision
-        await self._emit(Notice(f"cost budget reached ({line}); paused"))
+        await self._emit(Notice(f"cost budget reached ({reached.detail}); paused"))
         await self._apply(Pause())
 
     def _check_stop_phrases(self, turn: Turn) -> None:
@@ -257,14 +244,6 @@ class Dialogue(Session[Pairing]):
             if phrase in turn.text:
                 raise _Ended(self._end("stop_phrase", f"{turn.agent} said {phrase!r}",
                                        ended_by=turn.agent))
-
-    async def _wait_at_gate(self) -> None:
-        """Block while paused, unless a step allows one turn."""
-        while self._paused and self._steps == 0 and self._stop is None:
-            await self._gate_changed.wait()
-            self._gate_changed = anyio.Event()
-        if self._paused and self._steps:
-            self._steps -= 1
 
     async def _produce_turn(self, index: int) -> Turn:
         """One turn, retried on transient errors. Raises _Ended if it cannot complete."""
@@ -278,7 +257,7 @@ class Dialogue(Session[Pairing]):
         except TurnFailed as failed:
             detail = failed.detail
             if failed.reason == "time_budget":
-                detail = f"{self.spec.dialogue.max_seconds or 0:g} s"
+                detail = self._budgets.time_detail()
             raise _Ended(self._end(failed.reason, detail)) from None
         finally:
             self._in_flight = None
@@ -318,33 +297,26 @@ class Dialogue(Session[Pairing]):
             self.state.history.append(interjection)
             await self._emit(Interjected(interjection))
         elif isinstance(command, Pause):
-            if not self._paused:
-                self._paused, self._steps = True, 0
+            if self._gate.pause():
                 await self._emit(Paused())
         elif isinstance(command, Resume):
-            if self._paused:
-                self._paused, self._steps = False, 0
-                self._open_gate()
+            if self._gate.resume():
                 await self._emit(Resumed())
         elif isinstance(command, Step):
-            if self._paused:
-                self._steps += 1
-                self._open_gate()
+            if self._gate.step(turn_under_way=self._in_flight is not None):
                 await self._emit(Resumed(step=True))
-            else:  # running: finish the turn under way, then pause
-                self._paused, self._steps = True, 0 if self._in_flight is not None else 1
+            else:  # it was running: it pauses after one turn
                 await self._emit(Paused())
         elif isinstance(command, Stop):
             self._stop = command
-            self._open_gate()
+            self._gate.open()
             if self._probing is not None:
                 self._probing.cancel()  # no turn is under way yet: stop now
             if command.now or self._turns.sleeping:
                 self._turns.cancel()
         elif isinstance(command, Extend):
-            # Capped, as every budget is: the transcript records it, and readers bound it.
-            self.state.max_turns = min(MAX_TURNS, max(self.state.next_turn - 1,
-                                                      self.state.max_turns + command.turns))
+            self.state.max_turns = Budgets.extended(self.state.max_turns, self.state.next_turn,
+                                                    command.turns)
             await self._emit(BudgetExtended(BudgetChange(self.state.max_turns, now_iso())))
 
     def _addressees(self, to: str) -> tuple[str, ...]:
@@ -359,14 +331,7 @@ class Dialogue(Session[Pairing]):
                 return (name,)
         raise UsageError(f"cannot address {to!r}: use a, b, both, {names[0]} or {names[1]}")
 
-    def _open_gate(self) -> None:
-        self._gate_changed.set()
-
     # -- helpers ------------------------------------------------------------------------------
-
-    def _deadline(self) -> float:
-        seconds = self.spec.dialogue.max_seconds
-        return math.inf if seconds is None else self._started + seconds
 
     @property
     def history(self) -> Sequence[HistoryEntry]:
