@@ -92,7 +92,7 @@ async def test_refusals(make_pairing: PairingFactory, tmp_path: Path) -> None:
         plan_branch(parent, 7)
     with pytest.raises(UsageError, match="no agent 'carol'"):
         plan_branch(parent, 2, models={"carol": "x"})
-    with pytest.raises(UsageError, match="--to must be a, b, both, ada or bo"):
+    with pytest.raises(UsageError, match="no such addressee: use a, b, both, ada or bo"):
         plan_branch(parent, 2, say="hi", to="carol")
     holder, _ = TranscriptWriter.reopen(parent_path)  # as if the parent were still running
     try:

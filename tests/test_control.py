@@ -67,7 +67,7 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
     assert isinstance(status, dict)
     assert status["turns"] >= 1 and status["max_turns"] == 6 and status["pid"] == os.getpid()
     assert replies[1] == {"ok": True}
-    assert replies[2] == {"ok": False, "error": "to must be a, b, both, ada or bo"}
+    assert replies[2] == {"ok": False, "error": "no such addressee: use a, b, both, ada or bo"}
     assert replies[4] == {"ok": False, "error": "unknown command 'launch'"}
     assert run.transcript is not None
     bo_turns = [r for r in read_transcript(run.transcript).records
@@ -106,7 +106,7 @@ def test_say_status_and_stop_from_another_process(tmp_path: Path) -> None:
         assert said.returncode == 0, said.stderr
         wrong = cli("say", str(transcript), "hello", "--to", "carol")
         assert wrong.returncode == 2
-        assert wrong.stderr.strip() == "intermodel: to must be a, b, both, ada or bo"
+        assert wrong.stderr.strip() == "intermodel: no such addressee: use a, b, both, ada or bo"
         stopped = cli("control", str(transcript), "stop", "--now")
         assert stopped.returncode == 0, stopped.stderr
         out, err = proc.communicate(timeout=20)

@@ -316,7 +316,7 @@ async def test_addressing_an_unknown_agent_is_a_notice_not_a_crash(
     end, events = await run_dialogue(make_pairing(), react=react)
     assert end.reason == "max_turns"
     [notice] = [e for e in events if isinstance(e, Notice)]
-    assert "carol" in notice.message
+    assert notice.message == "no such addressee: use a, b, both, ada or bo"  # as the CLI says
 
 
 PRICED = SCRIPTED.replace("max_turns = 4", "max_turns = 30\nmax_cost = 0.001").replace(

@@ -10,6 +10,7 @@ from intermodel.config.loader import (
     parse_pairing,
 )
 from intermodel.config.model import (
+    Addressee,
     AgentConfig,
     DialogueConfig,
     Pairing,
@@ -21,6 +22,7 @@ from intermodel.config.model import (
 )
 
 __all__ = [
+    "Addressee",
     "AgentConfig",
     "DialogueConfig",
     "Pairing",

@@ -6,12 +6,15 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from intermodel.config.request import Sampling
+from intermodel.errors import UsageError
 
 __all__ = [
     "PLACEHOLDERS",
+    "Addressee",
     "AgentConfig",
     "DetectorConfig",
     "DialogueConfig",
@@ -146,6 +149,14 @@ class RetryConfig:
     max_wait: float = 10800.0
 
 
+class Addressee(StrEnum):
+    """Who a human message is for, besides an agent named outright."""
+
+    A = "a"  # the first agent of the file
+    B = "b"  # the second
+    BOTH = "both"  # every agent
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunSpec(ABC):
     """What a run runs: a `Pairing` (two agents in conversation) or a `Panel` (one message, every
@@ -175,6 +186,26 @@ class RunSpec(ABC):
     def partner_of(self, name: str) -> str:
         """The agent `name` talks with ("" when it talks with nobody, as in a panel)."""
         return ""
+
+    def addressees(self, to: str) -> tuple[str, ...]:
+        """The agents a human message `to` someone is for: `a` and `b` by seat, `both`, or an
+        agent's name (in any case). The one resolver of the CLI, the control socket and the
+        session; its error says the same thing to all of them."""
+        key = to.strip().lower()
+        names = self.agent_names
+        match key:
+            case Addressee.BOTH:
+                return names
+            case Addressee.A:
+                return names[:1]
+            case Addressee.B:
+                return names[1:2]
+        for name in names:
+            if name.lower() == key:
+                return (name,)
+        choices = ", ".join([*Addressee, *names[:-1]]) + f" or {names[-1]}"
+        # The text asked for is not repeated: it may be anything, from anyone on the socket.
+        raise UsageError(f"no such addressee: use {choices}")
 
     @property
     @abstractmethod

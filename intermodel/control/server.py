@@ -31,6 +31,7 @@ from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, 
 from intermodel.config.model import RunSpec
 from intermodel.control.paths import peer_uid, socket_path
 from intermodel.engine.session import Session
+from intermodel.errors import UsageError
 from intermodel.security.bounds import MAX_TURNS
 from intermodel.security.secrets import redact
 
@@ -115,10 +116,12 @@ class ControlServer:
             text, to = request.get("text"), request.get("to", "both")
             if not isinstance(text, str) or not text.strip():
                 return {"ok": False, "error": "interject needs a non-empty text"}
-            names = self.session.spec.agent_names
-            if not isinstance(to, str) or to.lower() not in {"a", "b", "both",
-                                                             *(n.lower() for n in names)}:
-                return {"ok": False, "error": f"to must be a, b, both, {names[0]} or {names[1]}"}
+            if not isinstance(to, str):
+                return {"ok": False, "error": "to is the name of an agent, a, b or both"}
+            try:
+                self.session.spec.addressees(to)
+            except UsageError as exc:
+                return {"ok": False, "error": str(exc)}
             sent = controls.interject(text, to)
         elif command == "extend":
             turns = request.get("turns")

@@ -288,7 +288,7 @@ class Dialogue(Session[Pairing]):
     async def _apply(self, command: Command) -> None:
         if isinstance(command, Interject):
             try:
-                to = self._addressees(command.to)
+                to = self.spec.addressees(command.to)
             except UsageError as exc:
                 self.bus.publish(Notice(str(exc)))
                 return
@@ -318,18 +318,6 @@ class Dialogue(Session[Pairing]):
             self.state.max_turns = Budgets.extended(self.state.max_turns, self.state.next_turn,
                                                     command.turns)
             await self._emit(BudgetExtended(BudgetChange(self.state.max_turns, now_iso())))
-
-    def _addressees(self, to: str) -> tuple[str, ...]:
-        names = self.spec.agent_names
-        key = to.strip().lower()
-        if key == "both":
-            return names
-        if key in ("a", "b"):
-            return (names[0] if key == "a" else names[1],)
-        for name in names:
-            if name.lower() == key:
-                return (name,)
-        raise UsageError(f"cannot address {to!r}: use a, b, both, {names[0]} or {names[1]}")
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -82,7 +82,7 @@ def plan_branch(
         or (isinstance(e, Trim) and e.turn <= after_turn)
     ]
     if say:
-        history.append(Interjection(after_turn + 1, _addressees(pairing, to), say, now_iso()))
+        history.append(Interjection(after_turn + 1, pairing.addressees(to), say, now_iso()))
     usage = {name: Usage() for name in pairing.agent_names}
     for entry in history:
         if isinstance(entry, Turn):
@@ -133,19 +133,6 @@ def _seat(pairing: Pairing, name: str, spec: str) -> Mapping[str, Any]:
     if agent not in other.agent_names:
         raise UsageError(f"{file} has no agent {agent!r} (it has {', '.join(other.agent_names)})")
     return dict(other.resolved["agents"][agent])
-
-
-def _addressees(pairing: Pairing, to: str) -> tuple[str, ...]:
-    key = to.lower()
-    names = pairing.agent_names
-    if key == "both":
-        return names
-    if key in ("a", "b"):
-        return (names[0] if key == "a" else names[1],)
-    matches = tuple(n for n in names if n.lower() == key)
-    if not matches:
-        raise UsageError(f"--to must be a, b, both, {names[0]} or {names[1]}")
-    return matches
 
 
 @asynccontextmanager

@@ -447,6 +447,6 @@ def test_replies_carry_no_secret_and_no_command_line_wording(make_pairing: Pairi
     reason, replies = serve_and_abuse(pairing, tmp_path, {"HOSTILE_KEY": KEY}, abuse)
     text = json.dumps(replies)
     assert KEY[:8] not in text
-    assert replies[2] == {"ok": False, "error": "to must be a, b, both, ada or bo"}
+    assert replies[2] == {"ok": False, "error": "no such addressee: use a, b, both, ada or bo"}
     assert "--" not in text
     assert reason == "max_turns"
