@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 
 from intermodel.config.model import AgentConfig
@@ -93,9 +93,9 @@ def _wait_until_ready(process: subprocess.Popen[bytes], base: str, log_path: Pat
             pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n"
                         f"{log_path.read_text(errors='replace')[-2000:]}")
         try:
-            if httpx.get(f"{base}/models", timeout=1.0).status_code == 200:
+            if httpx2.get(f"{base}/models", timeout=1.0).status_code == 200:
                 return
-        except httpx.TransportError:
+        except httpx2.TransportError:
             pass
         time.sleep(0.2)
     pytest.fail(f"llama_cpp.server did not answer within {STARTUP_SECONDS} s:\n"
@@ -104,7 +104,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], base: str, log_path: Pat
 
 def sse_events(base: str, body: dict[str, Any]) -> tuple[int, list[str]]:
     """(status, the `data:` payloads) of one streamed chat completion."""
-    with httpx.stream("POST", f"{base}/chat/completions", json=body, timeout=60) as response:
+    with httpx2.stream("POST", f"{base}/chat/completions", json=body, timeout=60) as response:
         lines = [line for line in response.iter_lines() if line.startswith("data:")]
         return response.status_code, [line.removeprefix("data:").strip() for line in lines]
 
@@ -134,7 +134,7 @@ def test_the_stream_carries_no_usage_and_echoes_the_model_name(server: str) -> N
 def test_a_streamed_request_beyond_the_context_gets_an_empty_stream(server: str) -> None:
     status, events = sse_events(server, chat("word " * (N_CTX + 100)))
     assert (status, events) == (200, [])
-    refused = httpx.post(f"{server}/chat/completions",
+    refused = httpx2.post(f"{server}/chat/completions",
                          json=chat("word " * (N_CTX + 100), stream=False), timeout=60)
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "context_length_exceeded"
