@@ -15,7 +15,6 @@ from email.utils import parsedate_to_datetime
 import anthropic
 import anyio
 import httpx2
-import httpx2
 import openai
 import pytest
 
