@@ -81,8 +81,9 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
 def test_say_status_and_stop_from_another_process(tmp_path: Path) -> None:
     env = {**os.environ, "INTERMODEL_TRANSCRIPTS": str(tmp_path), "NO_COLOR": "1"}
     config = tmp_path / "slow.toml"
+    # A budget the run cannot reach while the test talks to it: only the stop ends it.
     config.write_text(SLOW.replace("delay = 0.05", "delay = 0.4").replace(
-        "max_turns = 6", "max_turns = 30"))
+        "max_turns = 6", "max_turns = 1000"))
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "intermodel", *args], cwd=REPO, env=env,
@@ -94,13 +95,16 @@ def test_say_status_and_stop_from_another_process(tmp_path: Path) -> None:
     try:
         # pytest's temporary paths are too long for a socket beside the transcript, so this also
         # covers the fallback socket in the private runtime folder.
-        deadline = time.monotonic() + 20
+        # Asked until the run answers: a busy machine may take many seconds to start it.
+        deadline = time.monotonic() + 60  # a bound for a hang, not for speed
         status = cli("status", str(tmp_path))
-        while "turns done" not in status.stdout and time.monotonic() < deadline:
+        while "turns done" not in status.stdout:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the run never answered status"
             status = cli("status", str(tmp_path))
         [transcript] = tmp_path.glob("*.jsonl")
         assert status.returncode == 0
-        assert "/30 turns done" in status.stdout
+        assert "/1000 turns done" in status.stdout
         assert str(transcript) in status.stdout
         said = cli("say", str(transcript), "please wrap up", "--to", "a")
         assert said.returncode == 0, said.stderr
@@ -112,6 +116,7 @@ def test_say_status_and_stop_from_another_process(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
+        proc.communicate()  # reaps it and closes its pipes, however the test ended
     assert proc.returncode == 0, err
     assert "✎ human → ada" in out
     records = [json.loads(line) for line in transcript.read_text().splitlines()]

@@ -72,7 +72,10 @@ async def test_a_300_turn_run_through_ten_percent_faults_loses_nothing(tmp_path:
     retries = [r for r in transcript.records if isinstance(r, Retry)]
     # Every failed attempt is on record, with what failed and how long it waited.
     assert sum(t.attempts - 1 for t in turns) == len(retries)
-    assert len(retries) >= len(faulted) + refusals > TURNS // 20
+    # Each faulted request failed one attempt. A refusal fails the attempts that connect while
+    # the port is closed, if any do: one that comes after the window (a busy machine) succeeds.
+    assert len(retries) >= len(faulted)
+    assert len(faulted) + refusals > TURNS // 20
     assert all(r.wait > 0 and r.error and r.message for r in retries)
     kinds = {r.error for r in retries}
     assert {"rate_limited", "server_unavailable", "connection_failed", "stream_interrupted",

@@ -24,7 +24,6 @@ from tests.fakeserver import (
     FakeServer,
     Fault,
     ScriptedResponder,
-    http_date,
 )
 
 from .conftest import (
@@ -293,10 +292,9 @@ async def test_in_stream_error_bodies(
 async def test_retry_after_headers(
     srv: FakeServer, oai: openai.AsyncOpenAI, ant: anthropic.AsyncAnthropic
 ) -> None:
-    date = http_date(30)
     srv.faults.push(
         Fault.status(429, retry_after="2", retry_after_ms=2000),
-        Fault.status(503, retry_after=date),
+        Fault.status(503, retry_at=30),
         Fault.status(529, retry_after="1"),
     )
     with pytest.raises(openai.RateLimitError) as limited:
