@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from intermodel.analysis.endstates import end_state  # noqa: E402
 from intermodel.analysis.phrases import PhraseCounter  # noqa: E402
 from intermodel.config import parse_pairing  # noqa: E402
-from intermodel.events import RunStarted  # noqa: E402
+from intermodel.engine.events import RunStarted  # noqa: E402
 from intermodel.records import RunEnd, Turn, Usage, record_to_json  # noqa: E402
 from intermodel.transcript.reader import read_transcript  # noqa: E402
 from intermodel.transcript.writer import header  # noqa: E402

@@ -9,15 +9,15 @@ The library is usable on its own: load a pairing, prepare a run, subscribe to it
 
 from __future__ import annotations
 
-from intermodel.about import __version__
-from intermodel.bus import Subscription
 from intermodel.config import AgentConfig, Pairing, load_pairing
-from intermodel.controls import Controls
-from intermodel.dialogue import Dialogue, DialogueState
+from intermodel.engine.bus import Subscription
+from intermodel.engine.controls import Controls
+from intermodel.engine.dialogue import Dialogue, DialogueState
+from intermodel.engine.prepare import Run, prepared_run
 from intermodel.errors import ConfigError, IntermodelError, ProviderError
 from intermodel.records import Interjection, RunEnd, Turn, Usage
-from intermodel.runner import Run, prepared_run
 from intermodel.transcript.reader import Transcript, read_transcript
+from intermodel.transcript.versions import __version__
 
 __all__ = [
     "AgentConfig",

@@ -15,12 +15,11 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from intermodel.about import __version__
-from intermodel.bounds import MAX_TURNS
-from intermodel.commands import EXIT_RUN_ERROR, EXIT_SIGNAL
 from intermodel.commands.findings_args import add_findings_commands, add_stats_options
-from intermodel.errors import IntermodelError
-from intermodel.safety import safe_line
+from intermodel.errors import EXIT_RUN_ERROR, EXIT_SIGNAL, IntermodelError
+from intermodel.security.bounds import MAX_TURNS
+from intermodel.security.text import safe_line
+from intermodel.transcript.versions import __version__
 
 __all__ = ["main"]
 
@@ -99,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.add_argument("--strict", action="store_true",
                           help="also fail when a key variable the pairing needs is not set")
-    validate.set_defaults(handler="records:validate")
+    validate.set_defaults(handler="reading:validate")
 
     export = sub.add_parser("export", help="write a transcript (or, as HTML, a folder of them) "
                             "in a readable form")
@@ -107,20 +106,20 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["md", "html"], default="md")
     export.add_argument("-o", "--output", metavar="FILE",
                         help="output file, or - for stdout (default: beside the transcript)")
-    export.set_defaults(handler="records:export")
+    export.set_defaults(handler="reading:export")
 
     stats = sub.add_parser("stats", help="figures of recorded runs: per run, agent and group")
     stats.add_argument("path", help="a transcript, or a folder searched for transcripts")
     stats.add_argument("--format", choices=["table", "csv", "json"], default="table")
     add_stats_options(stats)
-    stats.set_defaults(handler="records:stats")
+    stats.set_defaults(handler="reading:stats")
 
     index = sub.add_parser("index", help="build or update a SQLite database of recorded runs")
     index.add_argument("path", help="a transcript, or a folder searched for transcripts")
     index.add_argument("--db", metavar="FILE",
                        help="the database (default: intermodel.sqlite in the folder)")
     index.add_argument("--rebuild", action="store_true", help="index every file again")
-    index.set_defaults(handler="records:index")
+    index.set_defaults(handler="reading:index")
 
     resume = sub.add_parser("resume", help="continue an interrupted run from its transcript")
     resume.add_argument("transcript")
@@ -190,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("transcript")
     inspect.add_argument("--turn", type=_positive, metavar="N",
                          help="the turn to show (default: check every turn)")
-    inspect.set_defaults(handler="records:inspect")
+    inspect.set_defaults(handler="reading:inspect")
 
     add_findings_commands(sub)
     return parser

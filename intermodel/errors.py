@@ -27,6 +27,10 @@
 
 Providers translate every foreign exception (SDK, httpx2, llama.cpp) into a ProviderError at their
 boundary, so the dialogue's retry policy never needs to know which library raised what.
+
+Every command exits with one of four codes: EXIT_OK, EXIT_RUN_ERROR (a run ended in an error, or
+an error of this tree other than those below), EXIT_USAGE (bad configuration or usage, an
+unreadable transcript, a missing key variable) and EXIT_SIGNAL (stopped by a signal).
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "EXIT_OK",
+    "EXIT_RUN_ERROR",
+    "EXIT_SIGNAL",
+    "EXIT_USAGE",
     "AuthenticationFailed",
     "BadRequest",
     "ConfigError",
@@ -61,10 +69,13 @@ __all__ = [
 ]
 
 
+EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE, EXIT_SIGNAL = 0, 1, 2, 130
+
+
 class IntermodelError(Exception):
     """Base of every error this tool reports; `exit_code` is what the CLI exits with."""
 
-    exit_code = 1
+    exit_code = EXIT_RUN_ERROR
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,7 @@ class ConfigIssue:
 class ConfigError(IntermodelError):
     """A pairing file is invalid. Carries every issue found, not only the first."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def __init__(self, file: str, issues: list[ConfigIssue]) -> None:
         self.file = file
@@ -97,16 +108,16 @@ class MissingKeyError(ConfigError):
 
 
 class UsageError(IntermodelError):
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class UntrustedTranscript(UsageError):
     """A transcript names endpoints, key variables or headers that no pairing file of yours
-    vouches for, and nobody said to trust it (see `intermodel.trust`)."""
+    vouches for, and nobody said to trust it (see `intermodel.lineage.trust`)."""
 
 
 class DependencyMissing(IntermodelError):
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class TranscriptError(IntermodelError):
@@ -117,7 +128,7 @@ class TranscriptInvalid(TranscriptError):
     """A transcript that cannot be read: `path`, the `line` at fault (when one is), and why.
     Exit code 2, like a bad pairing file: the input is wrong, not the run."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def __init__(self, path: str, reason: str, line: int | None = None) -> None:
         self.path = path
@@ -129,7 +140,7 @@ class TranscriptInvalid(TranscriptError):
 class InvalidRunId(TranscriptError):
     """A run id names files and sockets, so anything but 12 lowercase hex digits is refused."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class ProviderError(IntermodelError):

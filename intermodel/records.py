@@ -13,11 +13,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from intermodel.errors import EXIT_OK, EXIT_RUN_ERROR, EXIT_SIGNAL
+
 __all__ = [
     "Branch",
     "BudgetChange",
     "Discard",
     "Flag",
+    "Header",
     "HistoryEntry",
     "Interjection",
     "Note",
@@ -27,12 +30,30 @@ __all__ = [
     "Trim",
     "Turn",
     "Usage",
+    "exit_code_for",
     "now_iso",
 ]
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The first record of a run: its id, when it started, and what it ran. `config` is the
+    resolved config (every default filled in, files inlined, no secrets) of the pairing or panel
+    named `pairing`, read from `source`; `origin` says where the run comes from
+    ({"experiment": {...}} for a batch entry, {"parent": {...}} for a branch). The transcript
+    writer adds the format version, the versions of what ran it and the config's hash."""
+
+    KIND: ClassVar[str] = "header"
+    run_id: str
+    started_at: str
+    pairing: str
+    source: str
+    config: Mapping[str, Any]
+    origin: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +232,14 @@ class RunEnd:
     usage: Mapping[str, Usage] = field(default_factory=dict)
     duration: float = 0.0
     at: str = ""
+
+
+def exit_code_for(end: RunEnd | None) -> int:
+    """What a command that drove a run exits with: a signal's code when it was interrupted (or
+    ended without a word), a run error's when it ended in an error, else 0."""
+    if end is None or end.reason == "interrupted":
+        return EXIT_SIGNAL
+    return EXIT_RUN_ERROR if end.reason == "error" else EXIT_OK
 
 
 HistoryEntry = Turn | Interjection | Trim

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,11 +32,19 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test writes into the repository's transcripts/ or sees a developer's real keys."""
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch,
+                          tmp_path: Path) -> Iterator[None]:
+    """No test writes into the repository's transcripts/ or sees a developer's real keys, and
+    none sees another's runs: each has its own runtime dir, where runs whose transcript folder
+    is too deep for a socket listen and where `intermodel status` looks (tests run side by
+    side, and other test runs may share the machine). It is short, as socket paths must be."""
     monkeypatch.setenv("INTERMODEL_TRANSCRIPTS", str(tmp_path / "transcripts"))
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "NO_COLOR"):
         monkeypatch.delenv(name, raising=False)
+    runtime = tempfile.mkdtemp(prefix="im-")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    yield
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 SCRIPTED = """

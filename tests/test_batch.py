@@ -13,15 +13,16 @@ from pathlib import Path
 import anyio
 import pytest
 
+from intermodel.config.experiment import load_experiment
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Request
 from intermodel.errors import ConfigError
 from intermodel.experiment.batch import Batch
 from intermodel.experiment.manifest import MANIFEST, EntryState
 from intermodel.experiment.plan import Entry, cost_bound, plan, run_cost_bound
-from intermodel.experiment.spec import load_experiment
-from intermodel.providers.base import Provider, Request, StreamEvent
+from intermodel.providers.base import Provider, StreamEvent
 from intermodel.providers.registry import make_provider
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import SCRIPTED

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from intermodel.audit import verify_transcript
-from intermodel.branch import plan_branch, prepared_branch
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import TranscriptError, UsageError
+from intermodel.lineage.audit import verify_transcript
+from intermodel.lineage.branch import plan_branch, prepared_branch
 from intermodel.records import Branch, Interjection
-from intermodel.runner import prepared_run
 from intermodel.transcript.reader import read_transcript
 from intermodel.transcript.writer import TranscriptWriter
 
@@ -27,8 +27,8 @@ PAIR = SCRIPTED.replace("max_turns = 4", "max_turns = 6").replace(
 
 async def parent_run(make_pairing: PairingFactory, tmp_path: Path) -> Path:
     async with prepared_run(make_pairing(PAIR), out_dir=tmp_path) as run:
-        run.dialogue.controls.interject("an early note", to="bo")
-        await run.dialogue.run()
+        run.session.controls.interject("an early note", to="bo")
+        await run.session.run()
     assert run.transcript is not None
     return run.transcript
 
@@ -38,7 +38,7 @@ async def test_a_branch_inherits_turns_then_goes_its_own_way(
     parent_path = await parent_run(make_pairing, tmp_path)
     async with prepared_branch(parent_path, 3, say="New direction, please.", to="b") as run:
         providers = run.providers
-        end = await run.dialogue.run()
+        end = await run.session.run()
     assert end.reason == "max_turns"
     assert run.transcript is not None
     child, parent = read_transcript(run.transcript), read_transcript(parent_path)
@@ -62,7 +62,7 @@ async def test_another_model_in_a_seat_is_recorded_and_checkable(
         make_pairing: PairingFactory, tmp_path: Path) -> None:
     parent_path = await parent_run(make_pairing, tmp_path)
     async with prepared_branch(parent_path, 2, models={"ada": "scripted-v2"}) as run:
-        await run.dialogue.run()
+        await run.session.run()
     assert run.transcript is not None
     child = read_transcript(run.transcript)
     assert child.header["config"]["agents"]["ada"]["model"] == "scripted-v2"
@@ -80,7 +80,7 @@ async def test_a_seat_taken_by_another_pairing_files_agent(
                                       'replies = ["a stranger speaks"]'))
     parent_path = await parent_run(make_pairing, tmp_path)
     async with prepared_branch(parent_path, 2, swap={"bo": f"{other}:bo"}, turns=4) as run:
-        await run.dialogue.run()
+        await run.session.run()
     assert run.transcript is not None
     assert read_transcript(run.transcript).turns[3].text == "a stranger speaks"
 
@@ -92,7 +92,7 @@ async def test_refusals(make_pairing: PairingFactory, tmp_path: Path) -> None:
         plan_branch(parent, 7)
     with pytest.raises(UsageError, match="no agent 'carol'"):
         plan_branch(parent, 2, models={"carol": "x"})
-    with pytest.raises(UsageError, match="--to must be a, b, both, ada or bo"):
+    with pytest.raises(UsageError, match="no such addressee: use a, b, both, ada or bo"):
         plan_branch(parent, 2, say="hi", to="carol")
     holder, _ = TranscriptWriter.reopen(parent_path)  # as if the parent were still running
     try:

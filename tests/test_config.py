@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from intermodel.config import from_resolved, load_config, load_pairing, parse_pairing
-from intermodel.errors import ConfigError, MissingKeyError
-from intermodel.secrets import resolve_credentials
+from intermodel.config.credentials import resolve_credentials
+from intermodel.errors import ConfigError, MissingKeyError, UsageError
 
 from .conftest import SCRIPTED, PairingFactory
 
@@ -220,3 +220,14 @@ def test_every_schema_key_is_documented() -> None:
     missing = [f"{table}.{key}".lstrip(".") for table, fields in tables.items()
                for key in fields if f"`{key}`" not in reference]
     assert missing == []
+
+
+def test_one_resolver_says_who_a_human_message_is_for(make_pairing: PairingFactory) -> None:
+    pairing = make_pairing()  # ada, then bo
+    assert pairing.addressees("both") == ("ada", "bo")
+    assert pairing.addressees(" A ") == ("ada",)
+    assert pairing.addressees("b") == ("bo",)
+    assert pairing.addressees("BO") == ("bo",)
+    with pytest.raises(UsageError) as refused:
+        pairing.addressees("sk-not-repeated")
+    assert str(refused.value) == "no such addressee: use a, b, both, ada or bo"

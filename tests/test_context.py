@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from intermodel.audit import verify_transcript
 from intermodel.config import parse_pairing
-from intermodel.events import Notice, Trimmed
-from intermodel.providers.base import Message, Request
+from intermodel.config.request import Message, Request
+from intermodel.engine.events import Notice, Trimmed
+from intermodel.engine.prepare import prepared_run
+from intermodel.engine.tokens import Calibration, estimate_tokens
+from intermodel.lineage.audit import verify_transcript
 from intermodel.providers.openai import OpenAIProvider
 from intermodel.records import Note, Trim
-from intermodel.runner import prepared_run
-from intermodel.secrets import Credentials
-from intermodel.tokens import Calibration, estimate_tokens
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import PairingFactory
@@ -63,7 +63,7 @@ async def test_oldest_turns_are_dropped_recorded_and_rebuildable(
     providers = scripted_providers(pairing)
     async with prepared_run(pairing, out_dir=tmp_path,
                             provider_factory=lambda a, p, c: providers[a.name]) as run:
-        end = await run.dialogue.run()
+        end = await run.session.run()
     assert end.reason == "max_turns"
     assert run.transcript is not None
     transcript = read_transcript(run.transcript)
@@ -123,7 +123,7 @@ async def test_a_server_refusal_trims_harder_and_the_turn_completes(
     server.faults.push(*[Fault.ok()] * 4, Fault.context_too_long())
     pairing = openai_pairing(server, turns=6)
     async with prepared_run(pairing, out_dir=tmp_path) as run:
-        end = await run.dialogue.run()
+        end = await run.session.run()
     assert end.reason == "max_turns"
     assert run.transcript is not None
     transcript = read_transcript(run.transcript)
@@ -141,7 +141,7 @@ async def test_an_empty_stream_is_explained_by_asking_again_unstreamed(
     # proper 400 when not. The provider asks again unstreamed and the trim policy takes over.
     server.faults.push(*[Fault.ok()] * 2, Fault.empty_stream(), Fault.context_too_long())
     async with prepared_run(openai_pairing(server, turns=4), out_dir=tmp_path) as run:
-        end = await run.dialogue.run()
+        end = await run.session.run()
     assert end.reason == "max_turns"
     assert run.transcript is not None
     [trim] = [r for r in read_transcript(run.transcript).records if isinstance(r, Trim)]
@@ -176,8 +176,8 @@ async def test_discovered_context_is_noted_and_used(server: FakeServer, tmp_path
     server.n_ctx = 2048
     pairing = openai_pairing(server, "context_window = 8000", turns=30)
     async with prepared_run(pairing, out_dir=tmp_path) as run:
-        subscription = run.dialogue.subscribe()
-        end = await run.dialogue.run()
+        subscription = run.session.subscribe()
+        end = await run.session.run()
     notices = [e.message for e in subscription.drain() if isinstance(e, Notice)]
     assert "ada: the server's context is 2048 tokens, less than the configured context_window " \
            "of 8000; using 2048" in notices
@@ -192,7 +192,7 @@ async def test_a_pairing_that_cannot_fit_one_turn_is_refused_before_any_request(
         server: FakeServer, tmp_path: Path) -> None:
     server.n_ctx = 150
     async with prepared_run(openai_pairing(server), out_dir=tmp_path) as run:
-        end = await run.dialogue.run()
+        end = await run.session.run()
     assert end.reason == "context_full"
     assert "the context window is 150" in end.detail
     assert not [r for r in server.requests if r.path.endswith("/chat/completions")]

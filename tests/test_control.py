@@ -13,9 +13,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from intermodel.control_channel import request
-from intermodel.events import Interjected, TurnCompleted
-from intermodel.runner import prepared_run
+from intermodel.control.client import request
+from intermodel.control.server import ControlServer
+from intermodel.engine.events import Interjected, TurnCompleted
+from intermodel.engine.prepare import prepared_run
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import SCRIPTED, PairingFactory
@@ -33,9 +34,9 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
     replies: list[dict[str, object]] = []
     seen: list[Interjected] = []
     async with prepared_run(pairing, out_dir=tmp_path) as run:
-        server = run.control_server()
-        assert server is not None
-        subscription = run.dialogue.subscribe()
+        assert run.transcript is not None
+        server = ControlServer(run.session, run.transcript)
+        subscription = run.session.subscribe()
 
         async def ask(payload: dict[str, object]) -> dict[str, object]:
             reply = await anyio.to_thread.run_sync(request, server.path, payload)
@@ -58,7 +59,7 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
             await tg.start(server.serve)
             assert stat.S_IMODE(os.stat(server.path).st_mode) == 0o600
             tg.start_soon(drive)
-            end = await run.dialogue.run()
+            end = await run.session.run()
             tg.cancel_scope.cancel()
     assert not server.path.exists()  # removed when the run ends
     assert end.turns == 8
@@ -66,7 +67,7 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
     assert isinstance(status, dict)
     assert status["turns"] >= 1 and status["max_turns"] == 6 and status["pid"] == os.getpid()
     assert replies[1] == {"ok": True}
-    assert replies[2] == {"ok": False, "error": "to must be a, b, both, ada or bo"}
+    assert replies[2] == {"ok": False, "error": "no such addressee: use a, b, both, ada or bo"}
     assert replies[4] == {"ok": False, "error": "unknown command 'launch'"}
     assert run.transcript is not None
     bo_turns = [r for r in read_transcript(run.transcript).records
@@ -80,8 +81,9 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
 def test_say_status_and_stop_from_another_process(tmp_path: Path) -> None:
     env = {**os.environ, "INTERMODEL_TRANSCRIPTS": str(tmp_path), "NO_COLOR": "1"}
     config = tmp_path / "slow.toml"
+    # A budget the run cannot reach while the test talks to it: only the stop ends it.
     config.write_text(SLOW.replace("delay = 0.05", "delay = 0.4").replace(
-        "max_turns = 6", "max_turns = 30"))
+        "max_turns = 6", "max_turns = 1000"))
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "intermodel", *args], cwd=REPO, env=env,
@@ -93,24 +95,28 @@ def test_say_status_and_stop_from_another_process(tmp_path: Path) -> None:
     try:
         # pytest's temporary paths are too long for a socket beside the transcript, so this also
         # covers the fallback socket in the private runtime folder.
-        deadline = time.monotonic() + 20
+        # Asked until the run answers: a busy machine may take many seconds to start it.
+        deadline = time.monotonic() + 60  # a bound for a hang, not for speed
         status = cli("status", str(tmp_path))
-        while "turns done" not in status.stdout and time.monotonic() < deadline:
+        while "turns done" not in status.stdout:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the run never answered status"
             status = cli("status", str(tmp_path))
         [transcript] = tmp_path.glob("*.jsonl")
         assert status.returncode == 0
-        assert "/30 turns done" in status.stdout
+        assert "/1000 turns done" in status.stdout
         assert str(transcript) in status.stdout
         said = cli("say", str(transcript), "please wrap up", "--to", "a")
         assert said.returncode == 0, said.stderr
         wrong = cli("say", str(transcript), "hello", "--to", "carol")
         assert wrong.returncode == 2
-        assert wrong.stderr.strip() == "intermodel: to must be a, b, both, ada or bo"
+        assert wrong.stderr.strip() == "intermodel: no such addressee: use a, b, both, ada or bo"
         stopped = cli("control", str(transcript), "stop", "--now")
         assert stopped.returncode == 0, stopped.stderr
         out, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
+        proc.communicate()  # reaps it and closes its pipes, however the test ended
     assert proc.returncode == 0, err
     assert "✎ human → ada" in out
     records = [json.loads(line) for line in transcript.read_text().splitlines()]

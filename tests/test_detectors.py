@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from intermodel.config.model import DetectorConfig
-from intermodel.detectors import detect, similarity
-from intermodel.events import Flagged
+from intermodel.engine.detectors import detect, similarity
+from intermodel.engine.events import Flagged
 from intermodel.records import Turn
 
 from .conftest import SCRIPTED, PairingFactory

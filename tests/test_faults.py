@@ -9,10 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from intermodel.audit import verify_transcript
 from intermodel.config import parse_pairing
+from intermodel.engine.prepare import prepared_run
+from intermodel.lineage.audit import verify_transcript
 from intermodel.records import Retry
-from intermodel.runner import prepared_run
 from intermodel.transcript.reader import read_transcript
 
 from .fakeserver import FakeServer, Fault
@@ -59,7 +59,7 @@ async def test_a_300_turn_run_through_ten_percent_faults_loses_nothing(tmp_path:
         async with prepared_run(pairing(srv.base_url), out_dir=tmp_path,
                                 environ={"NIGHT_KEY": "k"}) as run:
             with anyio.fail_after(120):
-                end = await run.dialogue.run()
+                end = await run.session.run()
         faulted = [r for r in srv.requests if r.fault is not None]
         refusals = len(srv.refusals)
     assert end.reason == "max_turns", end.detail
@@ -72,7 +72,10 @@ async def test_a_300_turn_run_through_ten_percent_faults_loses_nothing(tmp_path:
     retries = [r for r in transcript.records if isinstance(r, Retry)]
     # Every failed attempt is on record, with what failed and how long it waited.
     assert sum(t.attempts - 1 for t in turns) == len(retries)
-    assert len(retries) >= len(faulted) + refusals > TURNS // 20
+    # Each faulted request failed one attempt. A refusal fails the attempts that connect while
+    # the port is closed, if any do: one that comes after the window (a busy machine) succeeds.
+    assert len(retries) >= len(faulted)
+    assert len(faulted) + refusals > TURNS // 20
     assert all(r.wait > 0 and r.error and r.message for r in retries)
     kinds = {r.error for r in retries}
     assert {"rate_limited", "server_unavailable", "connection_failed", "stream_interrupted",

@@ -14,10 +14,10 @@ from urllib.parse import unquote
 import pytest
 
 from intermodel.analysis import collect
+from intermodel.analysis.html import index_html, run_html, write_html, write_index
+from intermodel.analysis.htmlpage import SORT_SCRIPT, STYLE
 from intermodel.errors import TranscriptError
-from intermodel.resume import prepared_resume
-from intermodel.transcript.html import index_html, run_html, write_html, write_index
-from intermodel.transcript.htmlpage import SORT_SCRIPT, STYLE
+from intermodel.lineage.resume import prepared_resume
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import PairingFactory
@@ -219,7 +219,7 @@ async def test_resumed_and_torn_runs_say_so(make_pairing: PairingFactory,
     lines = resumed.read_text(encoding="utf-8").splitlines(keepends=True)
     resumed.write_text("".join(lines[:4]), encoding="utf-8")  # killed after turn 3
     async with prepared_resume(resumed) as run:
-        await run.dialogue.run()
+        await run.session.run()
     text = Page(run_html(read_transcript(resumed))).all_text
     assert "⟳ resumed after turn 3" in text and "no final record" not in text
 

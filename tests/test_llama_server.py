@@ -24,17 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Message, Request, Sampling
+from intermodel.engine.events import TurnCompleted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError
-from intermodel.events import TurnCompleted
-from intermodel.providers.base import Finished, Message, Request, Sampling, TextDelta
+from intermodel.providers.base import Finished, TextDelta
 from intermodel.providers.local import bundled_model_path
 from intermodel.providers.openai import OpenAIProvider
-from intermodel.runner import prepared_run
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import PairingFactory, require_local_model
@@ -92,9 +93,9 @@ def _wait_until_ready(process: subprocess.Popen[bytes], base: str, log_path: Pat
             pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n"
                         f"{log_path.read_text(errors='replace')[-2000:]}")
         try:
-            if httpx.get(f"{base}/models", timeout=1.0).status_code == 200:
+            if httpx2.get(f"{base}/models", timeout=1.0).status_code == 200:
                 return
-        except httpx.TransportError:
+        except httpx2.TransportError:
             pass
         time.sleep(0.2)
     pytest.fail(f"llama_cpp.server did not answer within {STARTUP_SECONDS} s:\n"
@@ -103,7 +104,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], base: str, log_path: Pat
 
 def sse_events(base: str, body: dict[str, Any]) -> tuple[int, list[str]]:
     """(status, the `data:` payloads) of one streamed chat completion."""
-    with httpx.stream("POST", f"{base}/chat/completions", json=body, timeout=60) as response:
+    with httpx2.stream("POST", f"{base}/chat/completions", json=body, timeout=60) as response:
         lines = [line for line in response.iter_lines() if line.startswith("data:")]
         return response.status_code, [line.removeprefix("data:").strip() for line in lines]
 
@@ -133,7 +134,7 @@ def test_the_stream_carries_no_usage_and_echoes_the_model_name(server: str) -> N
 def test_a_streamed_request_beyond_the_context_gets_an_empty_stream(server: str) -> None:
     status, events = sse_events(server, chat("word " * (N_CTX + 100)))
     assert (status, events) == (200, [])
-    refused = httpx.post(f"{server}/chat/completions",
+    refused = httpx2.post(f"{server}/chat/completions",
                          json=chat("word " * (N_CTX + 100), stream=False), timeout=60)
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "context_length_exceeded"
@@ -182,8 +183,8 @@ async def test_a_pairing_runs_through_the_server(server: str, make_pairing: Pair
                                                  tmp_path: Path) -> None:
     pairing = make_pairing(PAIR.format(base=server))
     async with prepared_run(pairing, out_dir=tmp_path, environ={}) as run:
-        subscription = run.dialogue.subscribe()
-        end = await run.dialogue.run()
+        subscription = run.session.subscribe()
+        end = await run.session.run()
         path = run.transcript
     turns = [e.turn for e in subscription.drain() if isinstance(e, TurnCompleted)]
     assert end.reason == "max_turns"

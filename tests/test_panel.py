@@ -12,14 +12,14 @@ import anyio
 import pytest
 
 from intermodel.analysis import collect
-from intermodel.audit import verify_transcript
+from intermodel.analysis.html import run_html
+from intermodel.analysis.markdown import to_markdown
 from intermodel.config import Panel, load_config
+from intermodel.config.request import Message
+from intermodel.engine.events import TurnCompleted, TurnDiscarded, TurnStarted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import AuthenticationFailed, ConfigError
-from intermodel.events import TurnCompleted, TurnDiscarded, TurnStarted
-from intermodel.providers.base import Message
-from intermodel.runner import prepared_run
-from intermodel.transcript.html import run_html
-from intermodel.transcript.markdown import to_markdown
+from intermodel.lineage.audit import verify_transcript
 from intermodel.transcript.reader import read_transcript
 
 from .fakes import FailingProvider
@@ -74,8 +74,8 @@ def test_a_panel_file_is_validated(tmp_path: Path) -> None:
 async def test_every_agent_answers_at_once_into_one_transcript(tmp_path: Path) -> None:
     panel = load_config(panel_file(tmp_path))
     async with prepared_run(panel, out_dir=tmp_path) as run:
-        subscription = run.dialogue.subscribe()
-        end = await run.dialogue.run()
+        subscription = run.session.subscribe()
+        end = await run.session.run()
         providers = run.providers
     assert (end.reason, end.turns) == ("complete", 3)
     events = subscription.drain()
@@ -113,7 +113,7 @@ async def test_one_failing_agent_does_not_stop_the_others(tmp_path: Path) -> Non
         return FailingProvider(inner, [AuthenticationFailed("bad key", provider="x", status=401)])
 
     async with prepared_run(panel, out_dir=tmp_path, provider_factory=factory) as run:
-        end = await run.dialogue.run()
+        end = await run.session.run()
     assert end.reason == "error" and end.turns == 2
     assert end.detail == "ben: x 401 authentication failed: bad key"
     assert run.transcript is not None
@@ -124,15 +124,15 @@ async def test_one_failing_agent_does_not_stop_the_others(tmp_path: Path) -> Non
 async def test_stopping_a_panel_discards_the_answers_under_way(tmp_path: Path) -> None:
     panel = load_config(panel_file(tmp_path, PANEL.replace("delay = 0.02", "delay = 0.2")))
     async with prepared_run(panel, out_dir=tmp_path) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
 
         async def stop_soon() -> None:
             await anyio.sleep(0.3)
-            run.dialogue.controls.stop(now=True)
+            run.session.controls.stop(now=True)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(stop_soon)
-            end = await run.dialogue.run()
+            end = await run.session.run()
     assert end.reason == "stopped"
     discards = [e.discard for e in subscription.drain() if isinstance(e, TurnDiscarded)]
     assert sorted(d.agent for d in discards) == ["ann", "ben", "cy"]

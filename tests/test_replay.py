@@ -6,7 +6,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from intermodel.events import (
+from intermodel.engine.events import (
     Event,
     Interjected,
     Notice,
@@ -19,8 +19,8 @@ from intermodel.events import (
     TurnCompleted,
     TurnStarted,
 )
+from intermodel.lineage.replay import INCOMPLETE, MAX_SPEED, Replay
 from intermodel.records import Record
-from intermodel.replay import INCOMPLETE, MAX_SPEED, Replay
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import PairingFactory

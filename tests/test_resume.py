@@ -6,13 +6,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from intermodel.audit import verify_transcript
-from intermodel.dialogue import Dialogue
+from intermodel.engine.dialogue import Dialogue
+from intermodel.engine.events import Event, TurnStarted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import TranscriptError, UsageError
-from intermodel.events import Event, TurnStarted
+from intermodel.lineage.audit import verify_transcript
+from intermodel.lineage.resume import plan_resume, prepared_resume
 from intermodel.records import Discard, Resumption, RunEnd
-from intermodel.resume import plan_resume, prepared_resume
-from intermodel.runner import prepared_run
 from intermodel.transcript.reader import read_transcript
 from intermodel.transcript.writer import TranscriptWriter
 
@@ -28,7 +28,7 @@ LONG = SCRIPTED.replace("max_turns = 4", "max_turns = 8").replace(
 
 async def run_to_end(pairing, tmp_path: Path, stop_at: int | None = None) -> Path:  # type: ignore[no-untyped-def]
     async with prepared_run(pairing, out_dir=tmp_path) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
 
         async def stopper(dialogue: Dialogue) -> None:
             event: Event
@@ -37,15 +37,15 @@ async def run_to_end(pairing, tmp_path: Path, stop_at: int | None = None) -> Pat
                     dialogue.controls.stop(now=True, reason="interrupted")
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(stopper, run.dialogue)
-            await run.dialogue.run()
+            tg.start_soon(stopper, run.session)
+            await run.session.run()
     assert run.transcript is not None
     return run.transcript
 
 
 async def resume(path: Path, turns: int | None = None) -> RunEnd:
     async with prepared_resume(path, turns=turns) as run:
-        return await run.dialogue.run()
+        return await run.session.run()
 
 
 def texts(path: Path) -> list[tuple[int, str, str]]:
@@ -109,21 +109,21 @@ async def test_pending_interjections_survive_a_crash(make_pairing: PairingFactor
                                                      tmp_path: Path) -> None:
     pairing = make_pairing(LONG)
     async with prepared_run(pairing, out_dir=tmp_path) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
 
         async def drive() -> None:
             async for event in subscription:
                 if isinstance(event, TurnStarted) and event.turn == 3:
-                    run.dialogue.controls.interject("a note for bo", to="bo")
-                    run.dialogue.controls.stop(now=True)
+                    run.session.controls.interject("a note for bo", to="bo")
+                    run.session.controls.stop(now=True)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(drive)
-            await run.dialogue.run()
+            await run.session.run()
     assert run.transcript is not None
     async with prepared_resume(run.transcript) as resumed:
         providers = resumed.providers
-        await resumed.dialogue.run()
+        await resumed.session.run()
     bo_requests = providers["bo"].requests  # type: ignore[attr-defined]
     assert "[Human]: a note for bo" in bo_requests[0].messages[-1].content
 
@@ -142,7 +142,7 @@ async def test_a_live_run_cannot_be_resumed_twice(make_pairing: PairingFactory,
 
 async def test_resume_records_are_readable_by_every_export(make_pairing: PairingFactory,
                                                            tmp_path: Path) -> None:
-    from intermodel.transcript.markdown import to_markdown
+    from intermodel.analysis.markdown import to_markdown
 
     path = await run_to_end(make_pairing(LONG), tmp_path, stop_at=3)
     await resume(path)

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 import anyio
 import pytest
 
-from intermodel.bus import EventBus
 from intermodel.config.model import RetryConfig
+from intermodel.engine.bus import EventBus
+from intermodel.engine.events import Paused, TextChunk, ThinkingChunk
+from intermodel.engine.retry import RetryPolicy
 from intermodel.errors import BadRequest, RateLimited, ServerUnavailable
-from intermodel.events import Paused, TextChunk, ThinkingChunk
 from intermodel.providers.errors import error_for_status, parse_retry_after
-from intermodel.retry import RetryPolicy
 
 
 def policy(**kw: float) -> RetryPolicy:

@@ -5,11 +5,11 @@ import re
 
 import pytest
 
-from intermodel.console import ConsoleRenderer, Style, use_color
-from intermodel.events import TextChunk, ThinkingChunk, TurnCompleted, TurnStarted
+from intermodel.console.render import ConsoleRenderer, Style, use_color
+from intermodel.engine.events import TextChunk, ThinkingChunk, TurnCompleted, TurnStarted
 from intermodel.records import Turn
-from intermodel.safety import terminal_safe
-from intermodel.secrets import Redactor
+from intermodel.security.secrets import Redactor
+from intermodel.security.text import terminal_safe
 
 from .conftest import PairingFactory
 from .fakes import run_dialogue

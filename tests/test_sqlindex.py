@@ -14,16 +14,16 @@ import pytest
 
 from intermodel.analysis.sqlindex import build_index, default_db
 from intermodel.analysis.sqlschema import SCHEMA_VERSION
-from intermodel.branch import prepared_branch
 from intermodel.config.model import AgentConfig, Pairing
+from intermodel.engine.events import Event, TurnStarted
+from intermodel.engine.prepare import ProviderFactory, prepared_run
 from intermodel.errors import RateLimited, StreamInterrupted, UsageError
-from intermodel.events import Event, TurnStarted
+from intermodel.lineage.branch import prepared_branch
+from intermodel.lineage.resume import prepared_resume
 from intermodel.providers.base import Provider
 from intermodel.providers.registry import make_provider
 from intermodel.providers.scripted import ScriptedProvider
-from intermodel.resume import prepared_resume
-from intermodel.runner import ProviderFactory, prepared_run
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import SCRIPTED, PairingFactory
@@ -74,20 +74,20 @@ async def record(pairing: Pairing, folder: Path, *, origin: dict[str, Any] | Non
     `interject_at` streams, or stop it at once (as Ctrl-C would) when turn `stop_at` starts."""
     async with prepared_run(pairing, out_dir=folder, origin=origin,
                             provider_factory=provider_factory) as run:
-        events = run.dialogue.subscribe()
+        events = run.session.subscribe()
 
         async def steer() -> None:
             event: Event
             async for event in events:
                 if isinstance(event, TurnStarted) and event.turn == interject_at:
-                    run.dialogue.controls.interject("Please be brief.", to="both")
+                    run.session.controls.interject("Please be brief.", to="both")
                 if isinstance(event, TurnStarted) and event.turn == stop_at:
-                    run.dialogue.controls.stop(now=True, reason="interrupted")
+                    run.session.controls.stop(now=True, reason="interrupted")
 
         with anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(steer)
-                await run.dialogue.run()
+                await run.session.run()
                 tg.cancel_scope.cancel()
     assert run.transcript is not None
     return run.transcript
@@ -95,7 +95,7 @@ async def record(pairing: Pairing, folder: Path, *, origin: dict[str, Any] | Non
 
 async def resume(path: Path, turns: int | None = None) -> None:
     async with prepared_resume(path, turns=turns) as run:
-        await run.dialogue.run()
+        await run.session.run()
 
 
 @dataclass
@@ -118,7 +118,7 @@ async def make_archive(make_pairing: PairingFactory, folder: Path) -> Archive:
     resumed = await record(make_pairing(LONG), cells, origin=experiment("cold"), stop_at=3)
     await resume(resumed)
     async with prepared_branch(chat, 2, say="Change the subject.") as run:
-        await run.dialogue.run()
+        await run.session.run()
     assert run.transcript is not None
     torn = await record(make_pairing(), folder)
     data = torn.read_bytes()

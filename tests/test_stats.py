@@ -24,15 +24,15 @@ from intermodel.analysis import (
     to_json,
 )
 from intermodel.config.model import AgentConfig, Pairing
-from intermodel.dialogue import Dialogue
+from intermodel.engine.dialogue import Dialogue
+from intermodel.engine.events import Event, TurnStarted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError, RateLimited, StreamInterrupted
-from intermodel.events import Event, TurnStarted
+from intermodel.lineage.resume import prepared_resume
 from intermodel.providers.base import Provider
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.records import RunEnd
-from intermodel.resume import prepared_resume
-from intermodel.runner import prepared_run
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 
 from .conftest import PairingFactory
@@ -114,17 +114,17 @@ async def record(pairing: Pairing, folder: Path, *, react: React | None = None,
 
     async with prepared_run(pairing, out_dir=folder, provider_factory=providers,
                             origin=origin) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
 
         async def watch() -> None:
             async for event in subscription:
                 if react is not None:
-                    react(run.dialogue, event)
+                    react(run.session, event)
 
         with anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch)
-                await run.dialogue.run()
+                await run.session.run()
     assert run.transcript is not None
     return run.transcript
 
@@ -228,7 +228,7 @@ async def test_a_resumed_run_adds_up_its_processes(make_pairing: PairingFactory,
     crashed.write_text("".join(lines[:3]), encoding="utf-8")  # killed after turn 2: no end
     for path in (stopped, crashed):
         async with prepared_resume(path) as run:
-            await run.dialogue.run()
+            await run.session.run()
 
     stats = run_stats(read_transcript(stopped))
     ends = [r for r in read_transcript(stopped).records if isinstance(r, RunEnd)]

@@ -1,7 +1,8 @@
 """The terminal UI, driven through Textual's Pilot: every control, replay, safety and layouts.
 
-Live runs use scripted agents whose replies stream a word at a time with a small delay, so a key
-press can land while a turn streams; each test waits for a precise state, never a fixed time.
+Live runs use scripted agents whose replies stream a word at a time; where a key press must land
+while a turn streams, the turn waits at a gate (tests/fakes.py) that the test opens once the key
+has been heard. Each test waits for a precise state, never a fixed time.
 Screenshots come from replays of transcripts written from fixed records, so they are repeatable.
 """
 
@@ -19,11 +20,11 @@ from textual.widgets import Input, Static
 
 from intermodel.config.model import AgentConfig, Pairing
 from intermodel.errors import MissingKeyError, RateLimited
+from intermodel.lineage.resume import prepared_resume
 from intermodel.providers.base import Provider
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.records import Discard, Turn
-from intermodel.resume import prepared_resume
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 from intermodel.tui.app import IntermodelApp, replay_app
 from intermodel.tui.entries import HumanView, ThinkingToggle, TurnView
@@ -32,18 +33,18 @@ from intermodel.tui.quit import ConfirmQuit
 from intermodel.tui.sources import LiveSource
 
 from .conftest import SCRIPTED, PairingFactory
-from .fakes import FailingProvider
+from .fakes import FailingProvider, Gate, gated_scripted
 from .transcripts import finished, interjection, turn, write_transcript
-from .tui_support import frozen_clock, make_app, status_text, until
+from .tui_support import frozen_clock, make_app, read_when, status_text, still_app, until
 
-# Slow enough that a key press lands mid-turn: ten one-word chunks, 20 ms apart.
+# Ten one-word chunks a few ms apart, so a turn is seen streaming (gates decide the order).
 SLOW = SCRIPTED.replace("max_turns = 4", "max_turns = 6").replace(
     'replies = ["ada one", "ada two", "ada three"]',
     'replies = ["ada speaks in ten small words, one at a time, slowly."]\n'
-    'thinking = ["ada ponders what to say before saying it."]\ndelay = 0.02',
+    'thinking = ["ada ponders what to say before saying it."]\ndelay = 0.005',
 ).replace(
     'replies = ["bo one", "bo two", "bo three"]',
-    'replies = ["bo answers in ten small words too, word by word."]\ndelay = 0.02',
+    'replies = ["bo answers in ten small words too, word by word."]\ndelay = 0.005',
 )
 INJECTION = "[bold red]loud[/] [link=https://example.com]x[/link] \x1b[2J\x1b]0;pwned\x07 end"
 
@@ -62,9 +63,10 @@ def pane_text(app: IntermodelApp, index: int) -> str:
 
 
 def providers(app: IntermodelApp) -> dict[str, ScriptedProvider]:
+    """The run's scripted providers, unwrapped from any gate."""
     run = app.source.run  # type: ignore[union-attr]
     assert run is not None
-    return dict(run.providers)  # type: ignore[arg-type]
+    return {name: getattr(p, "inner", p) for name, p in run.providers.items()}
 
 
 def human_lines(provider: ScriptedProvider) -> list[str]:
@@ -79,12 +81,14 @@ pytestmark = pytest.mark.anyio
 
 async def test_a_live_run_streams_both_agents_into_their_columns(
         make_pairing: PairingFactory) -> None:
-    app = make_app(make_pairing(SLOW))
+    gate = Gate()  # ada's first turn streams until it has been seen streaming
+    app = make_app(make_pairing(SLOW), provider_factory=gated_scripted(gate))
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.model.in_flight is not None
                     and app.model.in_flight.state == "streaming")
         assert "streaming ada" in status_text(app)
         assert app.panes[0].has_class("-speaking")
+        gate.open()
         await until(pilot, app.served.is_set)
         ada, bo = pane_text(app, 0), pane_text(app, 1)
         assert ada.count("ada speaks in ten small words") == 3
@@ -99,12 +103,14 @@ async def test_a_live_run_streams_both_agents_into_their_columns(
 
 async def test_pause_waits_after_the_streaming_turn_and_resume_goes_on(
         make_pairing: PairingFactory) -> None:
-    app = make_app(make_pairing(SLOW))
+    gate = Gate()  # ada's first turn streams until the pause has been seen
+    app = make_app(make_pairing(SLOW), provider_factory=gated_scripted(gate))
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.model.in_flight is not None)
         await pilot.press("space")
         await until(pilot, lambda: app.model.paused)
         assert "pausing after ada's turn" in status_text(app)
+        gate.open()
         await until(pilot, lambda: app.model.in_flight is None)
         assert "paused" in status_text(app)
         await anyio.sleep(0.3)
@@ -115,10 +121,13 @@ async def test_pause_waits_after_the_streaming_turn_and_resume_goes_on(
 
 
 async def test_step_runs_exactly_one_turn_then_pauses(make_pairing: PairingFactory) -> None:
-    app = make_app(make_pairing(SLOW))
+    gate = Gate()  # the first turn streams until the step has been heard
+    app = make_app(make_pairing(SLOW), provider_factory=gated_scripted(gate))
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.model.in_flight is not None)
         await pilot.press("n")  # while running: finish this turn, then pause
+        await until(pilot, lambda: app.model.paused)
+        gate.open()
         await until(pilot, lambda: app.model.paused and app.model.in_flight is None)
         assert app.model.last_turn == 1
         await pilot.press("n")
@@ -133,10 +142,14 @@ async def test_step_runs_exactly_one_turn_then_pauses(make_pairing: PairingFacto
 @pytest.mark.parametrize(("presses", "reaches"), [(1, {"ada"}), (2, {"bo"}), (0, {"ada", "bo"})])
 async def test_an_interjection_reaches_the_chosen_agents_next_request(
         make_pairing: PairingFactory, presses: int, reaches: set[str]) -> None:
-    app = make_app(make_pairing(SLOW.replace("max_turns = 6", "max_turns = 3")))
+    gate = Gate()  # the first turn streams until the pause has been heard
+    app = make_app(make_pairing(SLOW.replace("max_turns = 6", "max_turns = 3")),
+                   provider_factory=gated_scripted(gate))
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.model.in_flight is not None)
         await pilot.press("space")  # pause after turn 1, so the message lands before turn 2
+        await until(pilot, lambda: app.model.paused)
+        gate.open()
         await until(pilot, lambda: app.model.paused and app.model.in_flight is None)
         await pilot.press("i")
         assert isinstance(app.focused, Input)
@@ -163,22 +176,28 @@ async def test_an_interjection_reaches_the_chosen_agents_next_request(
 
 
 async def test_escape_cancels_an_interjection(make_pairing: PairingFactory) -> None:
-    app = make_app(make_pairing(SLOW))
+    gate = Gate()  # the run is live while the message is typed and given up
+    app = make_app(make_pairing(SLOW), provider_factory=gated_scripted(gate))
     async with app.run_test() as pilot:
+        await until(pilot, lambda: app.model.in_flight is not None)
         await pilot.press("i")
+        assert isinstance(app.focused, Input)
         await type_text(pilot, "never sent")
         await pilot.press("escape")
         assert not isinstance(app.focused, Input)
+        gate.open()
         await until(pilot, app.served.is_set)
         assert all(not human_lines(p) for p in providers(app).values())
 
 
 async def test_extend_raises_the_budget(make_pairing: PairingFactory) -> None:
-    app = make_app(make_pairing(SLOW))
+    gate = Gate()  # the run cannot end before the extension is heard
+    app = make_app(make_pairing(SLOW), provider_factory=gated_scripted(gate))
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.model.in_flight is not None)
         await pilot.press("plus")
         await until(pilot, lambda: app.model.max_turns == 8)
+        gate.open()
         await until(pilot, app.served.is_set)
         assert app.model.last_turn == 8
         assert "turn 8/8" in status_text(app)
@@ -186,13 +205,14 @@ async def test_extend_raises_the_budget(make_pairing: PairingFactory) -> None:
 
 async def test_stop_ends_after_the_streaming_turn_and_closes_the_transcript(
         make_pairing: PairingFactory) -> None:
-    # bo's turn takes a second here, so the status bar (redrawn 4 times a second) can show it.
-    app = make_app(make_pairing(SLOW.replace("delay = 0.02", "delay = 0.1")))
+    gate = Gate()  # bo's turn streams until the stop has been seen on the status bar
+    app = make_app(make_pairing(SLOW), provider_factory=gated_scripted(gate, "bo"))
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.model.last_turn == 1 and app.model.in_flight is not None)
         await pilot.press("s")
         await until(pilot, lambda: "stopping after this turn" in status_text(app))
         assert app.model.last_turn == 1
+        gate.open()
         await until(pilot, app.served.is_set)
         assert app.model.last_turn == 2  # the streaming turn was finished, not cut
         assert "finished: stopped by you" in status_text(app)
@@ -204,7 +224,8 @@ async def test_stop_ends_after_the_streaming_turn_and_closes_the_transcript(
 
 
 async def test_a_second_stop_cuts_the_streaming_turn(make_pairing: PairingFactory) -> None:
-    app = make_app(make_pairing(SLOW))
+    gate = Gate()  # never opened: the first turn is still streaming when the stops land
+    app = make_app(make_pairing(SLOW), provider_factory=gated_scripted(gate))
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.model.in_flight is not None
                     and app.model.in_flight.state == "streaming")
@@ -219,7 +240,8 @@ async def test_a_second_stop_cuts_the_streaming_turn(make_pairing: PairingFactor
 
 
 async def test_quit_asks_while_the_run_is_live(make_pairing: PairingFactory) -> None:
-    app = make_app(make_pairing(SLOW))
+    gate = Gate()  # never opened: the run is still live when the questions come
+    app = make_app(make_pairing(SLOW), provider_factory=gated_scripted(gate))
     async with app.run_test() as pilot:
         await until(pilot, lambda: app.model.in_flight is not None)
         await pilot.press("q")
@@ -263,17 +285,24 @@ async def test_one_key_hides_and_shows_all_thinking(make_pairing: PairingFactory
 
 async def test_the_view_follows_until_scrolled_up_and_end_returns(
         make_pairing: PairingFactory) -> None:
-    app = make_app(make_pairing(SLOW.replace("max_turns = 6", "max_turns = 20")))
+    # ada's fifth reply (turn 9) streams its first piece, then waits: by then her column
+    # scrolls, and it stands still while the keys are checked.
+    gate = Gate()
+    app = make_app(make_pairing(SLOW.replace("max_turns = 6", "max_turns = 20")),
+                   provider_factory=gated_scripted(gate, "ada", after=4))
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.panes[0]
-        await until(pilot, lambda: pane.max_scroll_y > 3)
+        await until(pilot, lambda: app.model.in_flight is not None
+                    and app.model.in_flight.turn == 9 and app.model.in_flight.state == "streaming")
+        assert pane.max_scroll_y > 3
         assert pane.following
+        assert pane.scroll_y == pane.max_scroll_y
         pane.focus()
         await pilot.press("pageup")
         assert not pane.following
+        assert pane.scroll_y < pane.max_scroll_y
         await pilot.press("end")
         assert pane.following
-        await until(pilot, lambda: app.model.last_turn >= 4)
         await pilot.pause()
         assert pane.scroll_y == pane.max_scroll_y
         await pilot.press("s", "s")
@@ -289,9 +318,9 @@ async def test_a_retry_shows_in_the_status_bar(make_pairing: PairingFactory) -> 
 
     app = make_app(make_pairing(), provider_factory=factory)
     async with app.run_test(size=(120, 24)) as pilot:
-        await until(pilot, lambda: app.model.retry is not None)
-        assert re.search(r"↻ retrying in \d+ s \(rate limited 429 from ada\) │ turn 1/4",
-                         status_text(app))
+        state = await read_when(pilot, lambda: app.model.retry is not None,
+                                lambda: status_text(app))
+        assert re.search(r"↻ retrying in \d+ s \(rate limited 429 from ada\) │ turn 1/4", state)
         await until(pilot, app.served.is_set)
         assert "attempt 2" in str(app.panes[0].query(TurnView).first().border_title)
 
@@ -443,9 +472,10 @@ def test_snapshot_layouts(snap_compare: Callable[..., bool], make_pairing: Pairi
 
 def test_snapshot_thinking_hidden_and_interjecting(
         snap_compare: Callable[..., bool], make_pairing: PairingFactory) -> None:
-    # bo never answers within the test, so the screen stands still at "waiting for bo".
-    waiting = SLOW.replace("delay = 0.02", "", 1).replace("delay = 0.02", "first_token_delay = 60")
-    app = make_app(make_pairing(waiting), record=False)
+    # bo never answers within the test (his first token waits at a gate never opened), so the
+    # screen stands still at "waiting for bo".
+    app = still_app(make_pairing(SLOW.replace("delay = 0.005", "")), record=False,
+                    provider_factory=gated_scripted(Gate(), "bo", opening=0))
 
     async def run_before(pilot: Pilot[int]) -> None:
         await until(pilot, lambda: app.model.in_flight is not None

@@ -19,12 +19,12 @@ from textual.widgets import Static
 
 from intermodel.config import Panel, load_config
 from intermodel.config.model import AgentConfig
+from intermodel.engine.prepare import Run, prepared_run
 from intermodel.errors import RateLimited
 from intermodel.providers.base import Provider
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.records import Discard, Retry, Turn
-from intermodel.runner import Run, prepared_run
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 from intermodel.tui.app import IntermodelApp, replay_app
 from intermodel.tui.columns import MIN_COLUMN, PanelColumns, grid_shape
@@ -32,9 +32,9 @@ from intermodel.tui.entries import TurnView
 from intermodel.tui.quit import ConfirmQuit
 from intermodel.tui.sources import LiveSource
 
-from .fakes import FailingProvider
+from .fakes import FailingProvider, Gate, gated_scripted
 from .transcripts import at, finished, turn, write_transcript
-from .tui_support import frozen_clock, make_app, status_text, until
+from .tui_support import frozen_clock, make_app, read_when, status_text, still_app, until
 
 PANEL = """
 name = "three-voices"
@@ -94,15 +94,17 @@ def all_streaming(app: IntermodelApp) -> bool:
 
 
 async def test_a_live_panel_streams_every_agent_into_its_own_column(tmp_path: Path) -> None:
-    app = make_app(make_panel(tmp_path))
+    gate = Gate()  # every answer streams its first piece, then waits until all three are seen
+    app = make_app(make_panel(tmp_path), provider_factory=gated_scripted(gate))
     async with app.run_test(size=(120, 32)) as pilot:
         await until(pilot, lambda: all_streaming(app))
-        assert app.model.answered == 0  # all three stream before the first answer is complete
+        assert app.model.answered == 0  # all three stream at once
         assert [pane.agent for pane in app.panes] == list(NAMES)
         assert all(pane.has_class("-speaking") for pane in app.panes)
         assert "0 of 3 answered · streaming ann, ben, cy" in status_text(app)
         assert "turn" not in status_text(app)
         assert keys_offered(app) == {"stop_panel", "thinking", "follow", "quit"}
+        gate.open()
         await until(pilot, app.served.is_set)
         for index, name in enumerate(NAMES):
             text = pane_text(app, index)
@@ -125,7 +127,8 @@ async def test_a_live_panel_streams_every_agent_into_its_own_column(tmp_path: Pa
 
 
 async def test_stop_discards_the_answers_under_way(tmp_path: Path) -> None:
-    app = make_app(make_panel(tmp_path, PANEL.replace("delay = 0.0", "delay = 0.2")))
+    gate = Gate()  # never opened: every answer is still streaming when the key lands
+    app = make_app(make_panel(tmp_path), provider_factory=gated_scripted(gate))
     async with app.run_test(size=(120, 32)) as pilot:
         await until(pilot, lambda: all_streaming(app))
         await pilot.press("s")
@@ -142,7 +145,8 @@ async def test_stop_discards_the_answers_under_way(tmp_path: Path) -> None:
 
 
 async def test_quit_asks_then_stops_a_live_panel(tmp_path: Path) -> None:
-    app = make_app(make_panel(tmp_path, PANEL.replace("delay = 0.0", "delay = 0.2")))
+    gate = Gate()  # never opened: every answer is still streaming when the key lands
+    app = make_app(make_panel(tmp_path), provider_factory=gated_scripted(gate))
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: all_streaming(app))
         await pilot.press("q")
@@ -155,20 +159,30 @@ async def test_quit_asks_then_stops_a_live_panel(tmp_path: Path) -> None:
 
 
 async def test_one_agent_retrying_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    gate = Gate()  # ann and cy stream their first piece, then wait while ben's retry is seen
+    scripted = gated_scripted(gate, "ann", "cy")
+
     def factory(agent: AgentConfig, partner: str, credentials: Credentials) -> Provider:
-        inner = ScriptedProvider(agent, partner)
         if agent.name != "ben":
-            return inner
-        return FailingProvider(inner, [RateLimited("slow down", status=429, retry_after=0.5)])
+            return scripted(agent, partner, credentials)
+        return FailingProvider(ScriptedProvider(agent, partner),
+                               [RateLimited("slow down", status=429, retry_after=0.5)])
 
     retry_soon = PANEL.replace("[agents.ann]", "[retry]\nbackoff_initial = 0.01\n[agents.ann]")
     app = make_app(make_panel(tmp_path, retry_soon), provider_factory=factory)
     async with app.run_test(size=(120, 32)) as pilot:
-        await until(pilot, lambda: app.model.retry is not None and len(app.model.under_way) == 2)
-        state = status_text(app)
+        def retrying_while_the_others_stream() -> bool:
+            under_way = app.model.under_way
+            return app.model.retry is not None and sorted(under_way) == ["ann", "cy"] and \
+                all(entry.state == "streaming" for entry in under_way.values())
+
+        state, ben_speaking = await read_when(  # ben's retry lasts only its wait
+            pilot, retrying_while_the_others_stream,
+            lambda: (status_text(app), app.panes[1].has_class("-speaking")))
         assert "0 of 3 answered · ↻ retrying in" in state
         assert "(rate limited 429 from ben) · streaming ann, cy" in state
-        assert not app.panes[1].has_class("-speaking")
+        assert not ben_speaking
+        gate.open()
         await until(pilot, app.served.is_set)
         assert "finished: every agent answered" in status_text(app)
         [view] = app.panes[1].query(TurnView)
@@ -202,11 +216,12 @@ async def test_the_columns_appear_behind_a_quit_question(tmp_path: Path) -> None
 
 
 def recorded_panel(tmp_path: Path, panel: Panel) -> Path:
-    """Three answers that streamed together: each began at 0.5 s and took 1.5 to 3.5 s."""
+    """Three answers that streamed together: each began at 0.5 s and took about a minute (so
+    at the test's speed all three are seen streaming for many seconds, on any machine)."""
     records = [turn(index, name, f"{name} noticed something worth {index} lines.",
                     done_at=0.5 + latency, latency=latency, ttft=0.3,
                     thinking="hm." if name == "ann" else "")
-               for index, name, latency in ((2, "ben", 1.5), (1, "ann", 2.5), (3, "cy", 3.5))]
+               for index, name, latency in ((2, "ben", 60.5), (1, "ann", 61.5), (3, "cy", 62.5))]
     return write_transcript(tmp_path / "panel.jsonl", panel,  # type: ignore[arg-type]
                             [*records, finished(records, reason="complete")])
 
@@ -222,7 +237,8 @@ async def test_a_panel_replays_with_every_answer_streaming_together(tmp_path: Pa
         await until(pilot, lambda: app.model.paused)
         assert "‖ paused · 0 of 3 answered" in status_text(app)
         assert keys_offered(app) == {"resume", "speed", "thinking", "follow", "quit"}
-        await pilot.press("space", "greater_than_sign")
+        await pilot.press("space", *["greater_than_sign"] * 9)  # resumed at 1000×: a blink
+        assert app.source.replay.speed == 1000  # type: ignore[union-attr]
         await until(pilot, lambda: app.model.end is not None)
         assert "finished: every agent answered" in status_text(app)
         for index, name in enumerate(NAMES):
@@ -291,10 +307,12 @@ async def test_twelve_agents_stay_usable_in_a_small_terminal(tmp_path: Path) -> 
 @pytest.mark.parametrize("size", [(120, 32), (80, 24)], ids=["wide", "narrow"])
 def test_snapshot_panel(snap_compare: Callable[..., bool], tmp_path: Path,
                         size: tuple[int, int]) -> None:
-    # ann and ben answer at once; cy never starts within the test, so the screen stands still.
+    # ann and ben answer at once; cy's first token waits at a gate never opened, so the screen
+    # stands still.
     text = PANEL.replace("delay = 0.02", "").replace("delay = 0.03", "").replace(
-        "delay = 0.04", "first_token_delay = 60")
-    app = make_app(make_panel(tmp_path, text), record=False)
+        "delay = 0.04", "")
+    app = still_app(make_panel(tmp_path, text), record=False,
+                    provider_factory=gated_scripted(Gate(), "cy", opening=0))
 
     async def run_before(pilot: Pilot[int]) -> None:
         await until(pilot, lambda: app.model.answered == 2)

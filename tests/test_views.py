@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import itertools
 
-from intermodel.providers.base import Message
+from intermodel.config.request import Message
+from intermodel.engine.requests import build_request, merge_roles
 from intermodel.records import Interjection, Turn
-from intermodel.views import build_request, merge_roles
 
 from .conftest import SCRIPTED, PairingFactory
 

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio
 from textual.pilot import Pilot
 
 from intermodel.config.model import Pairing, Panel
+from intermodel.engine.events import Event, TurnCompleted
+from intermodel.engine.prepare import prepared_run
+from intermodel.tui import app as app_module
 from intermodel.tui.app import IntermodelApp, live_app
+from intermodel.tui.sources import LiveSource
 from intermodel.tui.status import StatusBar
 
-__all__ = ["frozen_clock", "make_app", "status_text", "until"]
+__all__ = ["frozen_clock", "make_app", "read_when", "status_text", "still_app", "until"]
 
 
 def frozen_clock() -> float:
@@ -24,11 +31,48 @@ def make_app(pairing: Pairing | Panel, **options: Any) -> IntermodelApp:
     return live_app(pairing, clock=frozen_clock, blink=False, **options)
 
 
+class StillApp(IntermodelApp):
+    """A live app for screenshots: every completed turn took no time. A turn's title shows how
+    long it took, as measured, and on a busy machine even a scripted turn may take long enough
+    to be shown; the frozen clock does the same for the elapsed time."""
+
+    CSS_PATH = str(Path(app_module.__file__).with_name(IntermodelApp.CSS_PATH))  # not beside us
+
+    def apply(self, events: Iterable[Event]) -> None:
+        super().apply(TurnCompleted(replace(e.turn, latency=0.0))
+                      if isinstance(e, TurnCompleted) else e for e in events)
+
+
+def still_app(pairing: Pairing | Panel, **options: Any) -> IntermodelApp:
+    """The app for a new run, its screen the same at any machine speed (see StillApp)."""
+    return StillApp(LiveSource(partial(prepared_run, pairing, **options)), clock=frozen_clock,
+                    blink=False)
+
+
 async def until(pilot: Pilot[int], condition: Callable[[], object], timeout: float = 10) -> None:
     with anyio.fail_after(timeout):
         while not condition():  # noqa: ASYNC110 - screen state has no event to wait on
             await anyio.sleep(0.005)
     await pilot.pause()
+
+
+T = TypeVar("T")
+
+
+async def read_when(pilot: Pilot[int], condition: Callable[[], object], read: Callable[[], T],
+                    timeout: float = 10) -> T:
+    """`read()` at the first moment `condition()` holds, before anything else runs: for a state
+    that lasts only a while (a retry's wait), which may be over once the screen has settled."""
+    seen: list[T] = []
+
+    def holds() -> bool:
+        if condition():
+            seen.append(read())
+            return True
+        return False
+
+    await until(pilot, holds, timeout)
+    return seen[0]
 
 
 def status_text(app: IntermodelApp) -> str:

@@ -28,13 +28,14 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Footer, Input, Static
 
-from intermodel.bus import Subscription
-from intermodel.config.model import Pairing, Panel
+from intermodel.config.model import Panel, RunSpec
+from intermodel.engine.bus import Subscription
+from intermodel.engine.events import Event, RunStarted
+from intermodel.engine.prepare import ProviderFactory, RunOpener, prepared_run
+from intermodel.engine.signals import stop_on_signals
 from intermodel.errors import IntermodelError
-from intermodel.events import Event, RunStarted
-from intermodel.headless import RunOpener, exit_code_for, stop_on_signals
 from intermodel.providers.registry import make_provider
-from intermodel.runner import ProviderFactory, prepared_run
+from intermodel.records import exit_code_for
 from intermodel.transcript.reader import read_transcript
 
 from . import keys
@@ -127,13 +128,13 @@ class IntermodelApp(App[int]):
             pane.set_thinking_visible(self.thinking_visible)
 
     def _header(self) -> Content:
-        pairing = self.model.pairing
+        spec = self.model.spec
         mode = " replay" if isinstance(self.source, ReplaySource) else ""
         parts: list[Content | str | tuple[str, str]] = [(f"intermodel{mode}", "bold")]
-        if pairing is not None:
-            kind = "panel " if isinstance(pairing, Panel) else ""
-            parts += [" ─ ", plain(kind + pairing.name)]
-            agents = " · ".join(f"{a.name}: {a.model} ({a.provider})" for a in pairing.agents)
+        if spec is not None:
+            kind = "panel " if spec.kind == "panel" else ""
+            parts += [" ─ ", plain(kind + spec.name)]
+            agents = " · ".join(f"{a.name}: {a.model} ({a.provider})" for a in spec.agents)
             parts += [" ─ ", plain(agents)]
         return Content.assemble(*parts)
 
@@ -158,9 +159,9 @@ class IntermodelApp(App[int]):
     async def _pump(self, subscription: Subscription) -> None:
         while await subscription.wait():
             events = subscription.drain()
-            if self.model.pairing is None:  # the run has not started: it may be a panel's
-                panel = next((e.pairing for e in events if isinstance(e, RunStarted)
-                              and isinstance(e.pairing, Panel)), None)
+            if self.model.spec is None:  # the run has not started: it may be a panel's
+                panel = next((e.spec for e in events if isinstance(e, RunStarted)
+                              and isinstance(e.spec, Panel)), None)
                 if panel is not None:
                     await self._show_panel(panel)
             self.apply(events)
@@ -357,7 +358,7 @@ def _expected(exc: Exception) -> bool:
     return isinstance(exc, IntermodelError)
 
 
-def live_app(pairing: Pairing | Panel, *, out_dir: str | Path | None = None, record: bool = True,
+def live_app(pairing: RunSpec, *, out_dir: str | Path | None = None, record: bool = True,
              provider_factory: ProviderFactory = make_provider,
              clock: Callable[[], float] = time.monotonic, blink: bool = True) -> IntermodelApp:
     """The app for a new run of `pairing` or a panel (tests pass their own providers and
@@ -373,12 +374,12 @@ def replay_app(path: str | Path, *, speed: float = 1.0,
                          blink=blink)
 
 
-def run_tui(run: RunOpener | Pairing | Panel, *, out_dir: str | Path | None = None,
+def run_tui(run: RunOpener | RunSpec, *, out_dir: str | Path | None = None,
             record: bool = True) -> int:
     """Watch and steer a run in the terminal UI: a pairing or a panel to start, or an opener of a
     prepared run (a resume, a branch). 0 when it ended normally, 1 on an error, 130 when it was
     cut off without a final record."""
-    if isinstance(run, Pairing | Panel):
+    if isinstance(run, RunSpec):
         run = partial(prepared_run, run, out_dir=out_dir, record=record)
     app = IntermodelApp(LiveSource(run))
     app.run()

@@ -14,7 +14,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
-from intermodel.safety import terminal_safe
+from intermodel.security.text import terminal_safe
 
 from .model import Entry, HumanEntry, NoteEntry, TurnEntry
 from .text import compact, plain

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Literal
 
-from intermodel.config.model import Pairing, Panel
-from intermodel.events import (
+from intermodel.config.model import Pairing, RunSpec
+from intermodel.engine.events import (
     BudgetExtended,
     Event,
     Flagged,
@@ -102,7 +102,7 @@ class ConversationModel:
 
     clock: Callable[[], float]
     live: bool = True  # a live run pauses between turns; a replay pauses at once
-    pairing: Pairing | Panel | None = None
+    spec: RunSpec | None = None
     run_id: str = ""
     transcript: str | None = None
     started: float | None = None
@@ -125,11 +125,11 @@ class ConversationModel:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return self.pairing.agent_names if self.pairing else ()
+        return self.spec.agent_names if self.spec else ()
 
     @property
     def panel(self) -> bool:
-        return isinstance(self.pairing, Panel)
+        return self.spec is not None and self.spec.kind == "panel"
 
     @property
     def answered(self) -> int:
@@ -219,24 +219,22 @@ class ConversationModel:
         if event.resumed and event.run_id == self.run_id:
             self.end = self.finished = None  # the same run goes on: keep its history
             return
-        pairing = event.pairing
-        self.pairing, self.run_id, self.transcript = pairing, event.run_id, event.transcript
+        spec = event.spec
+        self.spec, self.run_id, self.transcript = spec, event.run_id, event.transcript
         self.started, self.finished = self.clock(), None
         self.generation += 1
-        self.entries = {name: [] for name in pairing.agent_names}
+        self.entries = {name: [] for name in spec.agent_names}
         self._turns = {}
         self.changed.clear()
         self.in_flight, self.last_turn, self.retry, self.end = None, 0, None, None
         self.under_way = {}
         self.paused = self.stepping = self.stopping = False
-        self.output_tokens = dict.fromkeys(pairing.agent_names, 0)
-        if isinstance(pairing, Panel):
-            self.max_turns = len(pairing.agents)
-            return
-        self.max_turns = pairing.dialogue.max_turns
-        d = pairing.dialogue
-        to = pairing.agent_names if d.opener_shared else (d.opener_to,)
-        self._add_human(HumanEntry(d.opener, to, 1, opener=True))
+        self.output_tokens = dict.fromkeys(spec.agent_names, 0)
+        self.max_turns = spec.max_turns
+        if isinstance(spec, Pairing):  # a panel's message is shown once, above its columns
+            d = spec.dialogue
+            to = spec.agent_names if d.opener_shared else (d.opener_to,)
+            self._add_human(HumanEntry(d.opener, to, 1, opener=True))
 
     def _start_turn(self, turn: int, agent: str, attempt: int) -> TurnEntry:
         entry = self._turns.get((agent, turn))

@@ -119,8 +119,8 @@ class AgentPane(VerticalScroll):
         self._first = self._next = 0
         names = model.names
         self.agent = names[self.slot] if self.slot < len(names) else ""
-        if model.pairing is not None and self.agent:
-            agent = model.pairing.agent(self.agent)
+        if model.spec is not None and self.agent:
+            agent = model.spec.agent(self.agent)
             self.border_title = Content.assemble(plain(self.agent, "bold"), " · ",
                                                  plain(f"{agent.model} ({agent.provider})"))
         self._update_marker()

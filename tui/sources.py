@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from intermodel.bus import Subscription
-from intermodel.controls import Controls
-from intermodel.headless import RunOpener
+from intermodel.control.server import ControlServer
+from intermodel.engine.bus import Subscription
+from intermodel.engine.controls import Controls
+from intermodel.engine.prepare import Run, RunOpener
+from intermodel.lineage.replay import Replay
 from intermodel.records import RunEnd
-from intermodel.replay import Replay
-from intermodel.runner import Run
 from intermodel.transcript.reader import Transcript
 
 __all__ = ["LiveSource", "Pump", "ReplaySource", "Source"]
@@ -37,27 +37,26 @@ class LiveSource:
 
     @property
     def controls(self) -> Controls | None:
-        return self.run.dialogue.controls if self.run else None
+        return self.run.session.controls if self.run else None
 
     def interrupt(self) -> None:
         """Stop the run now, as a signal does; before it is prepared, as soon as it is."""
         self._interrupted = True
         if self.run is not None:
-            self.run.dialogue.controls.stop(now=True, reason="interrupted")
+            self.run.session.controls.stop(now=True, reason="interrupted")
 
     async def serve(self, pump: Pump) -> None:
         async with self.open_run() as run:
             self.run = run
             if self._interrupted:
                 self.interrupt()
-            subscription = run.dialogue.subscribe()
+            subscription = run.session.subscribe()
             async with anyio.create_task_group() as tg:
-                control = run.control_server()
-                if control is not None:
-                    await tg.start(control.serve)
+                if run.transcript is not None:  # found by its transcript, for `intermodel say`
+                    await tg.start(ControlServer(run.session, run.transcript).serve)
                 async with anyio.create_task_group() as screen:
                     screen.start_soon(pump, subscription)  # ends once the last event is shown
-                    self.end = await run.dialogue.run()
+                    self.end = await run.session.run()
                 tg.cancel_scope.cancel()  # the control socket closes with the run
 
 

@@ -92,7 +92,7 @@ def state_text(model: ConversationModel, now: float) -> tuple[str, str]:
         if model.panel and model.end.reason != "complete":
             text += f" · {model.answered} of {len(model.names)} answered"
         return text, style
-    if model.pairing is None:
+    if model.spec is None:
         return "◌ starting", "-waiting"
     if model.panel:
         return panel_state(model, now)

@@ -16,9 +16,9 @@ documented in docs/findings.md, "End states"):
 The patterns (silence to repetition) are looked for at the end of the conversation only: a
 loop the models left again is not how they ended. Every pattern that holds is reported (the state
 is the first; `also` lists the others), each with the turns that show it and what was measured.
-Repetition and goodbye loops are found by the live detectors (`intermodel.detectors`), run over
-the transcript with fixed settings (`Rules`) rather than the run's own, so runs with different
-detector settings are classified alike.
+Repetition and goodbye loops are found by the live detectors (`intermodel.engine.detectors`),
+run over the transcript with fixed settings (`Rules`) rather than the run's own, so runs with
+different detector settings are classified alike.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from intermodel.analysis.textmeasures import Loop, is_near_empty, self_repetition, symbol_share
 from intermodel.config.model import DetectorConfig
-from intermodel.detectors import detect
+from intermodel.engine.detectors import detect
+from intermodel.engine.textmeasures import Loop, is_near_empty, self_repetition, symbol_share
 from intermodel.records import Flag, Turn
 from intermodel.transcript.reader import Transcript
 

@@ -12,7 +12,7 @@ interjections are not model text and are never counted; nor are the turns a bran
 from its parent (they are counted once, in the parent's transcript).
 
 How: each reply is cut into sentences (at `.`, `!`, `?`, `…` and line breaks) and each sentence
-into normalised words (`intermodel.analysis.textmeasures.words`: case-folded, punctuation dropped,
+into normalised words (`intermodel.engine.textmeasures.words`: case-folded, punctuation dropped,
 an emoji a word of its own). An n-gram is n consecutive words of one sentence, so no phrase spans
 a sentence end. For each n-gram: how often it occurs (`count`) and in how many runs (`runs`),
 per group when grouped by agent or by model (`provider:model`, as
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Literal
 
-from intermodel.analysis.textmeasures import sentences
+from intermodel.engine.textmeasures import sentences
 from intermodel.records import Turn
 from intermodel.transcript.reader import Transcript
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from intermodel.analysis.groups import group_summary
 from intermodel.analysis.stats import AgentStats, RunStats
-from intermodel.safety import terminal_safe
+from intermodel.security.text import terminal_safe
 
 __all__ = ["money", "render_table", "rows", "to_csv", "to_json"]
 

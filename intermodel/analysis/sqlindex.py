@@ -38,8 +38,8 @@ from intermodel.analysis.sqlfindings import sync_labels
 from intermodel.analysis.sqlschema import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, Row, run_rows
 from intermodel.coding.labels import is_sidecar
 from intermodel.errors import TranscriptInvalid, UsageError
-from intermodel.files import create_private, refuse_link
 from intermodel.records import now_iso
+from intermodel.security.files import create_private, refuse_link
 from intermodel.transcript.reader import read_header_line, read_transcript
 from intermodel.transcript.writer import FORMAT_VERSION
 
@@ -159,7 +159,7 @@ def _connect(db: Path) -> sqlite3.Connection:
         db.parent.mkdir(parents=True, exist_ok=True)
         # Created mode 600 here, so SQLite (which gives its journals the database's mode) never
         # creates it; a link at the database or its journals' names is refused, not written
-        # through (see intermodel.files).
+        # through (see intermodel.security.files).
         create_private(db)
         for suffix in ("-journal", "-wal", "-shm"):
             refuse_link(f"{db}{suffix}")

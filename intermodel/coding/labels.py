@@ -37,13 +37,13 @@ from typing import Any
 
 import anyio
 
-from intermodel.bounds import MAX_ATTEMPTS, MAX_INT, MAX_TURNS, MIN_INT, short
 from intermodel.coding.scheme import MAX_LABELS, NAME, Scope
 from intermodel.errors import TranscriptError, TranscriptInvalid
-from intermodel.files import UnreadableFile, read_regular
 from intermodel.records import now_iso
-from intermodel.runid import RUN_ID
-from intermodel.secrets import Redactor
+from intermodel.security.bounds import MAX_ATTEMPTS, MAX_INT, MAX_TURNS, MIN_INT, short
+from intermodel.security.files import UnreadableFile, read_regular
+from intermodel.security.runid import RUN_ID
+from intermodel.security.secrets import Redactor
 from intermodel.transcript.reader import _decode
 from intermodel.transcript.schema import (
     Boolean,

@@ -16,7 +16,8 @@ Labels keep the order of the file: it is the order coders see them in (and the k
 Files are checked like pairing files: every problem at once, as `file: dotted.path: what was
 expected`, with the same limits (a regular file of at most 1 MiB, tables nested at most 32 deep).
 
-A scheme's hash (`Scheme.digest`) is `intermodel.digest.canonical_digest` of `Scheme.canonical()`:
+A scheme's hash (`Scheme.digest`) is `intermodel.config.digest.canonical_digest` of
+`Scheme.canonical()`:
 its name, scope, choice, instructions and labels (name, definition, example, in order). Label
 records carry it, so a label is always tied to the exact wording its coder saw; where a scheme
 file lives, and how its TOML is laid out, does not change it.
@@ -31,12 +32,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from intermodel.bounds import MAX_TEXT_FILE
+from intermodel.config.digest import canonical_digest
 from intermodel.config.loader import parse_toml
 from intermodel.config.schema import REQUIRED, STR, TABLE, Checker, Field, shown_value
-from intermodel.digest import canonical_digest
 from intermodel.errors import ConfigError, ConfigIssue
-from intermodel.files import UnreadableFile, read_regular
+from intermodel.security.bounds import MAX_TEXT_FILE
+from intermodel.security.files import UnreadableFile, read_regular
 
 __all__ = [
     "LABEL",

@@ -10,11 +10,11 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from intermodel.bounds import MAX_TEXT_FILE
 from intermodel.coding.scheme import NAME, Scheme, load_scheme, load_schemes, split_selection
 from intermodel.errors import ConfigError, UsageError
-from intermodel.files import UnreadableFile, read_regular
-from intermodel.safety import safe_line, terminal_safe
+from intermodel.security.bounds import MAX_TEXT_FILE
+from intermodel.security.files import UnreadableFile, read_regular
+from intermodel.security.text import safe_line, terminal_safe
 
 if TYPE_CHECKING:
     from intermodel.analysis.findings import Findings
@@ -196,6 +196,6 @@ def _phrase_table(found: list[Phrase], runs: int, by: str | None) -> str:
 def skipped_files(skipped: list[str], *, read: int) -> int:
     """As the other folder commands: each file set aside and why, then how many; exit code 2
     when there were files and none could be read."""
-    from intermodel.commands.records import _skipped
+    from intermodel.commands.reading import _skipped
 
     return _skipped(skipped, read=read)

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from intermodel.bounds import MAX_DEPTH, MAX_TEXT_FILE, nesting_depth
 from intermodel.config.model import (
     PLACEHOLDERS,
     AgentConfig,
@@ -24,9 +23,11 @@ from intermodel.config.model import (
     Panel,
     Price,
     RetryConfig,
+    RunSpec,
     ScriptConfig,
     unknown_placeholders,
 )
+from intermodel.config.request import Sampling
 from intermodel.config.schema import (
     AGENT,
     DETECTORS,
@@ -42,9 +43,9 @@ from intermodel.config.schema import (
     shown_value,
 )
 from intermodel.errors import ConfigError, ConfigIssue
-from intermodel.files import UnreadableFile, read_regular
-from intermodel.providers.base import Sampling
-from intermodel.secrets import (
+from intermodel.security.bounds import MAX_DEPTH, MAX_TEXT_FILE, nesting_depth
+from intermodel.security.files import UnreadableFile, read_regular
+from intermodel.security.secrets import (
     SENSITIVE_HEADER,
     header_name_problem,
     header_value_problem,
@@ -68,12 +69,12 @@ MAX_PANEL = 12
 def load_pairing(path: str | Path) -> Pairing:
     """Read and validate a pairing file. Raises ConfigError listing every problem found."""
     found = load_config(path)
-    if isinstance(found, Panel):
+    if not isinstance(found, Pairing):
         raise ConfigError(str(path), [ConfigIssue("", "this is a panel, not a pairing")])
     return found
 
 
-def load_config(path: str | Path) -> Pairing | Panel:
+def load_config(path: str | Path) -> RunSpec:
     """A pairing file, or a panel file (one with a [panel] table)."""
     path = Path(path)
     shown = str(path)
@@ -156,7 +157,7 @@ def from_resolved(resolved: Mapping[str, Any], *, source: str) -> Pairing:
     return build(again, source=source)
 
 
-def config_from_resolved(resolved: Mapping[str, Any], *, source: str) -> Pairing | Panel:
+def config_from_resolved(resolved: Mapping[str, Any], *, source: str) -> RunSpec:
     """A pairing or a panel, whichever the resolved table a transcript stored describes."""
     if "panel" in resolved:
         again = normalise_panel(dict(resolved), source=source, base_dir=Path("."),

@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from intermodel.bounds import (
+from intermodel.errors import ConfigIssue
+from intermodel.security.bounds import (
     MAX_BYTES,
     MAX_COST,
     MAX_INT,
@@ -25,8 +26,7 @@ from intermodel.bounds import (
     MIN_INT,
     short,
 )
-from intermodel.errors import ConfigIssue
-from intermodel.secrets import redact
+from intermodel.security.secrets import redact
 
 __all__ = [
     "AGENT",
@@ -92,7 +92,7 @@ class Field:
 @dataclass(frozen=True)
 class Range:
     """A number's bounds, both included (a Field's `check`). Every number in a pairing file has
-    one, so none can overflow what reads it later (see intermodel.bounds)."""
+    one, so none can overflow what reads it later (see intermodel.security.bounds)."""
 
     low: float
     high: float

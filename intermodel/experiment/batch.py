@@ -15,18 +15,19 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from intermodel.config.experiment import Experiment
+from intermodel.config.model import RunSpec
+from intermodel.engine.events import Retrying, TurnCompleted, TurnStarted
+from intermodel.engine.prepare import ProviderFactory, Run, prepared_run
+from intermodel.engine.session import Session
 from intermodel.errors import IntermodelError
-from intermodel.events import Retrying, TurnCompleted, TurnStarted
 from intermodel.experiment.limits import Limiters
 from intermodel.experiment.manifest import EntryState, Status, scan, status_for, write_manifest
 from intermodel.experiment.plan import Entry, plan
-from intermodel.experiment.spec import Experiment
+from intermodel.lineage.resume import prepared_resume
+from intermodel.lineage.trust import Vouchers, seats_of
 from intermodel.providers.registry import make_provider
-from intermodel.resume import prepared_resume
-from intermodel.runner import ProviderFactory, Run, prepared_run
-from intermodel.secrets import redact
-from intermodel.session import Session
-from intermodel.trust import Vouchers, seats_of
+from intermodel.security.secrets import redact
 
 __all__ = ["Batch", "BatchReport"]
 
@@ -56,7 +57,7 @@ class Batch:
         self._factory = provider_factory
         self._listener = listener
         self._stopping = False
-        self._live: dict[str, Session] = {}
+        self._live: dict[str, Session[RunSpec]] = {}
         self.states: dict[str, EntryState] = {}
         self._skipped = 0
         self._began = time.monotonic()
@@ -94,14 +95,14 @@ class Batch:
             try:
                 async with self._open(entry, state) as run:
                     state.transcript = str(run.transcript) if run.transcript else None
-                    state.run_id = run.dialogue.run_id
+                    state.run_id = run.session.run_id
                     state.attempts += 1
                     self._update(entry, "running")
-                    self._live[entry.id] = run.dialogue
+                    self._live[entry.id] = run.session
                     try:
                         async with anyio.create_task_group() as tg:
                             tg.start_soon(self._follow, entry, run)
-                            end = await run.dialogue.run()
+                            end = await run.session.run()
                     finally:
                         del self._live[entry.id]
                 state.end_reason, state.detail = end.reason, end.detail
@@ -127,7 +128,7 @@ class Batch:
 
     async def _follow(self, entry: Entry, run: Run) -> None:
         """Keep the entry's status (running / retrying, turns done) current."""
-        async for event in run.dialogue.subscribe():
+        async for event in run.session.subscribe():
             state = self.states[entry.id]
             if isinstance(event, Retrying) and state.status != "retrying":
                 self._update(entry, "retrying")

@@ -13,10 +13,11 @@ from collections.abc import AsyncGenerator, Mapping
 
 import anyio
 
+from intermodel.config.experiment import Limit
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Request
 from intermodel.errors import RateLimited
-from intermodel.experiment.spec import Limit
-from intermodel.providers.base import Provider, Request, StreamEvent
+from intermodel.providers.base import Provider, StreamEvent
 
 __all__ = ["LimitedProvider", "Limiters", "SharedLimit"]
 

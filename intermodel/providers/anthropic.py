@@ -16,11 +16,11 @@ import anthropic
 import httpx2
 
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Request
 from intermodel.errors import StreamInterrupted
 from intermodel.providers.base import (
     HEARTBEAT,
     Finished,
-    Request,
     StreamEvent,
     TextDelta,
     ThinkingDelta,
@@ -28,7 +28,7 @@ from intermodel.providers.base import (
 )
 from intermodel.providers.errors import StreamPhase, translate
 from intermodel.providers.http import read_after_finish, sdk_http_client
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 
 __all__ = ["AnthropicProvider", "anthropic_messages"]
 

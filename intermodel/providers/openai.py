@@ -21,20 +21,14 @@ import openai
 from openai.types.chat import ChatCompletionChunk
 
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Request
 from intermodel.errors import StreamInterrupted
-from intermodel.providers.base import (
-    HEARTBEAT,
-    Finished,
-    Request,
-    StreamEvent,
-    ThinkingDelta,
-    UsageReport,
-)
+from intermodel.providers.base import HEARTBEAT, Finished, StreamEvent, ThinkingDelta, UsageReport
 from intermodel.providers.errors import StreamPhase, translate
 from intermodel.providers.http import read_after_finish, sdk_http_client
 from intermodel.providers.probe import PROBE_SECONDS, server_context
 from intermodel.providers.thinktags import ThinkTagParser
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 
 __all__ = ["OpenAIProvider", "chat_messages"]
 

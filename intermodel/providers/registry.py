@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from intermodel.config.model import AgentConfig
 from intermodel.providers.base import Provider, ReplyLimits
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 
 __all__ = ["CHARS_PER_TOKEN", "MIN_REPLY_CHARS", "make_provider", "reply_limits"]
 

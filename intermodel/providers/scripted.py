@@ -15,15 +15,9 @@ from collections.abc import AsyncGenerator
 import anyio
 
 from intermodel.config.model import AgentConfig, ScriptConfig, render_placeholders
+from intermodel.config.request import Request
 from intermodel.errors import BadRequest
-from intermodel.providers.base import (
-    Finished,
-    Request,
-    StreamEvent,
-    TextDelta,
-    ThinkingDelta,
-    UsageReport,
-)
+from intermodel.providers.base import Finished, StreamEvent, TextDelta, ThinkingDelta, UsageReport
 
 __all__ = ["ScriptedProvider", "estimate_tokens"]
 

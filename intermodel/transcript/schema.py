@@ -2,8 +2,8 @@
 
 The reader checks every line against this schema as it reads it, so the code after it can trust a
 `Transcript`: each field has the type `intermodel.records` declares, every number lies within the
-bounds of `intermodel.bounds`, and every agent a record names is an agent of the run. A line that
-does not fit is refused with the field at fault and what was expected, e.g.
+bounds of `intermodel.security.bounds`, and every agent a record names is an agent of the run. A
+line that does not fit is refused with the field at fault and what was expected, e.g.
 `turn.usage.input_tokens: expected a whole number, got "abc"`.
 
 Before its fields, each line is checked as a whole (`check_json`): nesting at most
@@ -27,19 +27,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from intermodel.bounds import (
-    MAX_ATTEMPTS,
-    MAX_BYTES,
-    MAX_INT,
-    MAX_PRICE,
-    MAX_RECORD_DEPTH,
-    MAX_REPLICATES,
-    MAX_SECONDS,
-    MAX_TOKENS,
-    MAX_TURNS,
-    MIN_INT,
-    short,
-)
 from intermodel.config.loader import MAX_PANEL
 from intermodel.records import (
     Branch,
@@ -56,7 +43,20 @@ from intermodel.records import (
     Turn,
     Usage,
 )
-from intermodel.runid import RUN_ID as RUN_ID_PATTERN
+from intermodel.security.bounds import (
+    MAX_ATTEMPTS,
+    MAX_BYTES,
+    MAX_INT,
+    MAX_PRICE,
+    MAX_RECORD_DEPTH,
+    MAX_REPLICATES,
+    MAX_SECONDS,
+    MAX_TOKENS,
+    MAX_TURNS,
+    MIN_INT,
+    short,
+)
+from intermodel.security.runid import RUN_ID as RUN_ID_PATTERN
 
 __all__ = ["HEADER", "RECORDS", "Invalid", "Run", "check_json", "read_header", "read_record"]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import anyio
 
 from intermodel.config import load_config
-from intermodel.events import TurnStarted
-from intermodel.runner import prepared_run
+from intermodel.engine.events import TurnStarted
+from intermodel.engine.prepare import prepared_run
 from intermodel.transcript.reader import Transcript, read_transcript
 
 

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from intermodel.analysis.phrases import Phrase, PhraseCounter, most_common_phrases
-from intermodel.branch import prepared_branch
+from intermodel.lineage.branch import prepared_branch
 from intermodel.transcript.reader import Transcript, read_transcript
 
 from .support import run_file

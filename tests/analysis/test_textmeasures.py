@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intermodel.analysis.textmeasures import (
+from intermodel.engine.textmeasures import (
     Loop,
     is_near_empty,
     self_repetition,

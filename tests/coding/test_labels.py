@@ -33,7 +33,7 @@ from intermodel.coding.labels import (
     sidecar_path,
 )
 from intermodel.errors import TranscriptError, TranscriptInvalid
-from intermodel.secrets import Redactor
+from intermodel.security.secrets import Redactor
 
 RUN = "feedc0ffee00"
 HASH = "sha256:" + "ab" * 32

@@ -48,7 +48,7 @@ waits, or reads, as long as the server goes on.
     Backlogged (connect)        APITimeoutError (9)         APITimeoutError (9)
 
     (7) "Exceeds the limit (4300 digits) for integer string conversion".
-    (8) httpx drops only Authorization on a redirect to another origin; `x-api-key` and any
+    (8) httpx2 drops only Authorization on a redirect to another origin; `x-api-key` and any
         other credential header go along. The SDKs follow redirects by default.
     (9) from httpx2.ConnectTimeout.
 
@@ -103,6 +103,9 @@ class Fault:
     kind: FaultKind
     code: int = 0
     retry_after: str | None = None
+    # A Retry-After HTTP-date this many seconds after the fault is served (not when the fault
+    # was made: a test collected long before it runs would otherwise send a date in the past).
+    retry_at: float | None = None
     retry_after_ms: str | None = None
     # Replaces the error body: a dict is sent as JSON, text as text/plain.
     body: dict[str, Any] | str | None = None
@@ -128,10 +131,14 @@ class Fault:
         retry_after: str | None = None,
         retry_after_ms: int | str | None = None,
         body: dict[str, Any] | str | None = None,
+        *,
+        retry_at: float | None = None,
     ) -> Fault:
-        """An HTTP error response; `retry_after` is seconds ("2") or an HTTP-date (`http_date`)."""
+        """An HTTP error response; `retry_after` is seconds ("2") or an HTTP-date (`http_date`),
+        `retry_at` an HTTP-date that many seconds after the response is sent."""
         ms = None if retry_after_ms is None else str(retry_after_ms)
-        return cls("status", code=code, retry_after=retry_after, retry_after_ms=ms, body=body)
+        return cls("status", code=code, retry_after=retry_after, retry_at=retry_at,
+                   retry_after_ms=ms, body=body)
 
     @classmethod
     def context_too_long(cls, variant: Literal["llamacpp", "openai"] = "llamacpp") -> Fault:

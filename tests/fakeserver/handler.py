@@ -21,6 +21,7 @@ from .faults import (
     Fault,
     context_error_body,
     error_body,
+    http_date,
 )
 from .replies import (
     Reply,
@@ -225,6 +226,8 @@ class Handler(BaseHTTPRequestHandler):
             extra = []
             if fault.retry_after is not None:
                 extra.append(("Retry-After", fault.retry_after))
+            if fault.retry_at is not None:
+                extra.append(("Retry-After", http_date(fault.retry_at)))
             if fault.retry_after_ms is not None:
                 extra.append(("retry-after-ms", fault.retry_after_ms))
             payload = fault.body if fault.body is not None else error_body(self.api, fault.code)

@@ -29,7 +29,7 @@ import anyio
 from intermodel.coding.labels import Human, Judge, LabelRecord, Target, append_label
 from intermodel.coding.scheme import Scheme, load_scheme
 from intermodel.config import load_config
-from intermodel.runner import prepared_run
+from intermodel.engine.prepare import prepared_run
 from intermodel.transcript.reader import read_transcript
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from pathlib import Path
 import anyio
 
 from intermodel.config import Pairing, parse_pairing
+from intermodel.engine.prepare import prepared_run
 from intermodel.records import Note, Record, RunEnd
-from intermodel.runner import prepared_run
 from intermodel.transcript.reader import Transcript, read_transcript
 
 KEY = "hostile-test-key-0123456789"
@@ -66,7 +66,7 @@ async def run_to_end(pairing: Pairing, tmp_path: Path) -> tuple[RunEnd, Transcri
     """Run `pairing` (at most 15 s) with its key set: how it ended, and its transcript."""
     async with prepared_run(pairing, out_dir=tmp_path, environ={"TEST_KEY": KEY}) as run:
         with anyio.fail_after(15):
-            end = await run.dialogue.run()
+            end = await run.session.run()
     return end, transcript_of(run.transcript)
 
 

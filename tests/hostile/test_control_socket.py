@@ -30,15 +30,10 @@ import anyio
 import pytest
 
 from intermodel.config import Pairing
-from intermodel.control_channel import (
-    IDLE_SECONDS,
-    MAX_CONNECTIONS,
-    ForeignSocket,
-    request,
-    runtime_dir,
-    socket_path,
-)
-from intermodel.runner import prepared_run
+from intermodel.control.client import ForeignSocket, request
+from intermodel.control.paths import runtime_dir, socket_path
+from intermodel.control.server import IDLE_SECONDS, MAX_CONNECTIONS, ControlServer
+from intermodel.engine.prepare import prepared_run
 from tests.conftest import SCRIPTED, PairingFactory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,8 +160,8 @@ def test_the_client_checks_the_uid_it_expects(make_pairing: PairingFactory, tmp_
 
     async def main() -> None:
         async with prepared_run(pairing, out_dir=tmp_path) as run:
-            server = run.control_server()
-            assert server is not None
+            assert run.transcript is not None
+            server = ControlServer(run.session, run.transcript)
             async with anyio.create_task_group() as tg:
                 await tg.start(server.serve)
                 with pytest.raises(ForeignSocket):
@@ -174,7 +169,7 @@ def test_the_client_checks_the_uid_it_expects(make_pairing: PairingFactory, tmp_
                         server.path, {"command": "stop"}, expected_uid=os.getuid() + 1))
                 reply = await anyio.to_thread.run_sync(request, server.path, {"command": "status"})
                 seen.append(reply["status"]["state"])
-                end = await run.dialogue.run()
+                end = await run.session.run()
                 tg.cancel_scope.cancel()
         seen.append(end.reason)
 
@@ -345,8 +340,8 @@ def serve_and_abuse(pairing: Pairing, out: Path, environ: dict[str, str],
 
     async def main() -> str:
         async with prepared_run(pairing, out_dir=out, environ=environ) as run:
-            server = run.control_server()
-            assert server is not None
+            assert run.transcript is not None
+            server = ControlServer(run.session, run.transcript)
             async with anyio.create_task_group() as tg:
                 await tg.start(server.serve)
 
@@ -354,7 +349,7 @@ def serve_and_abuse(pairing: Pairing, out: Path, environ: dict[str, str],
                     found.append(await anyio.to_thread.run_sync(abuse, server.path))
 
                 tg.start_soon(attack)
-                end = await run.dialogue.run()
+                end = await run.session.run()
                 tg.cancel_scope.cancel()
         return end.reason
 
@@ -452,6 +447,6 @@ def test_replies_carry_no_secret_and_no_command_line_wording(make_pairing: Pairi
     reason, replies = serve_and_abuse(pairing, tmp_path, {"HOSTILE_KEY": KEY}, abuse)
     text = json.dumps(replies)
     assert KEY[:8] not in text
-    assert replies[2] == {"ok": False, "error": "to must be a, b, both, ada or bo"}
+    assert replies[2] == {"ok": False, "error": "no such addressee: use a, b, both, ada or bo"}
     assert "--" not in text
     assert reason == "max_turns"

@@ -14,11 +14,11 @@ from pathlib import Path
 import anyio
 import pytest
 
+from intermodel.config import experiment as spec
 from intermodel.config import schema
-from intermodel.control_channel import ControlServer
-from intermodel.events import TurnStarted
-from intermodel.experiment import spec
-from intermodel.runner import prepared_run
+from intermodel.control.server import ControlServer
+from intermodel.engine.events import TurnStarted
+from intermodel.engine.prepare import prepared_run
 from intermodel.transcript.reader import read_transcript
 from tests.conftest import SCRIPTED, PairingFactory
 from tests.hostile.support import Bases, cli, cli_process, record_bases
@@ -234,7 +234,7 @@ def test_deeply_nested_toml_is_one_line(kind: str, nested: str, tmp_path: Path) 
 
 def test_control_extend_is_bounded_on_the_command_line_and_the_socket(
         make_pairing: PairingFactory, tmp_path: Path) -> None:
-    from intermodel.bounds import MAX_TURNS
+    from intermodel.security.bounds import MAX_TURNS
 
     result = cli("control", tmp_path / "run.jsonl", "extend", "100000000000000000000")
     assert result.code == 2 and "expected a number from 1 to 1000000" in result.err
@@ -245,20 +245,20 @@ def test_control_extend_is_bounded_on_the_command_line_and_the_socket(
     async def main() -> Path:
         async with prepared_run(pairing, out_dir=tmp_path) as run:
             assert run.transcript is not None
-            server = ControlServer(run.dialogue, run.transcript)
-            events = run.dialogue.subscribe()
+            server = ControlServer(run.session, run.transcript)
+            events = run.session.subscribe()
 
             async def steer() -> None:
                 async for event in events:
                     if isinstance(event, TurnStarted) and event.turn == 2:
                         for turns in (10**20, True, "5", MAX_TURNS, MAX_TURNS):
                             replies.append(server.answer({"command": "extend", "turns": turns}))
-                        run.dialogue.controls.stop(now=True)
+                        run.session.controls.stop(now=True)
 
             with anyio.fail_after(20):
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(steer)
-                    await run.dialogue.run()
+                    await run.session.run()
                     tg.cancel_scope.cancel()
             return run.transcript
 

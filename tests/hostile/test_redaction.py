@@ -25,20 +25,21 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from intermodel.config import Pairing, parse_pairing
+from intermodel.config.experiment import load_experiment
 from intermodel.config.model import AgentConfig
-from intermodel.console import ConsoleRenderer, Style
+from intermodel.config.request import Request
+from intermodel.console.progress import ProgressView
+from intermodel.console.render import ConsoleRenderer, Style
+from intermodel.engine.events import Event, RunStarted, redacted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError
-from intermodel.events import Event, RunStarted, redacted
 from intermodel.experiment.batch import Batch
 from intermodel.experiment.manifest import MANIFEST
-from intermodel.experiment.progress import ProgressView
-from intermodel.experiment.spec import load_experiment
-from intermodel.providers.base import Finished, Provider, Request, StreamEvent, TextDelta
+from intermodel.providers.base import Finished, Provider, StreamEvent, TextDelta
 from intermodel.providers.errors import error_for_status
 from intermodel.providers.scripted import ScriptedProvider
-from intermodel.runner import prepared_run
-from intermodel.safety import safe_line
-from intermodel.secrets import MIN_FRAGMENT, Credentials, Redactor, remember_secrets
+from intermodel.security.secrets import MIN_FRAGMENT, Credentials, Redactor, remember_secrets
+from intermodel.security.text import safe_line
 from intermodel.tui.app import live_app
 from tests.fakeserver import FakeServer, Fault
 from tests.tui_support import frozen_clock, status_text, until
@@ -153,7 +154,7 @@ async def outputs_of_a_run(key: str, provider: Provider, out: Path) -> list[str]
     shown: list[str] = []
     async with prepared_run(echo_pairing(), out_dir=out, environ={"HOSTILE_KEY": key},
                             provider_factory=factory) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
         events: list[Event] = []
 
         async def watch() -> None:
@@ -162,7 +163,7 @@ async def outputs_of_a_run(key: str, provider: Provider, out: Path) -> list[str]
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
-            end = await run.dialogue.run()
+            end = await run.session.run()
     console = ConsoleRenderer(Style(color=False), width=80)
     shown.append(console.render(events))
     shown.append(safe_line(end.detail))

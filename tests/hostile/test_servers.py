@@ -16,27 +16,20 @@ from pathlib import Path
 import anyio
 import pytest
 
-from intermodel.commands import EXIT_USAGE
-from intermodel.errors import ConfigError, ProviderError
-from intermodel.events import Notice, TextChunk
+from intermodel.config.credentials import resolve_credentials
+from intermodel.config.request import Message, Request
+from intermodel.engine.events import Notice, TextChunk
+from intermodel.engine.prepare import prepared_run
+from intermodel.engine.retry import RetryPolicy
+from intermodel.engine.turns import DISCARD_KEPT, TurnProducer
+from intermodel.errors import EXIT_USAGE, ConfigError, ProviderError
 from intermodel.providers.anthropic import AnthropicProvider
-from intermodel.providers.base import (
-    Finished,
-    Message,
-    Provider,
-    Request,
-    StreamEvent,
-    TextDelta,
-    UsageReport,
-)
+from intermodel.providers.base import Finished, Provider, StreamEvent, TextDelta, UsageReport
 from intermodel.providers.openai import OpenAIProvider
 from intermodel.providers.probe import ProbeFailed
 from intermodel.records import Discard, Retry
-from intermodel.retry import RetryPolicy
-from intermodel.runner import prepared_run
-from intermodel.secrets import Credentials, Redactor, resolve_credentials
+from intermodel.security.secrets import Credentials, Redactor
 from intermodel.transcript.schema import Run, read_record
-from intermodel.turns import DISCARD_KEPT, TurnProducer
 from tests.fakeserver import FakeServer, Fault, Reply, ScriptedResponder
 from tests.fakeserver.sse import ENDLESS_PIECE
 
@@ -312,7 +305,7 @@ async def test_a_discarded_reply_keeps_a_bounded_prefix_and_its_length(server: F
     pairing = pairing_for(server.base_url, "openai", "openai", turns=1,
                           extra_a="max_tokens = 100000\n")  # a cap far away: 3.2 M characters
     async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
 
         async def stop_past(chars: int) -> None:
             seen = 0
@@ -321,13 +314,13 @@ async def test_a_discarded_reply_keeps_a_bounded_prefix_and_its_length(server: F
                     if isinstance(event, TextChunk):
                         seen += len(event.text)
                 if seen > chars:
-                    run.dialogue.controls.stop(now=True)
+                    run.session.controls.stop(now=True)
                     return
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(stop_past, 3 * DISCARD_KEPT)
             with anyio.fail_after(15):
-                end = await run.dialogue.run()
+                end = await run.session.run()
     assert end.reason == "stopped"
     [discard] = [r for r in transcript_of(run.transcript).records if isinstance(r, Discard)]
     assert len(discard.text) == DISCARD_KEPT
@@ -470,7 +463,7 @@ async def test_a_probe_that_gets_no_answer_costs_seconds_and_a_note(server: Fake
     pairing = pairing_for(server.base_url, "openai", "anthropic", turns=2,
                           extra_a="context_window = 3000\n")
     async with prepared_run(pairing, out_dir=tmp_path, environ=ENV) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
 
         async def answer_after_the_probes() -> None:
             while await subscription.wait():
@@ -482,7 +475,7 @@ async def test_a_probe_that_gets_no_answer_costs_seconds_and_a_note(server: Fake
         async with anyio.create_task_group() as tg:
             tg.start_soon(answer_after_the_probes)
             with anyio.fail_after(15):
-                end = await run.dialogue.run()
+                end = await run.session.run()
     assert end.reason == "max_turns"
     transcript = transcript_of(run.transcript)
     assert notes(transcript.records)[0] == (

@@ -9,8 +9,9 @@ import anyio
 import anyio.to_thread
 
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Request
 from intermodel.errors import ProviderBroken, ProviderError
-from intermodel.providers.base import Request, StreamEvent
+from intermodel.providers.base import StreamEvent
 from intermodel.providers.local.pool import POOL
 from intermodel.providers.local.reply import End, Reply, sampler_options
 from intermodel.providers.local.runtime import NAME, import_llama, model_path
