@@ -12,9 +12,11 @@ reply line, without secrets:
 
 Commands: interject, pause, resume, step, stop, extend (with "turns"), status.
 
-The socket cannot take the run down: at most `MAX_CONNECTIONS` are served at once (more are told
-the run is busy), a connection that sends no request within `IDLE_SECONDS` is closed, and a failing
-`accept` (the process is out of file descriptors) is waited out with a growing pause.
+The socket cannot take the run down: at most `MAX_CONNECTIONS` are served at once, and never more
+than a quarter of the process's file descriptors, so the run keeps enough for its own files,
+imports and provider connections (more are told the run is busy). A connection that sends no
+request within `IDLE_SECONDS` is closed, and a failing `accept` (the process is out of file
+descriptors) is waited out with a growing pause.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +38,22 @@ from intermodel.errors import UsageError
 from intermodel.security.bounds import MAX_TURNS
 from intermodel.security.secrets import redact
 
-__all__ = ["IDLE_SECONDS", "MAX_CONNECTIONS", "ControlServer"]
+__all__ = ["IDLE_SECONDS", "MAX_CONNECTIONS", "ControlServer", "connection_cap"]
 
 MAX_CONNECTIONS = 16
 IDLE_SECONDS = 5.0  # to send a whole request line once connected
 _MAX_REQUEST = 64 * 1024
 _ACCEPT_PAUSE = (0.05, 2.0)  # first and longest pause after a failed accept (EMFILE, ENFILE...)
 _BUSY = {"ok": False, "error": "the run is busy with other control connections; try again"}
+
+
+def connection_cap(descriptor_limit: int) -> int:
+    """How many connections are served at once under a soft limit of open file descriptors: a
+    flood of connections must leave the run the descriptors it needs (a provider opens sockets,
+    an import opens its file), so the socket takes at most a quarter, and always at least one."""
+    if descriptor_limit == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(1, min(MAX_CONNECTIONS, descriptor_limit // 4))
 
 
 class ControlServer:
@@ -51,6 +63,7 @@ class ControlServer:
         self.session = session
         self.path = socket_path(transcript, session.run_id)
         self.connections = 0  # being served now
+        self.cap = connection_cap(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -77,7 +90,7 @@ class ControlServer:
                 pause = min(pause * 2, _ACCEPT_PAUSE[1])
                 continue
             pause = _ACCEPT_PAUSE[0]
-            if self.connections >= MAX_CONNECTIONS:
+            if self.connections >= self.cap:
                 await _reply_and_close(stream, _BUSY)
                 continue
             self.connections += 1

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from difflib import SequenceMatcher
 
 from intermodel.config.model import DetectorConfig
+from intermodel.engine.textmeasures import self_repetition, symbol_share
 from intermodel.records import Flag, Turn, now_iso
 
 __all__ = ["detect", "similarity"]
@@ -110,10 +111,6 @@ def _goodbye(config: DetectorConfig, turns: Sequence[Turn]) -> str:
 
 
 def _self_repetition(config: DetectorConfig, turns: Sequence[Turn]) -> str:
-    # Imported here: the analysis package is not needed to start a run, and starting fast
-    # matters (a run is resumed, and started again, often in an unattended night).
-    from intermodel.engine.textmeasures import self_repetition
-
     newest = turns[-1]
     loop = self_repetition(newest.text)
     if loop is None or loop.repeats < config.self_repetition_repeats \
@@ -124,8 +121,6 @@ def _self_repetition(config: DetectorConfig, turns: Sequence[Turn]) -> str:
 
 
 def _emoji_collapse(config: DetectorConfig, turns: Sequence[Turn]) -> str:
-    from intermodel.engine.textmeasures import symbol_share
-
     recent = turns[-config.emoji_collapse_turns:]
     if len(recent) < config.emoji_collapse_turns:
         return ""

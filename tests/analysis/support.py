@@ -21,17 +21,17 @@ async def run_file(text: str, folder: Path, name: str = "run", *,
     config = folder / f"{name}.toml"
     config.write_text(textwrap.dedent(text), encoding="utf-8")
     async with prepared_run(load_config(config), out_dir=folder / "transcripts") as run:
-        events = run.dialogue.subscribe()
+        events = run.session.subscribe()
 
         async def watch() -> None:
             async for event in events:
                 if interject and isinstance(event, TurnStarted) and event.turn == interject[0]:
-                    run.dialogue.controls.interject(interject[1], to="both")
+                    run.session.controls.interject(interject[1], to="both")
 
         with anyio.fail_after(20):
             async with anyio.create_task_group() as group:
                 group.start_soon(watch)
-                await run.dialogue.run()
+                await run.session.run()
     assert run.transcript is not None
     return read_transcript(run.transcript)
 

@@ -119,7 +119,7 @@ async def test_a_branch_counts_only_its_own_turns(tmp_path: Path) -> None:
     first, *_ = await three_runs(tmp_path)
     async with prepared_branch(first.path, 2, out_dir=tmp_path / "branches") as run:
         with anyio.fail_after(20):
-            await run.dialogue.run()
+            await run.session.run()
     assert run.transcript is not None
     child = read_transcript(run.transcript)
     assert [t.index for t in child.turns] == [1, 2, 3, 4]

@@ -82,7 +82,7 @@ async def run(text: str, folder: Path, name: str,
     async with prepared_run(load_config(config), out_dir=folder / "runs",
                             origin=experiment) as started:
         with anyio.fail_after(20):
-            await started.dialogue.run()
+            await started.session.run()
     assert started.transcript is not None
     return started.transcript
 
