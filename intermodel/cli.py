@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from intermodel.commands.findings_args import add_findings_commands, add_stats_options
 from intermodel.errors import EXIT_RUN_ERROR, EXIT_SIGNAL, IntermodelError
 from intermodel.security.bounds import MAX_TURNS
-from intermodel.security.text import safe_line
+from intermodel.security.text import message_lines, safe_line
 from intermodel.transcript.versions import __version__
 
 __all__ = ["main"]
@@ -69,7 +69,7 @@ def _handler(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _report(exc: IntermodelError) -> int:
-    for line in str(exc).splitlines() or [type(exc).__name__]:
+    for line in message_lines(str(exc)) or [type(exc).__name__]:
         print(f"intermodel: {safe_line(line)}", file=sys.stderr)
     return exc.exit_code
 

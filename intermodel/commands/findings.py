@@ -14,7 +14,7 @@ from intermodel.coding.scheme import NAME, Scheme, load_scheme, load_schemes, sp
 from intermodel.errors import ConfigError, UsageError
 from intermodel.security.bounds import MAX_TEXT_FILE
 from intermodel.security.files import UnreadableFile, read_regular
-from intermodel.security.text import safe_line, terminal_safe
+from intermodel.security.text import message_lines, safe_line, terminal_safe
 
 if TYPE_CHECKING:
     from intermodel.analysis.findings import Findings
@@ -51,7 +51,7 @@ def validate_schemes(file: str) -> bool:
     try:
         schemes = load_schemes(file)
     except ConfigError as exc:
-        for line in str(exc).splitlines():
+        for line in message_lines(str(exc)):
             print(safe_line(line), file=sys.stderr)
         return False
     listed = ", ".join(f"{s.name}: {s.scope}, {len(s.labels)} labels" for s in schemes)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from intermodel.config import load_config
 from intermodel.errors import EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE, UsageError
-from intermodel.security.text import safe_line, terminal_safe
+from intermodel.security.text import message_lines, safe_line, terminal_safe
 
 __all__ = ["export", "index", "inspect", "stats", "validate"]
 
@@ -29,7 +29,7 @@ def validate(args: argparse.Namespace) -> int:
             pairing = load_config(file)
         except ConfigError as exc:
             failed = True
-            for line in str(exc).splitlines():
+            for line in message_lines(str(exc)):
                 print(safe_line(line), file=sys.stderr)
             continue
         agents = ", ".join(f"{a.name}: {a.provider} {a.model}" for a in pairing.agents)

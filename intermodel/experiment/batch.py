@@ -109,7 +109,7 @@ class Batch:
                 self._update(entry, status_for(end.reason))
             except IntermodelError as exc:
                 # A run that cannot even start (missing key, unreadable transcript) fails alone.
-                state.detail = redact(str(exc).splitlines()[0])  # shown, and in the manifest
+                state.detail = redact(str(exc).partition("\n")[0])  # shown, and in the manifest
                 self._update(entry, "failed")
 
     def _open(self, entry: Entry, state: EntryState) -> AbstractAsyncContextManager[Run]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from intermodel.security.secrets import redact
 
-__all__ = ["LINE_LIMIT", "safe_line", "terminal_safe"]
+__all__ = ["LINE_LIMIT", "message_lines", "safe_line", "terminal_safe"]
 
 LINE_LIMIT = 2000  # characters: a hostile value echoed in an error stays one readable line
 
@@ -49,3 +49,10 @@ def safe_line(text: str, limit: int = LINE_LIMIT) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return terminal_safe(text)
+
+
+def message_lines(text: str) -> list[str]:
+    """The lines of a message (an error may hold one line per problem), split at newlines only.
+    `str.splitlines` also splits at U+0085, U+2028 and other separators, so a hostile value quoted
+    in a message could start a line of its own, one that looks like another error."""
+    return text.split("\n") if text else []

@@ -180,7 +180,8 @@ class Result:
 
     @property
     def lines(self) -> list[str]:
-        return self.err.splitlines()
+        # Lines end at "\n" only, as a terminal sees them (`splitlines` also splits at NEL…).
+        return self.err.removesuffix("\n").split("\n") if self.err else []
 
 
 def cli(*args: str | Path) -> Result:

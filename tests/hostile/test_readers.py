@@ -332,3 +332,16 @@ def test_a_panel_prompt_file_is_read_the_same_way(tmp_path: Path) -> None:
     (tmp_path / "big.txt").write_bytes(b"x" * 2_000_000)
     assert f"{path}: panel.prompt_file: cannot read 'big.txt': larger than 1 MiB" in cli(
         "validate", path).lines
+
+
+@pytest.mark.parametrize("separator", ["\x85", "\u2028", "\x0b", "\x1e"])
+def test_a_value_with_a_unicode_line_separator_stays_on_one_error_line(
+        separator: str, bases: Bases, tmp_path: Path) -> None:
+    """Python's `splitlines` also splits at NEL, U+2028, VT and RS: a hostile value quoted in an
+    error started a line of its own, which could pass for another error."""
+    path = edited(bases.dialogue, tmp_path / "sep.jsonl", 1,
+                  {"config": f"{separator}intermodel: all good"})
+    result = cli_process("inspect", path)
+    assert result.code == 2
+    assert len(result.err.split("\n")) == 2, result.err  # one line, and its newline
+    assert "all good" in result.err
