@@ -46,7 +46,7 @@ from .pane import AgentPane
 from .prompts import GotoBar, InterjectBar
 from .quit import ConfirmQuit
 from .sources import LiveSource, ReplaySource, Source
-from .status import PlaybackInfo, StatusBar
+from .status import StatusBar
 from .text import plain
 
 __all__ = ["STACK_BELOW", "IntermodelApp", "live_app", "replay_app", "run_replay", "run_tui"]
@@ -101,7 +101,7 @@ class IntermodelApp(App[int]):
     def on_mount(self) -> None:
         for bar in self.query(".bar"):
             bar.display = False
-        if isinstance(self.source, LiveSource):
+        if self.source.live:
             self.run_worker(stop_on_signals(self._interrupt, self._close, ignore_after=False),
                             name="signals", group="signals")
         self.run_worker(self._serve(), name="source", group="source", exclusive=True)
@@ -129,7 +129,7 @@ class IntermodelApp(App[int]):
 
     def _header(self) -> Content:
         spec = self.model.spec
-        mode = " replay" if isinstance(self.source, ReplaySource) else ""
+        mode = "" if self.source.live else " replay"
         parts: list[Content | str | tuple[str, str]] = [(f"intermodel{mode}", "bold")]
         if spec is not None:
             kind = "panel " if spec.kind == "panel" else ""
@@ -207,12 +207,8 @@ class IntermodelApp(App[int]):
             widget.refresh()
 
     def refresh_status(self) -> None:
-        playback = None
-        if isinstance(self.source, ReplaySource):
-            replay = self.source.replay
-            playback = PlaybackInfo(replay.speed, replay.total_turns, replay.recorded_seconds)
         for bar in self.query(StatusBar):  # none while the screen is being torn down
-            bar.show(self.model, self.clock(), playback)
+            bar.show(self.model, self.clock(), self.source.playback)
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -222,9 +218,8 @@ class IntermodelApp(App[int]):
         return self.source.live and self.model.end is None and not self.served.is_set()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in keys.LIVE_ONLY and not self.source.live:
-            return False
-        if action in keys.REPLAY_ONLY and self.source.live:
+        needs = keys.NEEDS.get(action)
+        if needs is not None and needs not in self.source.capabilities:
             return False
         if action in keys.RUNNING_ONLY and self.source.live and not self.running:
             return False
@@ -242,47 +237,35 @@ class IntermodelApp(App[int]):
         return True
 
     def action_pause(self) -> None:
-        if isinstance(self.source, ReplaySource):
-            self.source.replay.pause()
-        elif self.source.controls is not None:
-            self.source.controls.pause()
+        self.source.pause()
 
     def action_resume(self) -> None:
-        if isinstance(self.source, ReplaySource):
-            self.source.replay.resume()
-        elif self.source.controls is not None:
-            self.source.controls.resume()
+        self.source.resume()
 
     def action_step(self) -> None:
-        if isinstance(self.source, LiveSource) and self.source.controls is not None:
-            self.source.controls.step()
+        self.source.step()
 
     def action_interject(self) -> None:
         self.query_one(InterjectBar).open()
 
     @on(InterjectBar.Sent)
     def _interject(self, message: InterjectBar.Sent) -> None:
-        controls = self.source.controls if isinstance(self.source, LiveSource) else None
-        if controls is not None and not controls.interject(message.text, to=message.to):
-            self.notify("the run has ended; the message was not sent", severity="warning")
+        if not self.source.interject(message.text, message.to):
+            when = "has not started" if self.model.spec is None else "has ended"
+            self.notify(f"the run {when}; the message was not sent", severity="warning")
 
     def action_extend(self) -> None:
-        if isinstance(self.source, LiveSource) and self.source.controls is not None:
-            self.source.controls.extend(keys.EXTEND_BY)
+        self.source.extend(keys.EXTEND_BY)
 
     def action_stop(self) -> None:
-        if not isinstance(self.source, LiveSource) or self.source.controls is None:
-            return
-        now = self.model.stopping or self.model.in_flight is None
-        self.source.controls.stop(now=now, reason="stopped")
+        self.source.stop(now=self.model.stopping or self.model.in_flight is None)
         self.model.stopping = True
         self.refresh_status()
 
     def action_stop_panel(self) -> None:
-        if isinstance(self.source, LiveSource) and self.source.controls is not None:
-            self.source.controls.stop(now=True, reason="stopped")
-            self.model.stopping = True
-            self.refresh_status()
+        self.source.stop(now=True)
+        self.model.stopping = True
+        self.refresh_status()
 
     def action_thinking(self) -> None:
         self.thinking_visible = not self.thinking_visible
@@ -294,24 +277,20 @@ class IntermodelApp(App[int]):
             pane.follow()
 
     def action_seek(self, delta: int) -> None:
-        if isinstance(self.source, ReplaySource):
-            model = self.model
-            position = model.in_flight.turn if model.in_flight else model.last_turn + 1
-            self.source.replay.seek(position + delta)
+        model = self.model
+        position = model.in_flight.turn if model.in_flight else model.last_turn + 1
+        self.source.seek(position + delta)
 
     def action_goto(self) -> None:
         self.query_one(GotoBar).open()
 
     @on(GotoBar.Chosen)
     def _goto(self, message: GotoBar.Chosen) -> None:
-        if isinstance(self.source, ReplaySource):
-            self.source.replay.seek(message.turn)
+        self.source.seek(message.turn)
 
     def action_speed(self, factor: float) -> None:
-        if isinstance(self.source, ReplaySource):
-            replay = self.source.replay
-            replay.set_speed(replay.speed * factor)
-            self.refresh_status()
+        self.source.scale_speed(factor)
+        self.refresh_status()
 
     async def action_quit(self) -> None:
         if not self.running:
@@ -330,15 +309,14 @@ class IntermodelApp(App[int]):
             self._close()
             return
         self._quitting = True
-        if isinstance(self.source, LiveSource) and self.source.controls is not None:
-            self.source.controls.stop(now=True, reason="stopped")
+        self.source.stop(now=True)
         self.model.stopping = True
         self.set_timer(QUIT_GRACE, self._close)
 
     def _interrupt(self) -> None:
         """SIGINT or SIGTERM, as in a headless run: stop the run now (reason `interrupted`) and
         leave once its transcript is closed; a second signal leaves at once."""
-        if not isinstance(self.source, LiveSource) or self.served.is_set():
+        if not self.source.live or self.served.is_set():
             self._close()
             return
         self._quitting = True
@@ -347,8 +325,7 @@ class IntermodelApp(App[int]):
         self.set_timer(QUIT_GRACE, self._close)
 
     def _close(self) -> None:
-        if isinstance(self.source, ReplaySource):
-            self.source.replay.close()
+        self.source.close()
         self.exit(exit_code_for(self.source.end))
 
 
