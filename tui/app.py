@@ -65,8 +65,8 @@ QUIT_GRACE = 10.0  # seconds a stopping run gets to finish its transcript before
 class IntermodelApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "intermodel"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
-        (0, "-narrow"), (STACK_BELOW, "-wide")]
+    # Textual declares this as an instance variable; redeclaring it as a ClassVar upsets mypy.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (STACK_BELOW, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = keys.BINDINGS
 
     def __init__(self, source: Source, *, clock: Callable[[], float] = time.monotonic,

@@ -9,8 +9,11 @@ number of lines (most frames only lengthen its last line), it is repainted witho
 
 from __future__ import annotations
 
+from typing import cast
+
 from textual.containers import Vertical
 from textual.content import Content
+from textual.css.styles import RulesMap
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -79,7 +82,8 @@ class _Blocks:
     def _grow(self, block: Static, content: Content) -> None:
         """Update the mounted last block; only a change of height needs a layout pass."""
         width = block.content_size.width
-        lines = content.get_height(block.styles, width) if width else -1
+        # A widget's styles are the rules map Textual itself measures with (typed otherwise).
+        lines = content.get_height(cast("RulesMap", block.styles), width) if width else -1
         block.update(content, layout=lines != self._tail_lines or lines < 0)
         self._tail_lines = lines
 
