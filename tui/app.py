@@ -26,6 +26,7 @@ from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.content import Content
+from textual.reactive import var
 from textual.widgets import Footer, Input, Static
 
 from intermodel.config.model import Panel, RunSpec
@@ -69,6 +70,13 @@ class IntermodelApp(App[int]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (STACK_BELOW, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = keys.BINDINGS
 
+    # What the footer's keys depend on, mirrored from the model after every batch of events: a
+    # change refreshes the keys offered, and the status bar at once rather than at its next tick.
+    paused: var[bool] = var(False, bindings=True)
+    running: var[bool] = var(False, bindings=True)  # a live run that has not ended
+    panel: var[bool] = var(False, bindings=True)
+    stopping: var[bool] = var(False)
+
     def __init__(self, source: Source, *, clock: Callable[[], float] = time.monotonic,
                  blink: bool = True) -> None:
         super().__init__()
@@ -80,12 +88,12 @@ class IntermodelApp(App[int]):
         self.failure: Exception | None = None  # why a run could not start
         self.served = anyio.Event()  # the source has finished (the run ended, or the replay closed)
         self._quitting = False
-        self._binding_state: tuple[object, ...] = ()
         self._generation = 0
         self._turn = 0
         self._caches_dropped = time.monotonic()
         self._panes: tuple[AgentPane, ...] = (AgentPane(self.model, 0, id="pane-a"),
                                               AgentPane(self.model, 1, id="pane-b"))
+        self.set_reactive(IntermodelApp.running, source.live)
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -152,6 +160,7 @@ class IntermodelApp(App[int]):
             self.exit(1)
         finally:
             self.served.set()
+            self._sync_state()
             self.refresh_status()
             if self._quitting:
                 self.exit(exit_code_for(self.source.end))
@@ -189,12 +198,26 @@ class IntermodelApp(App[int]):
                 self._drop_line_caches()
         for notice in model.take_notices():
             self.notify(notice, markup=False, severity="warning", timeout=8)
-        state = (model.paused, model.end is None, model.stopping, self.served.is_set(),
-                 model.panel)
-        if state != self._binding_state:
-            self._binding_state = state
-            self.refresh_bindings()
-            self.refresh_status()
+        self._sync_state()
+
+    def _sync_state(self) -> None:
+        model = self.model
+        self.paused = model.paused
+        self.running = self.source.live and model.end is None and not self.served.is_set()
+        self.panel = model.panel
+        self.stopping = model.stopping
+
+    def _watch_paused(self) -> None:
+        self.refresh_status()
+
+    def _watch_running(self) -> None:
+        self.refresh_status()
+
+    def _watch_panel(self) -> None:
+        self.refresh_status()
+
+    def _watch_stopping(self) -> None:
+        self.refresh_status()
 
     def _drop_line_caches(self) -> None:
         """Repaint everything from scratch (at a turn's start, at most every `CACHE_SECONDS`).
@@ -212,18 +235,13 @@ class IntermodelApp(App[int]):
 
     # -- actions --------------------------------------------------------------------------------
 
-    @property
-    def running(self) -> bool:
-        """A live run that has not ended."""
-        return self.source.live and self.model.end is None and not self.served.is_set()
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         needs = keys.NEEDS.get(action)
         if needs is not None and needs not in self.source.capabilities:
             return False
         if action in keys.RUNNING_ONLY and self.source.live and not self.running:
             return False
-        if self.model.panel:
+        if self.panel:
             if action in (keys.PANEL_LIVE_HIDES if self.source.live else keys.PANEL_HIDES):
                 return False
         elif action == "stop_panel":
@@ -231,9 +249,9 @@ class IntermodelApp(App[int]):
         if action == "follow":
             return not isinstance(self.focused, Input)
         if action == "pause":
-            return not self.model.paused
+            return not self.paused
         if action == "resume":
-            return self.model.paused
+            return self.paused
         return True
 
     def action_pause(self) -> None:
@@ -260,12 +278,12 @@ class IntermodelApp(App[int]):
     def action_stop(self) -> None:
         self.source.stop(now=self.model.stopping or self.model.in_flight is None)
         self.model.stopping = True
-        self.refresh_status()
+        self._sync_state()
 
     def action_stop_panel(self) -> None:
         self.source.stop(now=True)
         self.model.stopping = True
-        self.refresh_status()
+        self._sync_state()
 
     def action_thinking(self) -> None:
         self.thinking_visible = not self.thinking_visible
@@ -311,6 +329,7 @@ class IntermodelApp(App[int]):
         self._quitting = True
         self.source.stop(now=True)
         self.model.stopping = True
+        self._sync_state()
         self.set_timer(QUIT_GRACE, self._close)
 
     def _interrupt(self) -> None:
@@ -322,6 +341,7 @@ class IntermodelApp(App[int]):
         self._quitting = True
         self.source.interrupt()
         self.model.stopping = True
+        self._sync_state()
         self.set_timer(QUIT_GRACE, self._close)
 
     def _close(self) -> None:
