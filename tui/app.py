@@ -41,6 +41,7 @@ from intermodel.transcript.reader import read_transcript
 
 from . import keys
 from .columns import PanelView
+from .entries import FLIPPED, HIDDEN, ThinkingToggle, TurnView
 from .history import recorded_history
 from .model import ConversationModel
 from .pane import AgentPane
@@ -76,6 +77,8 @@ class IntermodelApp(App[int]):
     running: var[bool] = var(False, bindings=True)  # a live run that has not ended
     panel: var[bool] = var(False, bindings=True)
     stopping: var[bool] = var(False)
+    # Thinking shows in every turn but those whose own toggle was clicked (see entries.py).
+    show_thinking: var[bool] = var(True)
 
     def __init__(self, source: Source, *, clock: Callable[[], float] = time.monotonic,
                  blink: bool = True) -> None:
@@ -84,7 +87,6 @@ class IntermodelApp(App[int]):
         self.clock = clock
         self.blink = blink
         self.model = ConversationModel(clock, live=source.live)
-        self.thinking_visible = True
         self.failure: Exception | None = None  # why a run could not start
         self.served = anyio.Event()  # the source has finished (the run ended, or the replay closed)
         self._quitting = False
@@ -132,8 +134,6 @@ class IntermodelApp(App[int]):
         self._panes = panes
         if focused:  # a removed widget keeps the focus (and its key bindings) until moved
             panes[0].focus()
-        for pane in panes:
-            pane.set_thinking_visible(self.thinking_visible)
 
     def _header(self) -> Content:
         spec = self.model.spec
@@ -286,9 +286,14 @@ class IntermodelApp(App[int]):
         self._sync_state()
 
     def action_thinking(self) -> None:
-        self.thinking_visible = not self.thinking_visible
-        for pane in self.panes:
-            pane.set_thinking_visible(self.thinking_visible)
+        self.default_screen.query(TurnView).remove_class(FLIPPED)  # one key decides for all
+        self.show_thinking = not self.show_thinking
+
+    def _watch_show_thinking(self, show: bool) -> None:
+        screen = self.default_screen
+        screen.set_class(not show, HIDDEN)
+        for toggle in screen.query(ThinkingToggle):
+            toggle.refresh_label()
 
     def action_follow(self) -> None:
         for pane in self.panes:
