@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import anyio
-from textual import on
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal
@@ -112,9 +112,8 @@ class IntermodelApp(App[int]):
         for bar in self.query(".bar"):
             bar.display = False
         if self.source.live:
-            self.run_worker(stop_on_signals(self._interrupt, self._close, ignore_after=False),
-                            name="signals", group="signals")
-        self.run_worker(self._serve(), name="source", group="source", exclusive=True)
+            self._handle_signals()
+        self._serve()
         self.set_interval(STATUS_SECONDS, self.refresh_status)
         self.refresh_status()
 
@@ -148,7 +147,14 @@ class IntermodelApp(App[int]):
 
     # -- events ---------------------------------------------------------------------------------
 
+    @work(name="signals", group="signals")
+    async def _handle_signals(self) -> None:
+        await stop_on_signals(self._interrupt, self._close, ignore_after=False)
+
+    @work(name="source", group="source", exclusive=True)
     async def _serve(self) -> None:
+        """Run the source until it is done (the app's exit cancels it, and a cancelled run
+        still closes its transcript)."""
         try:
             await self.source.serve(self._pump)
         except Exception as exc:
