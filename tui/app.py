@@ -207,12 +207,14 @@ class IntermodelApp(App[int]):
         self._sync_state()
 
     def _sync_state(self) -> None:
+        """Mirror the model into the reactive state; only a change refreshes anything."""
         model = self.model
         self.paused = model.paused
         self.running = self.source.live and model.end is None and not self.served.is_set()
         self.panel = model.panel
         self.stopping = model.stopping
 
+    # Each change of the state redraws the status bar at once (the keys are refreshed by Textual).
     def _watch_paused(self) -> None:
         self.refresh_status()
 
