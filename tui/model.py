@@ -176,13 +176,13 @@ class ConversationModel:
             entry = self._entry_for(d.turn, d.agent)
             if not entry.chars and (d.text or d.thinking):
                 entry.text, entry.thinking = [d.text], [d.thinking]
-            self._finish(entry, "discarded", f"discarded ({d.reason.replace('_', ' ')})")
+            self._finish(entry, "discarded", f"discarded ({d.reason.words})")
         elif isinstance(event, Retrying):
             r = event.retry
             entry = self._entry_for(r.turn, r.agent)
             status = f" {r.status}" if r.status else ""
             self._finish(entry, "retrying", f"attempt {r.attempt} failed: "
-                                            f"{r.error.replace('_', ' ')}{status}")
+                                            f"{r.error.words}{status}")
             self.retry = (r, self.clock())
         elif isinstance(event, Interjected):
             i = event.interjection

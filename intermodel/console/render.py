@@ -36,7 +36,7 @@ from intermodel.engine.events import (
     TurnDiscarded,
     TurnStarted,
 )
-from intermodel.records import RunEnd, Turn
+from intermodel.records import EndReason, RunEnd, Turn
 from intermodel.security.text import terminal_safe
 
 __all__ = ["ConsoleRenderer", "Style", "run_console", "use_color"]
@@ -116,7 +116,7 @@ class ConsoleRenderer:
         if isinstance(event, Retrying):
             r = event.retry
             dropped = f"; {r.partial_chars} characters discarded" if r.partial_chars else ""
-            line = f"  ↻ {r.agent} turn {r.turn}: {r.error.replace('_', ' ')}" \
+            line = f"  ↻ {r.agent} turn {r.turn}: {r.error.words}" \
                    f"{f' {r.status}' if r.status else ''} — retrying in {r.wait:.1f} s{dropped}"
             return self._newline() + s.warn(terminal_safe(line)) + "\n"
         if isinstance(event, TurnDiscarded):
@@ -234,11 +234,11 @@ class ConsoleRenderer:
 
     def _summary(self, end: RunEnd) -> str:
         s = self.style
-        why = end.reason.replace("_", " ")
+        why = end.reason.words
         by = f" by {end.ended_by}" if end.ended_by else ""
         detail = f" ({terminal_safe(end.detail)})" if end.detail else ""
         head = f"══ finished: {why}{by}{detail} · {end.turns} turns · {end.duration:.1f} s"
-        lines = [s.bad(head) if end.reason == "error" else s(head, "1")]
+        lines = [s.bad(head) if end.reason is EndReason.ERROR else s(head, "1")]
         rows = [("agent", "turns", "tokens in", "tokens out", "mean s", "first tok s", "thinking")]
         for name in self._slots:
             turns = [t for t in self._turns if t.agent == name]

@@ -49,6 +49,7 @@ from intermodel.lineage.replay_panel import PanelPlayback
 from intermodel.records import (
     BudgetChange,
     Discard,
+    EndReason,
     Interjection,
     Record,
     Resumption,
@@ -336,7 +337,7 @@ class Replay:
         usage: dict[str, Usage] = {name: Usage() for name in self.spec.agent_names}
         for turn in self.transcript.turns:
             usage[turn.agent] = usage.get(turn.agent, Usage()) + turn.usage
-        return RunEnd(reason="incomplete", detail=INCOMPLETE, turns=self.total_turns,
+        return RunEnd(reason=EndReason.INCOMPLETE, detail=INCOMPLETE, turns=self.total_turns,
                       usage=usage, duration=round(self.recorded_seconds, 3))
 
     # -- time ----------------------------------------------------------------------------------
