@@ -8,7 +8,7 @@ The conversation history an agent's view is built from is just the ordered `Turn
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -137,6 +137,23 @@ class Usage:
             add(self.output_tokens, other.output_tokens),
             add(self.reasoning_tokens, other.reasoning_tokens),
         )
+
+    @staticmethod
+    def summed(usages: Iterable[Usage]) -> Usage:
+        """The sum of `usages`; a figure stays None when none of them reported it."""
+        total = Usage()
+        for usage in usages:
+            total += usage
+        return total
+
+    @staticmethod
+    def per_agent(turns: Iterable[Turn], agents: Iterable[str] = ()) -> dict[str, Usage]:
+        """Each agent's usage summed over `turns`: every one of `agents` first, in order (with
+        nothing reported when it had no turn), then any other agent that had a turn."""
+        totals = dict.fromkeys(agents, Usage())
+        for turn in turns:
+            totals[turn.agent] = totals.get(turn.agent, Usage()) + turn.usage
+        return totals
 
 
 @dataclass(frozen=True, slots=True)

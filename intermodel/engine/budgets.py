@@ -41,7 +41,7 @@ class Budgets:
         d = self._dialogue
         if next_turn > max_turns:
             return Exceeded(EndReason.MAX_TURNS, f"{max_turns} turns")
-        total = sum(u.total for u in usage.values())
+        total = Usage.summed(usage.values()).total
         if d.max_total_tokens is not None and total >= d.max_total_tokens:
             return Exceeded(EndReason.TOKEN_BUDGET, f"{total} of {d.max_total_tokens} tokens")
         if d.max_seconds is not None and elapsed >= d.max_seconds:

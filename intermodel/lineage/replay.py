@@ -334,9 +334,7 @@ class Replay:
             self._publish(TextChunk(index, agent, text[max(start - split, 0):end - split]))
 
     def _incomplete_end(self) -> RunEnd:
-        usage: dict[str, Usage] = {name: Usage() for name in self.spec.agent_names}
-        for turn in self.transcript.turns:
-            usage[turn.agent] = usage.get(turn.agent, Usage()) + turn.usage
+        usage = Usage.per_agent(self.transcript.turns, self.spec.agent_names)
         return RunEnd(reason=EndReason.INCOMPLETE, detail=INCOMPLETE, turns=self.total_turns,
                       usage=usage, duration=round(self.recorded_seconds, 3))
 
