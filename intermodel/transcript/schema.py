@@ -14,6 +14,8 @@ Forward compatibility: a field this version does not know is ignored, as later v
 some (the reader also skips records of unknown kinds, and counts them). Refused however it is
 spelled is a file reference in a stored config: a stored config has its files inlined, and a
 reference would make `resume` or `inspect` read whatever file the transcript names.
+A name of a closed set (an end's reason, a retry's error kind) that this version does not know
+reads as the set's UNKNOWN.
 
 The header keeps the raw table the file holds (readers use it as written); the schema checks the
 parts they rely on. Anything else in the stored config is checked when the config is loaded again
