@@ -15,18 +15,14 @@ from collections.abc import AsyncGenerator
 import anyio
 
 from intermodel.config.model import AgentConfig, ScriptConfig, render_placeholders
-from intermodel.config.request import Request
+from intermodel.config.request import Request, estimate_text_tokens
 from intermodel.errors import BadRequest
 from intermodel.providers.base import Finished, StreamEvent, TextDelta, ThinkingDelta, UsageReport
 
-__all__ = ["ScriptedProvider", "estimate_tokens"]
+__all__ = ["ScriptedProvider"]
 
 _WORD = re.compile(r"\S+\s*|\s+")
 REQUESTS_KEPT = 200
-
-
-def estimate_tokens(text: str) -> int:
-    return max(1, (len(text) + 3) // 4) if text else 0
 
 
 def chunk_words(text: str, per_chunk: int) -> list[str]:
@@ -61,7 +57,8 @@ class ScriptedProvider:
             yield TextDelta(piece)
             await self._pace()
         prompt = request.system + "".join(m.content for m in request.messages)
-        yield UsageReport(estimate_tokens(prompt), estimate_tokens(thinking + reply))
+        yield UsageReport(estimate_text_tokens(len(prompt)),
+                          estimate_text_tokens(len(thinking) + len(reply)))
         yield Finished("end_turn", self.agent.model)
 
     async def _pace(self) -> None:
