@@ -9,6 +9,7 @@ properties drive real dialogues with random keys, random text around them and ra
 from __future__ import annotations
 
 import dataclasses
+import enum
 import io
 import json
 import os
@@ -242,6 +243,8 @@ def example(kind: Any, secret: str) -> Any:
         return secret
     if kind in (int, float):
         return kind(1)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return next(iter(kind))  # a closed set's name: it cannot hold a secret
     if kind is bool:
         return True
     if origin in (typing.Union, type(int | str)):
