@@ -24,7 +24,14 @@ from intermodel.engine.retry import RetryPolicy
 from intermodel.engine.turns import DISCARD_KEPT, TurnProducer
 from intermodel.errors import EXIT_USAGE, ConfigError, ProviderError
 from intermodel.providers.anthropic import AnthropicProvider
-from intermodel.providers.base import Finished, Provider, StreamEvent, TextDelta, UsageReport
+from intermodel.providers.base import (
+    Finished,
+    Provider,
+    ProviderBase,
+    StreamEvent,
+    TextDelta,
+    UsageReport,
+)
 from intermodel.providers.openai import OpenAIProvider
 from intermodel.providers.probe import ProbeFailed
 from intermodel.records import Discard, Retry
@@ -386,7 +393,7 @@ async def test_absurd_usage_costs_the_counts_not_the_reply(server: FakeServer, t
     assert transcript.end is not None and transcript.end.usage["bo"].output_tokens is not None
 
 
-class _Reports:
+class _Reports(ProviderBase):
     """A provider that reports the given usage with an otherwise ordinary reply."""
 
     name = "reports"
