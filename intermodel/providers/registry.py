@@ -58,7 +58,8 @@ def _local() -> type[ConfiguredProvider]:
     return LocalProvider
 
 
-# Provider name -> its class, loaded on first use. Adding a provider: its module, and one line.
+# Provider name -> its class, loaded on first use. Adding a provider: its module, a loader like
+# those above, one line here, and its capabilities in config.capabilities.PROVIDERS.
 REGISTRY: Mapping[str, Callable[[], type[ConfiguredProvider]]] = {
     "openai": _openai,
     "anthropic": _anthropic,
