@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = ["PROVIDERS", "SAMPLING_SETTINGS", "Capabilities", "SamplingSetting", "ThinkingBudget",
-           "capabilities_of", "providers_with"]
+           "providers_with"]
 
 SamplingSetting = Literal["temperature", "top_p", "seed"]
 # The sampling settings an API may refuse; max_tokens and stop sequences every provider takes.
@@ -75,11 +75,6 @@ PROVIDERS: Mapping[str, Capabilities] = {
     "local": Capabilities(network=False, default_model="bundled", model_is_file=True,
                           options=frozenset({"context_size"})),
 }
-
-
-def capabilities_of(provider: str) -> Capabilities:
-    """The facts of a provider the config check accepted (KeyError for an unknown name)."""
-    return PROVIDERS[provider]
 
 
 def providers_with(option: Option) -> tuple[str, ...]:
