@@ -34,6 +34,7 @@ from intermodel.config.request import Request
 from intermodel.security.secrets import Credentials
 
 __all__ = [
+    "CLOSE_SECONDS",
     "HEARTBEAT",
     "ConfiguredProvider",
     "Finished",
@@ -107,6 +108,9 @@ class ReplyLimits:
     chars: int
 
 
+CLOSE_SECONDS = 5.0  # the longest leaving a provider's block may take
+
+
 class ProbeFailed(Exception):
     """A provider's `context_limit` could not ask its server (not reached, or no answer in
     time); the message says why."""
@@ -150,8 +154,9 @@ class ProviderBase(ABC):
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         traceback: TracebackType | None) -> None:
-        # Released even when the block was cancelled: a cancelled close would leak its client.
-        with anyio.CancelScope(shield=True):
+        # Released even when the block was cancelled (a cancelled close would leak its client),
+        # within CLOSE_SECONDS: the shield must carry its own bound, as it hides the caller's.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_SECONDS):
             await self.aclose()
 
 
