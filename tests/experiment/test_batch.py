@@ -20,7 +20,7 @@ from intermodel.errors import ConfigError
 from intermodel.experiment.batch import Batch
 from intermodel.experiment.manifest import MANIFEST, EntryState
 from intermodel.experiment.plan import Entry, cost_bound, plan, run_cost_bound
-from intermodel.providers.base import Provider, StreamEvent
+from intermodel.providers.base import Provider, ProviderWrapper, StreamEvent
 from intermodel.providers.registry import make_provider
 from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
@@ -120,7 +120,7 @@ class Watching:
         return _Watched(make_provider(agent, partner, credentials), self)
 
 
-class _Watched:
+class _Watched(ProviderWrapper):
     def __init__(self, inner: Provider, watch: Watching) -> None:
         self.inner, self.watch, self.name = inner, watch, inner.name
 

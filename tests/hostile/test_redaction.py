@@ -36,7 +36,7 @@ from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError
 from intermodel.experiment.batch import Batch
 from intermodel.experiment.manifest import MANIFEST
-from intermodel.providers.base import Finished, Provider, StreamEvent, TextDelta
+from intermodel.providers.base import Finished, Provider, ProviderBase, StreamEvent, TextDelta
 from intermodel.providers.errors import error_for_status
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.security.secrets import MIN_FRAGMENT, Credentials, Redactor, remember_secrets
@@ -121,7 +121,7 @@ def test_a_key_cut_by_the_message_limit_leaves_no_fragment(tmp_path: Path) -> No
 # -- properties over real dialogues ------------------------------------------------------------
 
 
-class EchoingProvider:
+class EchoingProvider(ProviderBase):
     """A server that echoes: streams `pieces`, then fails with `error` (or finishes)."""
 
     name = "openai"

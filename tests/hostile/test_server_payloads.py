@@ -14,7 +14,7 @@ from intermodel.engine.events import Notice
 from intermodel.engine.retry import RetryPolicy
 from intermodel.engine.turns import TurnProducer
 from intermodel.errors import ProviderError
-from intermodel.providers.base import Finished, StreamEvent, TextDelta, UsageReport
+from intermodel.providers.base import Finished, ProviderBase, StreamEvent, TextDelta, UsageReport
 from intermodel.security.secrets import Redactor
 from tests.fakeserver import FakeServer, Fault
 
@@ -79,7 +79,7 @@ async def test_absurd_usage_costs_the_counts_not_the_reply(server: FakeServer, t
     assert transcript.end is not None and transcript.end.usage["bo"].output_tokens is not None
 
 
-class _Reports:
+class _Reports(ProviderBase):
     """A provider that reports the given usage with an otherwise ordinary reply."""
 
     name = "reports"
