@@ -36,6 +36,7 @@ unreadable transcript, a missing key variable) and EXIT_SIGNAL (stopped by a sig
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 __all__ = [
     "EXIT_OK",
@@ -49,6 +50,7 @@ __all__ = [
     "ConnectionFailed",
     "ContextTooLong",
     "DependencyMissing",
+    "ErrorKind",
     "FatalError",
     "IntermodelError",
     "InvalidRunId",
@@ -143,6 +145,44 @@ class InvalidRunId(TranscriptError):
     exit_code = EXIT_USAGE
 
 
+class ErrorKind(StrEnum):
+    """The kind of a failed model call, one per class of the ProviderError branch: what a `retry`
+    record's `error` holds ("rate_limited").
+
+    `UNKNOWN` is never written: it is what a kind this version does not know reads as, so a
+    transcript from a later version (or an edited one) still reads, and shows this version's own
+    wording."""
+
+    PROVIDER_ERROR = "provider_error"
+    TRANSIENT_ERROR = "transient_error"
+    RATE_LIMITED = "rate_limited"
+    SERVER_UNAVAILABLE = "server_unavailable"
+    CONNECTION_FAILED = "connection_failed"
+    STREAM_INTERRUPTED = "stream_interrupted"
+    TIMED_OUT = "timed_out"
+    FATAL_ERROR = "fatal_error"
+    AUTHENTICATION_FAILED = "authentication_failed"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    MODEL_NOT_FOUND = "model_not_found"
+    BAD_REQUEST = "bad_request"
+    CONTEXT_TOO_LONG = "context_too_long"
+    PROVIDER_BROKEN = "provider_broken"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def read(cls, text: str) -> ErrorKind:
+        """The kind `text` names; UNKNOWN for one this version does not know."""
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def words(self) -> str:
+        """The kind for people: "rate limited"."""
+        return "unknown error" if self is ErrorKind.UNKNOWN else self.value.replace("_", " ")
+
+
 class ProviderError(IntermodelError):
     """A model call failed. `status` is the HTTP status when there was one."""
 
@@ -164,15 +204,18 @@ class ProviderError(IntermodelError):
         self.retry_after = retry_after
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> ErrorKind:
         """A short stable name for transcripts and status lines, e.g. "rate_limited"."""
-        return _KIND_NAMES.get(type(self), type(self).__name__)
+        for cls in type(self).__mro__:
+            if cls in _KIND_NAMES:
+                return _KIND_NAMES[cls]
+        return ErrorKind.UNKNOWN  # unreachable: every ProviderError has ProviderError's kind
 
     def describe(self) -> str:
         """One line for people: what failed, with the status code when known."""
         where = f"{self.provider} " if self.provider else ""
         status = f"{self.status} " if self.status else ""
-        return f"{where}{status}{self.kind.replace('_', ' ')}: {self.message}"
+        return f"{where}{status}{self.kind.words}: {self.message}"
 
 
 class TransientError(ProviderError):
@@ -227,19 +270,19 @@ class ProviderBroken(FatalError):
     pass
 
 
-_KIND_NAMES: dict[type[ProviderError], str] = {
-    ProviderError: "provider_error",
-    TransientError: "transient_error",
-    RateLimited: "rate_limited",
-    ServerUnavailable: "server_unavailable",
-    ConnectionFailed: "connection_failed",
-    StreamInterrupted: "stream_interrupted",
-    TimedOut: "timed_out",
-    FatalError: "fatal_error",
-    AuthenticationFailed: "authentication_failed",
-    QuotaExhausted: "quota_exhausted",
-    ModelNotFound: "model_not_found",
-    BadRequest: "bad_request",
-    ContextTooLong: "context_too_long",
-    ProviderBroken: "provider_broken",
+_KIND_NAMES: dict[type[ProviderError], ErrorKind] = {
+    ProviderError: ErrorKind.PROVIDER_ERROR,
+    TransientError: ErrorKind.TRANSIENT_ERROR,
+    RateLimited: ErrorKind.RATE_LIMITED,
+    ServerUnavailable: ErrorKind.SERVER_UNAVAILABLE,
+    ConnectionFailed: ErrorKind.CONNECTION_FAILED,
+    StreamInterrupted: ErrorKind.STREAM_INTERRUPTED,
+    TimedOut: ErrorKind.TIMED_OUT,
+    FatalError: ErrorKind.FATAL_ERROR,
+    AuthenticationFailed: ErrorKind.AUTHENTICATION_FAILED,
+    QuotaExhausted: ErrorKind.QUOTA_EXHAUSTED,
+    ModelNotFound: ErrorKind.MODEL_NOT_FOUND,
+    BadRequest: ErrorKind.BAD_REQUEST,
+    ContextTooLong: ErrorKind.CONTEXT_TOO_LONG,
+    ProviderBroken: ErrorKind.PROVIDER_BROKEN,
 }

@@ -14,13 +14,13 @@ from intermodel.engine.events import Event
 from intermodel.engine.prepare import ProviderFactory
 from intermodel.engine.session import Recorder
 from intermodel.errors import ProviderError
-from intermodel.providers.base import Provider, StreamEvent, TextDelta
+from intermodel.providers.base import Provider, ProviderWrapper, StreamEvent, TextDelta
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.records import Header, Record, RunEnd
 from intermodel.security.secrets import Credentials
 
 
-class FailingProvider:
+class FailingProvider(ProviderWrapper):
     """Wraps a provider; call number n (from 0) fails with `plan[n]` after streaming
     `partial` text, when `plan[n]` is an error."""
 
@@ -69,7 +69,7 @@ class Gate:
         await self._event.wait()
 
 
-class GatedProvider:
+class GatedProvider(ProviderWrapper):
     """Wraps a provider; each reply after the first `after` passes its first `opening` events
     on, then waits at `gate` before the rest (so the turn is seen under way, and stays so,
     until the gate opens). With `opening=0` the reply waits before its first token."""

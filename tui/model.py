@@ -155,65 +155,61 @@ class ConversationModel:
             self._apply(event)
 
     def _apply(self, event: Event) -> None:
-        if isinstance(event, TextChunk | ThinkingChunk):
-            entry = self.in_flight
-            if entry is None or entry.turn != event.turn or entry.agent != event.agent:
-                entry = self.under_way.get(event.agent)  # another of a panel's answers
-                if entry is None or entry.turn != event.turn:
-                    entry = self._start_turn(event.turn, event.agent, 1)
-            (entry.text if isinstance(event, TextChunk) else entry.thinking).append(event.text)
-            entry.state = "streaming"
-            self.changed.add(entry.key)
-        elif isinstance(event, TurnStarted):
-            self.max_turns = event.max_turns
-            if self.retry is None or self.retry[0].agent == event.agent:
-                self.retry = None  # (a panel's other agents go on while one waits to retry)
-            self._start_turn(event.turn, event.agent, event.attempt)
-        elif isinstance(event, TurnCompleted):
-            self._complete(event.turn)
-        elif isinstance(event, TurnDiscarded):
-            d = event.discard
-            entry = self._entry_for(d.turn, d.agent)
-            if not entry.chars and (d.text or d.thinking):
-                entry.text, entry.thinking = [d.text], [d.thinking]
-            self._finish(entry, "discarded", f"discarded ({d.reason.replace('_', ' ')})")
-        elif isinstance(event, Retrying):
-            r = event.retry
-            entry = self._entry_for(r.turn, r.agent)
-            status = f" {r.status}" if r.status else ""
-            self._finish(entry, "retrying", f"attempt {r.attempt} failed: "
-                                            f"{r.error.replace('_', ' ')}{status}")
-            self.retry = (r, self.clock())
-        elif isinstance(event, Interjected):
-            i = event.interjection
-            self._add_human(HumanEntry(i.text, i.to, i.before_turn))
-        elif isinstance(event, Paused):
-            self.paused, self.stepping = True, False
-        elif isinstance(event, Resumed):
-            self.paused = self.stepping = event.step
-        elif isinstance(event, BudgetExtended):
-            self.max_turns = event.change.max_turns
-        elif isinstance(event, Notice):
-            self.notices.append(event.message)
-        elif isinstance(event, Trimmed):
-            t = event.trim
-            span = f"{t.dropped[0]}-{t.dropped[-1]}" if len(t.dropped) > 1 else \
-                "".join(map(str, t.dropped))
-            self._add_note(t.agent, NoteEntry(f"✂ turns {span} dropped from {t.agent}'s view to "
-                                              f"fit {t.window} tokens"))
-        elif isinstance(event, Flagged):
-            f = event.flag
-            note = NoteEntry(f"⚑ {f.detector}: {f.detail}", warning=f.action != "mark")
-            self._add_note(f.agent, note)
-            if note.warning:
-                self.notices.append(note.text)
-        elif isinstance(event, RunFinished):
-            self.end, self.finished = event.end, self.clock()
-            self.retry = None
-            for entry in list(self.under_way.values()):
-                self._finish(entry, "discarded", "not completed")
-        elif isinstance(event, RunStarted):
-            self._start_run(event)
+        match event:
+            case TextChunk() | ThinkingChunk():
+                entry = self.in_flight
+                if entry is None or entry.turn != event.turn or entry.agent != event.agent:
+                    entry = self.under_way.get(event.agent)  # another of a panel's answers
+                    if entry is None or entry.turn != event.turn:
+                        entry = self._start_turn(event.turn, event.agent, 1)
+                (entry.text if isinstance(event, TextChunk) else entry.thinking).append(event.text)
+                entry.state = "streaming"
+                self.changed.add(entry.key)
+            case TurnStarted():
+                self.max_turns = event.max_turns
+                if self.retry is None or self.retry[0].agent == event.agent:
+                    self.retry = None  # (a panel's other agents go on while one waits to retry)
+                self._start_turn(event.turn, event.agent, event.attempt)
+            case TurnCompleted(turn=turn):
+                self._complete(turn)
+            case TurnDiscarded(discard=d):
+                entry = self._entry_for(d.turn, d.agent)
+                if not entry.chars and (d.text or d.thinking):
+                    entry.text, entry.thinking = [d.text], [d.thinking]
+                self._finish(entry, "discarded", f"discarded ({d.reason.words})")
+            case Retrying(retry=r):
+                entry = self._entry_for(r.turn, r.agent)
+                status = f" {r.status}" if r.status else ""
+                self._finish(entry, "retrying", f"attempt {r.attempt} failed: "
+                                                f"{r.error.words}{status}")
+                self.retry = (r, self.clock())
+            case Interjected(interjection=i):
+                self._add_human(HumanEntry(i.text, i.to, i.before_turn))
+            case Paused():
+                self.paused, self.stepping = True, False
+            case Resumed(step=step):
+                self.paused = self.stepping = step
+            case BudgetExtended(change=change):
+                self.max_turns = change.max_turns
+            case Notice(message=message):
+                self.notices.append(message)
+            case Trimmed(trim=t):
+                span = f"{t.dropped[0]}-{t.dropped[-1]}" if len(t.dropped) > 1 else \
+                    "".join(map(str, t.dropped))
+                self._add_note(t.agent, NoteEntry(f"✂ turns {span} dropped from {t.agent}'s "
+                                                  f"view to fit {t.window} tokens"))
+            case Flagged(flag=f):
+                note = NoteEntry(f"⚑ {f.detector}: {f.detail}", warning=f.action != "mark")
+                self._add_note(f.agent, note)
+                if note.warning:
+                    self.notices.append(note.text)
+            case RunFinished(end=end):
+                self.end, self.finished = end, self.clock()
+                self.retry = None
+                for entry in list(self.under_way.values()):
+                    self._finish(entry, "discarded", "not completed")
+            case RunStarted():
+                self._start_run(event)
 
     def _start_run(self, event: RunStarted) -> None:
         if event.resumed and event.run_id == self.run_id:

@@ -38,7 +38,6 @@ class AgentPane(VerticalScroll):
         self.slot = slot
         self.agent = ""
         self.following = True
-        self.thinking_visible = True
         self._generation = -1
         self._views: dict[int, EntryView] = {}
         self._first = 0  # index in the agent's entries of the first mounted one
@@ -83,12 +82,6 @@ class AgentPane(VerticalScroll):
         if self.following or self.mounted > HARD_CAP:
             self._prune()
         self.set_class(self.agent in model.under_way, "-speaking")
-
-    def set_thinking_visible(self, visible: bool) -> None:
-        self.thinking_visible = visible
-        for view in self._views.values():
-            if isinstance(view, TurnView):
-                view.set_thinking_visible(visible)
 
     def follow(self) -> None:
         """Jump to the live end and stay there."""
@@ -136,7 +129,7 @@ class AgentPane(VerticalScroll):
         return start
 
     def _mount(self, entries: list[Entry], before: EntryView | None = None) -> None:
-        views = [entry_view(e, thinking_visible=self.thinking_visible) for e in entries]
+        views = [entry_view(e) for e in entries]
         for entry, view in zip(entries, views, strict=True):
             self._views[entry.key] = view
         if views:

@@ -201,12 +201,13 @@ def _conversation(transcript: Transcript, sides: Mapping[str, str], inherited: i
                    "turns are the parent's, made under the parent's settings</p>")
     waiting: list[Interjection] = []
     for record in transcript.records:
-        if isinstance(record, Interjection):
-            waiting.append(record)  # shown where the agents saw it: just before its turn
-            continue
-        if isinstance(record, Turn):
-            out += [_interjection(i) for i in waiting if i.before_turn <= record.index]
-            waiting = [i for i in waiting if i.before_turn > record.index]
+        match record:
+            case Interjection():
+                waiting.append(record)  # shown where the agents saw it: just before its turn
+                continue
+            case Turn(index=index):
+                out += [_interjection(i) for i in waiting if i.before_turn <= index]
+                waiting = [i for i in waiting if i.before_turn > index]
         out.append(_record(record, sides, marks or {}))
     out += [_interjection(i) for i in waiting]
     if transcript.torn is not None:
@@ -224,53 +225,62 @@ def _finished(transcript: Transcript) -> bool:
 
 
 def _record(record: Record, sides: Mapping[str, str], marks: Mapping[int, str]) -> str:
-    if isinstance(record, Turn):
-        return _turn(record, sides.get(record.agent, "b"), marks.get(record.index, ""))
-    if isinstance(record, Discard):
-        partial = record.text or record.thinking
-        inner = f'<div class="text">{esc(partial)}</div>' if partial else ""
-        line = (f"✗ turn {record.turn} ({record.agent}) discarded: {record.reason} · "
-                f"{len(record.text)} characters had arrived")
-        return f'<details class="note"><summary>{esc(line)}</summary>{inner}</details>'
-    return f'<p class="{_note_class(record)}">{esc(_note(record))}</p>'
+    match record:
+        case Turn():
+            return _turn(record, sides.get(record.agent, "b"), marks.get(record.index, ""))
+        case Discard():
+            partial = record.text or record.thinking
+            inner = f'<div class="text">{esc(partial)}</div>' if partial else ""
+            line = (f"✗ turn {record.turn} ({record.agent}) discarded: {record.reason} · "
+                    f"{len(record.text)} characters had arrived")
+            return f'<details class="note"><summary>{esc(line)}</summary>{inner}</details>'
+        case _:
+            return f'<p class="{_note_class(record)}">{esc(_note(record))}</p>'
 
 
 def _note_class(record: Record) -> str:
-    if isinstance(record, RunEnd):
-        return "note end"
-    return "note warn" if isinstance(record, Flag) and record.action != "mark" else "note"
+    match record:
+        case RunEnd():
+            return "note end"
+        case Flag(action=action) if action != "mark":
+            return "note warn"
+        case _:
+            return "note"
 
 
 def _note(record: Record) -> str:
     """The one-line text of every record that is not a turn or an interjection."""
-    if isinstance(record, Retry):
-        status = f" {record.status}" if record.status else ""
-        return (f"↻ turn {record.turn} ({record.agent}) attempt {record.attempt} failed: "
-                f"{record.error}{status} — {record.message}; retried after {record.wait:.1f} s")
-    if isinstance(record, Trim):
-        return (f"✂ {record.agent}'s view from turn {record.turn}: turns up to "
-                f"{record.dropped_through} dropped ({record.estimated_tokens} tokens estimated, "
-                f"window {record.window}, {record.cause})")
-    if isinstance(record, Flag):
-        return f"⚑ {record.detector} ({record.action}): {record.detail}"
-    if isinstance(record, Note):
-        return f"ℹ {record.message}"
-    if isinstance(record, BudgetChange):
-        return f"+ turn budget now {record.max_turns}"
-    if isinstance(record, Resumption):
-        torn = f"; an incomplete record ({record.torn_bytes} bytes) was cut off" \
-            if record.torn_bytes else ""
-        return (f"⟳ resumed after turn {record.after_turn} at {record.at}, budget "
-                f"{record.max_turns}{torn}")
-    if isinstance(record, Branch):
-        return (f"⑂ branched after turn {record.after_turn} into run {record.run_id} "
-                f"({record.transcript})")
-    if isinstance(record, RunEnd):
-        by = f" by {record.ended_by}" if record.ended_by else ""
-        detail = f" — {record.detail}" if record.detail else ""
-        return (f"■ ended: {record.reason}{by}{detail} · {record.turns} turns in "
-                f"{record.duration:.1f} s")
-    return ""
+    match record:
+        case Retry():
+            status = f" {record.status}" if record.status else ""
+            return (f"↻ turn {record.turn} ({record.agent}) attempt {record.attempt} failed: "
+                    f"{record.error}{status} — {record.message}; "
+                    f"retried after {record.wait:.1f} s")
+        case Trim():
+            return (f"✂ {record.agent}'s view from turn {record.turn}: turns up to "
+                    f"{record.dropped_through} dropped ({record.estimated_tokens} tokens "
+                    f"estimated, window {record.window}, {record.cause})")
+        case Flag():
+            return f"⚑ {record.detector} ({record.action}): {record.detail}"
+        case Note():
+            return f"ℹ {record.message}"
+        case BudgetChange():
+            return f"+ turn budget now {record.max_turns}"
+        case Resumption():
+            torn = f"; an incomplete record ({record.torn_bytes} bytes) was cut off" \
+                if record.torn_bytes else ""
+            return (f"⟳ resumed after turn {record.after_turn} at {record.at}, budget "
+                    f"{record.max_turns}{torn}")
+        case Branch():
+            return (f"⑂ branched after turn {record.after_turn} into run {record.run_id} "
+                    f"({record.transcript})")
+        case RunEnd():
+            by = f" by {record.ended_by}" if record.ended_by else ""
+            detail = f" — {record.detail}" if record.detail else ""
+            return (f"■ ended: {record.reason}{by}{detail} · {record.turns} turns in "
+                    f"{record.duration:.1f} s")
+        case _:
+            return ""
 
 
 def _turn(turn: Turn, side: str, labels: str = "") -> str:

@@ -85,57 +85,60 @@ def to_markdown(transcript: Transcript) -> str:
 
 
 def _record(record: object) -> list[str]:
-    if isinstance(record, Turn):
-        facts = [record.model or "?", f"{record.latency:.2f} s", record.stop_reason]
-        if record.usage.output_tokens is not None:
-            facts.insert(1, f"{record.usage.output_tokens} tokens")
-        if record.attempts > 1:
-            facts.append(f"{record.attempts} attempts")
-        lines = [f"### Turn {record.index} · {_inline(record.agent)}", "",
-                 _small(" · ".join(_inline(f) for f in facts if f)), ""]
-        if record.thinking:
-            lines += ["<details><summary>thinking</summary>", "", _quote(record.thinking), "",
-                      "</details>", ""]
-        return [*lines, _text(record.text) or "*(empty reply)*", ""]
-    if isinstance(record, Interjection):
-        return [f"> ✎ **Human → {' and '.join(_inline(n) for n in record.to)}** "
-                f"(before turn {record.before_turn}):", _quote(record.text), ""]
-    if isinstance(record, Retry):
-        status = f" {_inline(record.status)}" if record.status else ""
-        return [_small(f"↻ turn {record.turn} ({_inline(record.agent)}) attempt {record.attempt} "
-                       f"failed: {_inline(record.error)}{status}: {_inline(record.message)}; "
-                       f"retried after {record.wait:.1f} s"), ""]
-    if isinstance(record, Discard):
-        return [_small(f"✗ turn {record.turn} ({_inline(record.agent)}) discarded: "
-                       f"{_inline(record.reason)}"), ""]
-    if isinstance(record, Trim):
-        return [_small(f"✂ {_inline(record.agent)}'s view from turn {record.turn} leaves out "
-                       f"turns up to {record.dropped_through} (about {record.estimated_tokens} "
-                       f"tokens for a window of {record.window}; {_inline(record.cause)})"), ""]
-    if isinstance(record, Flag):
-        return [_small(f"⚑ {_inline(record.detector)} ({_inline(record.action)}): "
-                       f"{_inline(record.detail)}"), ""]
-    if isinstance(record, Note):
-        return [_small(f"ℹ {_inline(record.message)}"), ""]
-    if isinstance(record, Branch):
-        return [_small(f"⑂ branched after turn {record.after_turn} into run "
-                       f"{_inline(record.run_id)} ({_inline(record.transcript)})"), ""]
-    if isinstance(record, Resumption):
-        torn = f"; an incomplete record ({record.torn_bytes} bytes) was set aside" \
-            if record.torn_bytes else ""
-        return [f"> ⟳ **resumed** after turn {record.after_turn} at {_inline(record.at)}{torn}",
-                ""]
-    if isinstance(record, BudgetChange):
-        return [_small(f"+ turn budget now {record.max_turns}"), ""]
-    if isinstance(record, RunEnd):
-        by = f" by {_inline(record.ended_by)}" if record.ended_by else ""
-        tokens = "; ".join(f"{_inline(name)} {u.input_tokens} in, {u.output_tokens} out"
-                           for name, u in record.usage.items())
-        return ["## End", "", f"- reason: **{_inline(record.reason)}**{by}"
-                + (f" ({_inline(record.detail)})" if record.detail else ""),
-                f"- {record.turns} turns in {record.duration:.1f} s",
-                f"- tokens: {tokens or 'none recorded'}", ""]
-    return []
+    match record:
+        case Turn():
+            facts = [record.model or "?", f"{record.latency:.2f} s", record.stop_reason]
+            if record.usage.output_tokens is not None:
+                facts.insert(1, f"{record.usage.output_tokens} tokens")
+            if record.attempts > 1:
+                facts.append(f"{record.attempts} attempts")
+            lines = [f"### Turn {record.index} · {_inline(record.agent)}", "",
+                     _small(" · ".join(_inline(f) for f in facts if f)), ""]
+            if record.thinking:
+                lines += ["<details><summary>thinking</summary>", "", _quote(record.thinking), "",
+                          "</details>", ""]
+            return [*lines, _text(record.text) or "*(empty reply)*", ""]
+        case Interjection():
+            return [f"> ✎ **Human → {' and '.join(_inline(n) for n in record.to)}** "
+                    f"(before turn {record.before_turn}):", _quote(record.text), ""]
+        case Retry():
+            status = f" {_inline(record.status)}" if record.status else ""
+            return [_small(f"↻ turn {record.turn} ({_inline(record.agent)}) attempt "
+                           f"{record.attempt} failed: {_inline(record.error)}{status}: "
+                           f"{_inline(record.message)}; retried after {record.wait:.1f} s"), ""]
+        case Discard():
+            return [_small(f"✗ turn {record.turn} ({_inline(record.agent)}) discarded: "
+                           f"{_inline(record.reason)}"), ""]
+        case Trim():
+            return [_small(f"✂ {_inline(record.agent)}'s view from turn {record.turn} leaves "
+                           f"out turns up to {record.dropped_through} (about "
+                           f"{record.estimated_tokens} tokens for a window of {record.window}; "
+                           f"{_inline(record.cause)})"), ""]
+        case Flag():
+            return [_small(f"⚑ {_inline(record.detector)} ({_inline(record.action)}): "
+                           f"{_inline(record.detail)}"), ""]
+        case Note():
+            return [_small(f"ℹ {_inline(record.message)}"), ""]
+        case Branch():
+            return [_small(f"⑂ branched after turn {record.after_turn} into run "
+                           f"{_inline(record.run_id)} ({_inline(record.transcript)})"), ""]
+        case Resumption():
+            torn = f"; an incomplete record ({record.torn_bytes} bytes) was set aside" \
+                if record.torn_bytes else ""
+            return [f"> ⟳ **resumed** after turn {record.after_turn} at "
+                    f"{_inline(record.at)}{torn}", ""]
+        case BudgetChange():
+            return [_small(f"+ turn budget now {record.max_turns}"), ""]
+        case RunEnd():
+            by = f" by {_inline(record.ended_by)}" if record.ended_by else ""
+            tokens = "; ".join(f"{_inline(name)} {u.input_tokens} in, {u.output_tokens} out"
+                               for name, u in record.usage.items())
+            return ["## End", "", f"- reason: **{_inline(record.reason)}**{by}"
+                    + (f" ({_inline(record.detail)})" if record.detail else ""),
+                    f"- {record.turns} turns in {record.duration:.1f} s",
+                    f"- tokens: {tokens or 'none recorded'}", ""]
+        case _:
+            return []
 
 
 def _small(escaped: str) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from intermodel.commands import findings
+
 __all__ = ["add_findings_commands", "add_stats_options"]
 
 _GROUPS = ["model", "agent", "group", "label"]
@@ -22,7 +24,7 @@ def add_findings_commands(sub: Any) -> None:
                            help="the scheme's name, or its file (FILE or FILE:NAME: only labels "
                                 "made under that exact wording count)")
     agreement.add_argument("--format", choices=["table", "json"], default="table")
-    agreement.set_defaults(handler="findings:agreement")
+    agreement.set_defaults(handler=findings.agreement)
 
     phrases = sub.add_parser("phrases", help="the most frequent n-grams of the models' replies")
     phrases.add_argument("path", help="a transcript, or a folder searched for transcripts")
@@ -37,7 +39,7 @@ def add_findings_commands(sub: Any) -> None:
     phrases.add_argument("--thinking", action="store_true",
                          help="count the visible thinking instead of the replies")
     phrases.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    phrases.set_defaults(handler="findings:phrases")
+    phrases.set_defaults(handler=findings.phrases)
 
 
 def add_stats_options(stats: argparse.ArgumentParser) -> None:

@@ -9,14 +9,17 @@ from contextlib import AbstractAsyncContextManager
 from functools import partial
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from intermodel.config import Pairing, RunSpec, load_config
 from intermodel.engine.prepare import Run, RunOpener
 from intermodel.errors import UntrustedTranscript, UsageError
-from intermodel.lineage.trust import Approval, Assessment, refuse, trust_all, trust_exactly
 from intermodel.security.text import terminal_safe
+
+if TYPE_CHECKING:
+    from intermodel.lineage.trust import Approval, Assessment
 
 __all__ = ["batch", "branch", "demo_config", "replay", "resume", "run"]
 
@@ -70,6 +73,8 @@ def branch(args: argparse.Namespace) -> int:
 def _consent(assessment: Assessment, args: argparse.Namespace) -> Approval:
     """Whether a run may use seats no pairing file of yours vouches for: --trust says yes; on a
     terminal the person is shown them and asked (default no); headless, the answer is no."""
+    from intermodel.lineage.trust import refuse, trust_all, trust_exactly
+
     if assessment.trusted:
         return refuse  # nothing to consent to; a changed transcript is checked again
     if args.trust:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from intermodel.config.capabilities import PROVIDERS, SAMPLING_SETTINGS, Option, providers_with
 from intermodel.config.model import (
     PLACEHOLDERS,
     AgentConfig,
@@ -59,8 +60,6 @@ _AGENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "auth_token"}
 _PASTED_KEY = ("looks like it contains an API key; keys belong in environment variables named by "
                "api_key_env")
-DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
-DEFAULT_MODEL = {"scripted": "scripted", "local": "bundled"}
 SCRIPT_PLACEHOLDERS = ("name", "partner", "reply")
 PANEL_PLACEHOLDERS = ("name",)
 MAX_PANEL = 12
@@ -277,31 +276,33 @@ def _normalise_agent(
         check.fail(f"{path}.prompt", f"unknown placeholder {{{name}}}; known: {known} "
                    "(write {{ and }} for literal braces)")
     if provider is None:
-        return agent
+        return agent  # missing or unknown: already reported
+    caps = PROVIDERS[provider]
     if "model" not in agent:
-        if provider in DEFAULT_MODEL:
-            agent["model"] = DEFAULT_MODEL[provider]
+        if caps.default_model is not None:
+            agent["model"] = caps.default_model
         else:
             check.fail(f"{path}.model",
                        f"missing; provider {shown_value(provider)} needs a model id")
-    if provider == "local" and agent.get("model", "bundled") != "bundled":
+    if caps.model_is_file and agent.get("model", caps.default_model) != caps.default_model:
         # Like prompt_file: a model path is relative to the pairing file, not to where you are.
         agent["model"] = str(base_dir / Path(agent["model"]).expanduser())
-    if provider not in DEFAULT_KEY_ENV:
+    if not caps.network:
         for key in ("api_key_env", "base_url"):
             if key in table and key not in reported:
                 check.fail(f"{path}.{key}", f"not used by provider {shown_value(provider)}")
-    script = agent.get("script", {})
-    if provider == "scripted":
+    if "script" in caps.options:
         if "script" not in reported:
-            agent["script"] = _normalise_script(check, script, f"{path}.script", base_dir)
-    elif "script" in table and "script" not in reported:
-        check.fail(f"{path}.script", "only for provider = \"scripted\"")
+            agent["script"] = _normalise_script(check, agent.get("script", {}),
+                                                f"{path}.script", base_dir)
     else:
         agent.pop("script", None)
-    if "context_size" in table and "context_size" not in reported and provider != "local":
-        check.fail(f"{path}.context_size", "only for provider = \"local\"")
-    _check_anthropic(check, agent, path, provider)
+    option: Option
+    for option in ("script", "context_size"):
+        if option in table and option not in reported and option not in caps.options:
+            takers = " or ".join(f"provider = \"{name}\"" for name in providers_with(option))
+            check.fail(f"{path}.{option}", f"only for {takers}")
+    _check_sampling(check, agent, path, provider)
     return agent
 
 
@@ -326,25 +327,24 @@ def _normalise_script(
     return script
 
 
-def _check_anthropic(check: Checker, agent: dict[str, Any], path: str, provider: str) -> None:
-    if provider == "anthropic":
-        for key in ("temperature", "top_p", "seed"):
-            if key in agent:
-                check.fail(f"{path}.{key}", "not accepted by the Anthropic Messages API (version "
-                           "2026-10-21, which the anthropic SDK sends, refuses sampling settings); "
-                           "for an Anthropic-compatible server that takes it, use extra_body")
+def _check_sampling(check: Checker, agent: dict[str, Any], path: str, provider: str) -> None:
+    """The sampling settings and thinking budget the provider's API takes."""
+    caps = PROVIDERS[provider]
+    for key in SAMPLING_SETTINGS:
+        if key in agent and key not in caps.sampling:
+            check.fail(f"{path}.{key}", "not accepted by "
+                       + (caps.refusal or f"provider {shown_value(provider)}"))
     budget = agent["thinking"].get("budget_tokens")
     if budget is None:
         return
-    if provider not in ("anthropic", "scripted"):
+    if caps.thinking_budget is None:
         check.fail(f"{path}.thinking.budget_tokens", "a thinking budget is an Anthropic option; "
                    "for other APIs pass reasoning settings through extra_body")
         return
-    if provider != "anthropic":
-        return
-    if budget < 1024:
-        check.fail(f"{path}.thinking.budget_tokens", f"expected at least 1024, got {budget}")
-    if budget >= agent.get("max_tokens", 0):
+    if budget < caps.thinking_budget.minimum:
+        check.fail(f"{path}.thinking.budget_tokens",
+                   f"expected at least {caps.thinking_budget.minimum}, got {budget}")
+    if caps.thinking_budget.below_max_tokens and budget >= agent.get("max_tokens", 0):
         check.fail(f"{path}.thinking.budget_tokens",
                    f"must be below max_tokens ({agent.get('max_tokens')})")
 
@@ -459,7 +459,7 @@ def _build_agent(name: str, a: Mapping[str, Any]) -> AgentConfig:
         model=a["model"],
         prompt=a["prompt"],
         base_url=a.get("base_url"),
-        api_key_env=a.get("api_key_env") or DEFAULT_KEY_ENV.get(a["provider"]),
+        api_key_env=a.get("api_key_env") or PROVIDERS[a["provider"]].key_env,
         # A key is optional for a custom base_url (local servers) unless the file names one.
         key_required="api_key_env" in a or "base_url" not in a,
         sampling=Sampling(

@@ -28,7 +28,8 @@ __all__ = [
     "render_placeholders",
 ]
 
-ProviderName = Literal["openai", "anthropic", "scripted", "local"]
+# A name in `config.capabilities.PROVIDERS` (the config check refuses any other).
+ProviderName = str
 
 # Placeholders a role prompt may use, filled once per agent when the run starts.
 PLACEHOLDERS = ("name", "partner", "max_turns")

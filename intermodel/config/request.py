@@ -14,9 +14,18 @@ from typing import Any, Literal
 
 from intermodel.config.digest import canonical_digest
 
-__all__ = ["Message", "Request", "Role", "Sampling"]
+__all__ = ["Message", "Request", "Role", "Sampling", "estimate_text_tokens"]
 
 Role = Literal["user", "assistant"]
+CHARS_PER_TOKEN_ESTIMATE = 4
+
+
+def estimate_text_tokens(chars: int) -> int:
+    """About how many tokens `chars` characters of text take, without the model's tokenizer:
+    four characters a token, rounded up (an estimate errs towards too many; any text is at least
+    one). The one estimate of text: a context window is fitted with it, and the scripted provider
+    reports its usage with it."""
+    return -(-chars // CHARS_PER_TOKEN_ESTIMATE)
 
 
 @dataclass(frozen=True, slots=True)

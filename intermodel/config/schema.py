@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from intermodel.config.capabilities import PROVIDERS
 from intermodel.errors import ConfigIssue
 from intermodel.security.bounds import (
     MAX_BYTES,
@@ -169,7 +170,7 @@ THINKING: dict[str, Field] = {
 AGENT: dict[str, Field] = {
     "provider": Field(
         STR, "Which API this agent talks to.", REQUIRED,
-        choices=("openai", "anthropic", "scripted", "local"),
+        choices=tuple(PROVIDERS),
     ),
     "model": Field(STR, "Model id (for `local`, a path to a GGUF file; default: bundled)."),
     "base_url": Field(STR, "Server address for OpenAI-compatible or proxied APIs.", None, url),

@@ -10,13 +10,14 @@ import copy
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from intermodel.config.capabilities import PROVIDERS
 from intermodel.config.loader import config_from_resolved
 from intermodel.config.model import RunSpec
 
 __all__ = ["SEEDLESS_PROVIDERS", "vary"]
 
 # Providers whose API takes no seed (Anthropic's refuses sampling settings altogether).
-SEEDLESS_PROVIDERS = frozenset({"anthropic"})
+SEEDLESS_PROVIDERS = frozenset(name for name, caps in PROVIDERS.items() if not caps.seeds)
 
 
 Spec = TypeVar("Spec", bound=RunSpec)

@@ -16,7 +16,7 @@ from intermodel.console.render import run_console, use_color
 from intermodel.control.server import ControlServer
 from intermodel.engine.prepare import Run, RunOpener
 from intermodel.engine.signals import stop_on_signals
-from intermodel.records import RunEnd, exit_code_for
+from intermodel.records import EndReason, RunEnd, exit_code_for
 from intermodel.security.text import safe_line
 
 __all__ = ["run_headless"]
@@ -36,7 +36,7 @@ async def run_headless(open_run: RunOpener, color: str = "auto") -> int:
         nonlocal stopping
         stopping = True
         if run is not None:
-            run.session.controls.stop(now=True, reason="interrupted")
+            run.session.controls.stop(now=True, reason=EndReason.INTERRUPTED)
 
     async with anyio.create_task_group() as signals:
         await signals.start(stop_on_signals, stop, signals.cancel_scope.cancel)
@@ -45,7 +45,7 @@ async def run_headless(open_run: RunOpener, color: str = "auto") -> int:
                 stop()
             end = await _drive(run, stream, color)
         signals.cancel_scope.cancel()
-    if end is not None and end.reason == "error":
+    if end is not None and end.reason is EndReason.ERROR:
         # Also on stderr, where scripts running many pairings look for failures.
         print(f"intermodel: {safe_line(end.detail)}", file=sys.stderr)
     return exit_code_for(end)

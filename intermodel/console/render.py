@@ -36,7 +36,7 @@ from intermodel.engine.events import (
     TurnDiscarded,
     TurnStarted,
 )
-from intermodel.records import RunEnd, Turn
+from intermodel.records import EndReason, RunEnd, Turn
 from intermodel.security.text import terminal_safe
 
 __all__ = ["ConsoleRenderer", "Style", "run_console", "use_color"]
@@ -96,61 +96,58 @@ class ConsoleRenderer:
 
     def _render(self, event: Event) -> str:
         s = self.style
-        if isinstance(event, RunStarted):
-            return self._run_started(event)
-        if self._panel and isinstance(event, TurnStarted | TextChunk | ThinkingChunk):
-            return ""  # panel answers stream at once: each is shown whole when complete
-        if isinstance(event, TurnStarted):
-            self._started.add(event.turn)
-            return self._header(event.agent, f"turn {event.turn}/{event.max_turns}"
-                                + (f" · attempt {event.attempt}" if event.attempt > 1 else ""))
-        if isinstance(event, ThinkingChunk):
-            return self._stream(event.turn, "thinking", event.text)
-        if isinstance(event, TextChunk):
-            return self._stream(event.turn, "text", event.text)
-        if isinstance(event, TurnCompleted):
-            self._turns.append(event.turn)
-            # A turn that was not streamed here (one a branch inherited) is shown whole.
-            whole = "" if event.turn.index in self._started else self._whole(event.turn)
-            return whole + self._newline() + s.dim(self._status(event.turn, self._panel)) + "\n"
-        if isinstance(event, Retrying):
-            r = event.retry
-            dropped = f"; {r.partial_chars} characters discarded" if r.partial_chars else ""
-            line = f"  ↻ {r.agent} turn {r.turn}: {r.error.replace('_', ' ')}" \
-                   f"{f' {r.status}' if r.status else ''} — retrying in {r.wait:.1f} s{dropped}"
-            return self._newline() + s.warn(terminal_safe(line)) + "\n"
-        if isinstance(event, TurnDiscarded):
-            d = event.discard
-            return self._newline() + s.warn(f"  ✗ turn {d.turn} of {d.agent} discarded "
-                                            f"({d.reason})") + "\n"
-        if isinstance(event, Interjected):
-            i = event.interjection
-            to = " and ".join(i.to)
-            return self._newline() + s.warn(f"  ✎ human → {to} (from turn {i.before_turn}): ") \
-                + terminal_safe(i.text) + "\n"
-        if isinstance(event, Paused):
-            return self._newline() + s.warn("  ‖ paused") + "\n"
-        if isinstance(event, Resumed):
-            return self._newline() + s.warn("  ▸ one step" if event.step else "  ▸ resumed") + "\n"
-        if isinstance(event, BudgetExtended):
-            return self._newline() + s.warn(f"  + budget now {event.change.max_turns} turns") + "\n"
-        if isinstance(event, Trimmed):
-            t = event.trim
-            span = f"{t.dropped[0]}-{t.dropped[-1]}" if len(t.dropped) > 1 else \
-                "".join(map(str, t.dropped))
-            why = "the server refused it" if t.cause == "server" else \
-                f"it needed about {t.estimated_tokens}"
-            return self._newline() + s.warn(
-                f"  ✂ {t.agent}: turns {span} dropped from its view to fit {t.window} tokens "
-                f"({why})") + "\n"
-        if isinstance(event, Flagged):
-            f = event.flag
-            line = f"  ⚑ {f.detector}: {terminal_safe(f.detail)}"
-            return self._newline() + (s.dim(line) if f.action == "mark" else s.warn(line)) + "\n"
-        if isinstance(event, Notice):
-            return self._newline() + s.warn(f"  ! {terminal_safe(event.message)}") + "\n"
-        if isinstance(event, RunFinished):
-            return self._newline() + self._summary(event.end)
+        match event:
+            case RunStarted():
+                return self._run_started(event)
+            case TurnStarted() | TextChunk() | ThinkingChunk() if self._panel:
+                return ""  # panel answers stream at once: each is shown whole when complete
+            case TurnStarted(turn=turn, agent=agent, attempt=attempt, max_turns=max_turns):
+                self._started.add(turn)
+                return self._header(agent, f"turn {turn}/{max_turns}"
+                                    + (f" · attempt {attempt}" if attempt > 1 else ""))
+            case ThinkingChunk(turn=turn, text=text):
+                return self._stream(turn, "thinking", text)
+            case TextChunk(turn=turn, text=text):
+                return self._stream(turn, "text", text)
+            case TurnCompleted(turn=done):
+                self._turns.append(done)
+                # A turn that was not streamed here (one a branch inherited) is shown whole.
+                whole = "" if done.index in self._started else self._whole(done)
+                return whole + self._newline() + s.dim(self._status(done, self._panel)) + "\n"
+            case Retrying(retry=r):
+                dropped = f"; {r.partial_chars} characters discarded" if r.partial_chars else ""
+                line = f"  ↻ {r.agent} turn {r.turn}: {r.error.words}" \
+                       f"{f' {r.status}' if r.status else ''} — retrying in {r.wait:.1f} s{dropped}"
+                return self._newline() + s.warn(terminal_safe(line)) + "\n"
+            case TurnDiscarded(discard=d):
+                return self._newline() + s.warn(f"  ✗ turn {d.turn} of {d.agent} discarded "
+                                                f"({d.reason})") + "\n"
+            case Interjected(interjection=i):
+                to = " and ".join(i.to)
+                return self._newline() + s.warn(f"  ✎ human → {to} (from turn {i.before_turn}): ") \
+                    + terminal_safe(i.text) + "\n"
+            case Paused():
+                return self._newline() + s.warn("  ‖ paused") + "\n"
+            case Resumed(step=step):
+                return self._newline() + s.warn("  ▸ one step" if step else "  ▸ resumed") + "\n"
+            case BudgetExtended(change=change):
+                return self._newline() + s.warn(f"  + budget now {change.max_turns} turns") + "\n"
+            case Trimmed(trim=t):
+                span = f"{t.dropped[0]}-{t.dropped[-1]}" if len(t.dropped) > 1 else \
+                    "".join(map(str, t.dropped))
+                why = "the server refused it" if t.cause == "server" else \
+                    f"it needed about {t.estimated_tokens}"
+                return self._newline() + s.warn(
+                    f"  ✂ {t.agent}: turns {span} dropped from its view to fit {t.window} tokens "
+                    f"({why})") + "\n"
+            case Flagged(flag=f):
+                line = f"  ⚑ {f.detector}: {terminal_safe(f.detail)}"
+                return self._newline() + (s.dim(line) if f.action == "mark" else s.warn(line)) \
+                    + "\n"
+            case Notice(message=message):
+                return self._newline() + s.warn(f"  ! {terminal_safe(message)}") + "\n"
+            case RunFinished(end=end):
+                return self._newline() + self._summary(end)
         return ""
 
     def _header(self, agent: str, what: str) -> str:
@@ -234,11 +231,11 @@ class ConsoleRenderer:
 
     def _summary(self, end: RunEnd) -> str:
         s = self.style
-        why = end.reason.replace("_", " ")
+        why = end.reason.words
         by = f" by {end.ended_by}" if end.ended_by else ""
         detail = f" ({terminal_safe(end.detail)})" if end.detail else ""
         head = f"══ finished: {why}{by}{detail} · {end.turns} turns · {end.duration:.1f} s"
-        lines = [s.bad(head) if end.reason == "error" else s(head, "1")]
+        lines = [s.bad(head) if end.reason is EndReason.ERROR else s(head, "1")]
         rows = [("agent", "turns", "tokens in", "tokens out", "mean s", "first tok s", "thinking")]
         for name in self._slots:
             turns = [t for t in self._turns if t.agent == name]

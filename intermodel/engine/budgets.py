@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from intermodel.config.model import Pairing
-from intermodel.records import Usage
+from intermodel.records import EndReason, Usage
 from intermodel.security.bounds import MAX_TURNS
 
 __all__ = ["Budgets", "Exceeded"]
@@ -23,7 +23,7 @@ __all__ = ["Budgets", "Exceeded"]
 class Exceeded:
     """A budget the run has used up: the final record's reason, and a line on how."""
 
-    reason: str
+    reason: EndReason
     detail: str
 
 
@@ -40,12 +40,12 @@ class Budgets:
         """The budget that forbids turn `next_turn`, if any (checked before each turn)."""
         d = self._dialogue
         if next_turn > max_turns:
-            return Exceeded("max_turns", f"{max_turns} turns")
-        total = sum(u.total for u in usage.values())
+            return Exceeded(EndReason.MAX_TURNS, f"{max_turns} turns")
+        total = Usage.summed(usage.values()).total
         if d.max_total_tokens is not None and total >= d.max_total_tokens:
-            return Exceeded("token_budget", f"{total} of {d.max_total_tokens} tokens")
+            return Exceeded(EndReason.TOKEN_BUDGET, f"{total} of {d.max_total_tokens} tokens")
         if d.max_seconds is not None and elapsed >= d.max_seconds:
-            return Exceeded("time_budget", self.time_detail())
+            return Exceeded(EndReason.TIME_BUDGET, self.time_detail())
         return None
 
     @staticmethod
@@ -78,4 +78,4 @@ class Budgets:
         spent = self.cost(usage)
         if budget is None or spent is None or spent < budget:
             return None
-        return Exceeded("cost_budget", f"${spent:.4f} spent, budget ${budget:g}")
+        return Exceeded(EndReason.COST_BUDGET, f"${spent:.4f} spent, budget ${budget:g}")

@@ -7,9 +7,12 @@ commands through `Controls`, which is safe to call from synchronous code on the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
+
+from intermodel.records import EndReason
 
 __all__ = [
     "Command",
@@ -49,7 +52,7 @@ class Stop:
     """End the run. `now` discards a streaming turn; otherwise it is finished first."""
 
     now: bool = True
-    reason: str = "stopped"
+    reason: EndReason = EndReason.STOPPED  # or INTERRUPTED, by a signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ class Extend:
     turns: int
 
 
+StopReason = Literal[EndReason.STOPPED, EndReason.INTERRUPTED]
 Command = Interject | Pause | Resume | Step | Stop | Extend
 
 
@@ -86,8 +90,9 @@ class Controls:
     def step(self) -> bool:
         return self.send(Step())
 
-    def stop(self, *, now: bool = True, reason: str = "stopped") -> bool:
-        return self.send(Stop(now=now, reason=reason))
+    def stop(self, *, now: bool = True,
+             reason: StopReason | Literal["stopped", "interrupted"] = EndReason.STOPPED) -> bool:
+        return self.send(Stop(now=now, reason=EndReason(reason)))
 
     def extend(self, turns: int) -> bool:
         return self.send(Extend(turns))

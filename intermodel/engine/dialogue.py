@@ -55,6 +55,7 @@ from intermodel.providers.base import Provider
 from intermodel.providers.registry import reply_limits
 from intermodel.records import (
     BudgetChange,
+    EndReason,
     Flag,
     HistoryEntry,
     Interjection,
@@ -180,7 +181,7 @@ class Dialogue(Session[Pairing]):
             try:
                 notes = await self._context.discover(self._providers)
             except ContextFull as full:
-                return self._end("context_full", str(full))
+                return self._end(EndReason.CONTEXT_FULL, str(full))
             finally:
                 self._probing = None
         if scope.cancelled_caught:
@@ -223,7 +224,7 @@ class Dialogue(Session[Pairing]):
             if flag.action == "stop":
                 stop = stop or flag
         if stop is not None:
-            raise _Ended(self._end("degenerate", f"{stop.detector}: {stop.detail}"))
+            raise _Ended(self._end(EndReason.DEGENERATE, f"{stop.detector}: {stop.detail}"))
 
     def cost(self) -> float | None:
         """Dollars spent so far, when every agent has a price."""
@@ -242,7 +243,7 @@ class Dialogue(Session[Pairing]):
     def _check_stop_phrases(self, turn: Turn) -> None:
         for phrase in self.spec.dialogue.stop_phrases:
             if phrase in turn.text:
-                raise _Ended(self._end("stop_phrase", f"{turn.agent} said {phrase!r}",
+                raise _Ended(self._end(EndReason.STOP_PHRASE, f"{turn.agent} said {phrase!r}",
                                        ended_by=turn.agent))
 
     async def _produce_turn(self, index: int) -> Turn:
@@ -256,7 +257,7 @@ class Dialogue(Session[Pairing]):
                 reply_limits(self.spec.agent(agent)))
         except TurnFailed as failed:
             detail = failed.detail
-            if failed.reason == "time_budget":
+            if failed.reason is EndReason.TIME_BUDGET:
                 detail = self._budgets.time_detail()
             raise _Ended(self._end(failed.reason, detail)) from None
         finally:
@@ -277,7 +278,7 @@ class Dialogue(Session[Pairing]):
             else:
                 request, trim = self._context.fit(history, agent, index)
         except ContextFull as full:
-            raise _Ended(self._end("context_full", str(full))) from None
+            raise _Ended(self._end(EndReason.CONTEXT_FULL, str(full))) from None
         if trim is not None:
             history.append(trim)
             await self._emit(Trimmed(trim))

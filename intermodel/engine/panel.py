@@ -28,7 +28,7 @@ from intermodel.engine.session import Recorder, Session
 from intermodel.engine.turns import TurnFailed, TurnProducer
 from intermodel.providers.base import Provider
 from intermodel.providers.registry import reply_limits
-from intermodel.records import RunEnd, Turn, Usage
+from intermodel.records import EndReason, RunEnd, Turn, Usage
 from intermodel.security.secrets import Redactor
 
 __all__ = ["PanelRun"]
@@ -78,11 +78,11 @@ class PanelRun(Session[Panel]):
         async with anyio.create_task_group() as answers:
             for slot, agent in enumerate(self.spec.agents, start=1):
                 answers.start_soon(self._answer, slot, agent.name)
-        reason = "complete"
+        reason = EndReason.COMPLETE
         if self._stop is not None:
             reason = self._stop.reason
         elif self._failures or len(self._answers) < len(self.spec.agents):
-            reason = "error"
+            reason = EndReason.ERROR
         return self._end(reason, "; ".join(self._failures.values()))
 
     async def _answer(self, slot: int, agent: str) -> None:
@@ -90,7 +90,8 @@ class PanelRun(Session[Panel]):
 
         async def fit(refused: bool) -> Request:
             if refused:  # a one-message request has nothing to drop
-                raise TurnFailed("error", f"{agent}: the message is too long for its context")
+                raise TurnFailed(EndReason.ERROR,
+                                 f"{agent}: the message is too long for its context")
             return request
 
         try:
@@ -98,7 +99,7 @@ class PanelRun(Session[Panel]):
                 slot, agent, self._providers[agent], fit, self.spec.max_turns,
                 reply_limits(self.spec.agent(agent)))
         except TurnFailed as failed:
-            if failed.reason == "error":
+            if failed.reason is EndReason.ERROR:
                 self._failures[agent] = failed.detail
             return
         self._answers[agent] = turn

@@ -83,8 +83,7 @@ async def prepared_run(
         providers: dict[str, Provider] = {}
         for agent in spec.agents:
             provider = provider_factory(agent, spec.partner_of(agent.name), credentials[agent.name])
-            providers[agent.name] = provider
-            stack.push_async_callback(_close_quietly, provider)
+            providers[agent.name] = await stack.enter_async_context(_entered(provider))
         writer: TranscriptWriter | None = None
         if open_writer is not None:
             writer = open_writer(redactor)
@@ -108,8 +107,15 @@ async def prepared_run(
         yield Run(session, providers, writer.path if writer else None)
 
 
-async def _close_quietly(provider: Provider) -> None:
-    # Closing must not mask how the run ended, and must finish even while cancelled.
-    # A failing close changes nothing for the user.
-    with anyio.CancelScope(shield=True), anyio.move_on_after(5), contextlib.suppress(Exception):
-        await provider.aclose()
+@asynccontextmanager
+async def _entered(provider: Provider) -> AsyncIterator[Provider]:
+    """`async with provider`, left quietly: leaving must not mask how the run ended, and must
+    finish (within a few seconds) even while cancelled. A failing close changes nothing for the
+    user."""
+    entered = await provider.__aenter__()
+    try:
+        yield entered
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5), \
+                contextlib.suppress(Exception):
+            await provider.__aexit__(None, None, None)

@@ -25,7 +25,7 @@ from intermodel.engine.controls import Command, Controls, Stop
 from intermodel.engine.events import Event, RunFinished, RunStarted, record_of
 from intermodel.errors import TranscriptError
 from intermodel.providers.base import Provider
-from intermodel.records import Header, Record, Resumption, RunEnd, Usage, now_iso
+from intermodel.records import EndReason, Header, Record, Resumption, RunEnd, Usage, now_iso
 from intermodel.security.secrets import Redactor
 
 __all__ = ["Recorder", "Session", "new_run_id"]
@@ -112,14 +112,14 @@ class Session(ABC, Generic[S]):
                 raise failure
         except TranscriptError as exc:
             self._recorder_broken = True  # nothing more can be recorded; say so on screen
-            end = self._end("error", str(exc))
+            end = self._end(EndReason.ERROR, str(exc))
             raise
         except BaseException as exc:
             if end is None:
                 if isinstance(exc, anyio.get_cancelled_exc_class()):
-                    end = self._end(self._stop.reason if self._stop else "stopped")
+                    end = self._end(self._stop.reason if self._stop else EndReason.STOPPED)
                 else:
-                    end = self._end("error", f"internal error: {exc!r}")
+                    end = self._end(EndReason.ERROR, f"internal error: {exc!r}")
             raise
         finally:
             self._command_send.close()  # later commands are refused: Controls.send -> False
@@ -173,7 +173,7 @@ class Session(ABC, Generic[S]):
     def _elapsed(self) -> float:
         return anyio.current_time() - self._started
 
-    def _end(self, reason: str, detail: str = "", ended_by: str | None = None) -> RunEnd:
+    def _end(self, reason: EndReason, detail: str = "", ended_by: str | None = None) -> RunEnd:
         return RunEnd(
             reason=reason,
             detail=self._redact(detail),  # also returned to the caller, who may print it

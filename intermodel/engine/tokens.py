@@ -11,11 +11,10 @@ is kept), since trimming a turn early is better than a refused request.
 
 from __future__ import annotations
 
-from intermodel.config.request import Request
+from intermodel.config.request import Request, estimate_text_tokens
 
 __all__ = ["Calibration", "estimate_tokens"]
 
-CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 4  # role markers and separators of a chat template
 SAFETY_MARGIN = 1.05
 
@@ -23,7 +22,7 @@ SAFETY_MARGIN = 1.05
 def estimate_tokens(request: Request) -> int:
     """Uncalibrated input tokens of `request`."""
     chars = len(request.system) + sum(len(m.content) + len(m.thinking) for m in request.messages)
-    return chars // CHARS_PER_TOKEN + MESSAGE_OVERHEAD * (len(request.messages) + 1)
+    return estimate_text_tokens(chars) + MESSAGE_OVERHEAD * (len(request.messages) + 1)
 
 
 class Calibration:

@@ -50,7 +50,7 @@ from intermodel.providers.base import (
     ThinkingDelta,
     UsageReport,
 )
-from intermodel.records import Discard, Retry, Turn, Usage, now_iso
+from intermodel.records import Discard, EndReason, Retry, Turn, Usage, now_iso
 from intermodel.security.secrets import Redactor
 
 __all__ = ["DISCARD_KEPT", "MAX_COUNT", "Fit", "TurnFailed", "TurnProducer"]
@@ -69,7 +69,7 @@ class TurnFailed(Exception):
     """The turn could not be completed. `reason` is how the run should end ("error",
     "time_budget", or the stop's reason); `detail` a line for people ("" when obvious)."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: EndReason, detail: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.detail = detail
@@ -107,7 +107,7 @@ class TurnProducer:
         retry: RetryPolicy,
         redact: Redactor,
         deadline: Callable[[], float],
-        stop_reason: Callable[[], str | None],
+        stop_reason: Callable[[], EndReason | None],
     ) -> None:
         self._emit = emit  # recorded events (awaited: on disk before anyone sees them)
         self._publish = publish  # per-token events (never recorded)
@@ -166,7 +166,8 @@ class TurnProducer:
                 await self._fail(index, agent, partial, error, failures + 1)
             except anyio.get_cancelled_exc_class():  # cancelled from outside the run
                 with anyio.CancelScope(shield=True):
-                    await self._discard(index, agent, self._stop_reason() or "stopped", partial)
+                    await self._discard(index, agent, self._stop_reason() or EndReason.STOPPED,
+                                        partial)
                 raise
             if scope.cancelled_caught:
                 await self._cancelled(index, agent, partial)
@@ -282,18 +283,19 @@ class TurnProducer:
 
     async def _fail(self, index: int, agent: str, partial: _Partial, error: ProviderError,
                     attempts: int, *, gave_up: bool = False) -> NoReturn:
-        await self._discard(index, agent, "error", partial)
+        await self._discard(index, agent, EndReason.ERROR, partial)
         tried = f" (gave up after {attempts} attempts)" if gave_up else ""
-        raise TurnFailed("error", self._redact(f"{agent}: {error.describe()}{tried}"))
+        raise TurnFailed(EndReason.ERROR, self._redact(f"{agent}: {error.describe()}{tried}"))
 
     async def _cancelled(self, index: int, agent: str, partial: _Partial) -> NoReturn:
         """The turn's scope was cancelled: by a stop, or by the time budget."""
-        reason = self._stop_reason() or "time_budget"
+        reason = self._stop_reason() or EndReason.TIME_BUDGET
         await self._discard(index, agent, reason, partial)
         raise TurnFailed(reason)
 
-    async def _discard(self, index: int, agent: str, reason: str, partial: _Partial) -> None:
-        if partial.text or partial.thinking or reason != "error":
+    async def _discard(self, index: int, agent: str, reason: EndReason,
+                       partial: _Partial) -> None:
+        if partial.text or partial.thinking or reason is not EndReason.ERROR:
             text, thinking = "".join(partial.text), "".join(partial.thinking)
             await self._emit(TurnDiscarded(Discard(
                 index, agent, reason, text[:DISCARD_KEPT], thinking[:DISCARD_KEPT], now_iso(),

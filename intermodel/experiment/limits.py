@@ -17,7 +17,7 @@ from intermodel.config.experiment import Limit
 from intermodel.config.model import AgentConfig
 from intermodel.config.request import Request
 from intermodel.errors import RateLimited
-from intermodel.providers.base import Provider, StreamEvent
+from intermodel.providers.base import Provider, ProviderWrapper, StreamEvent
 
 __all__ = ["LimitedProvider", "Limiters", "SharedLimit"]
 
@@ -71,13 +71,12 @@ class Limiters:
         return provider if limit is None else LimitedProvider(provider, limit)
 
 
-class LimitedProvider:
+class LimitedProvider(ProviderWrapper):
     """A provider that asks its shared limit before every request."""
 
     def __init__(self, inner: Provider, limit: SharedLimit) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.limit = limit
-        self.name = inner.name
 
     async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
         async with self.limit.streams:
@@ -88,10 +87,3 @@ class LimitedProvider:
             except RateLimited as error:
                 self.limit.cool_down(error.retry_after)
                 raise
-
-    async def context_limit(self) -> int | None:
-        ask = getattr(self.inner, "context_limit", None)
-        return None if ask is None else await ask()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

@@ -83,10 +83,7 @@ def plan_branch(
     ]
     if say:
         history.append(Interjection(after_turn + 1, pairing.addressees(to), say, now_iso()))
-    usage = {name: Usage() for name in pairing.agent_names}
-    for entry in history:
-        if isinstance(entry, Turn):
-            usage[entry.agent] = usage[entry.agent] + entry.usage
+    usage = Usage.per_agent((e for e in history if isinstance(e, Turn)), pairing.agent_names)
     origin: dict[str, Any] = {"parent": {"run_id": parent.run_id, "transcript": str(parent.path),
                                          "after_turn": after_turn,
                                          "config": parent.header["config"]}}

@@ -49,6 +49,7 @@ from intermodel.lineage.replay_panel import PanelPlayback
 from intermodel.records import (
     BudgetChange,
     Discard,
+    EndReason,
     Interjection,
     Record,
     Resumption,
@@ -333,10 +334,8 @@ class Replay:
             self._publish(TextChunk(index, agent, text[max(start - split, 0):end - split]))
 
     def _incomplete_end(self) -> RunEnd:
-        usage: dict[str, Usage] = {name: Usage() for name in self.spec.agent_names}
-        for turn in self.transcript.turns:
-            usage[turn.agent] = usage.get(turn.agent, Usage()) + turn.usage
-        return RunEnd(reason="incomplete", detail=INCOMPLETE, turns=self.total_turns,
+        usage = Usage.per_agent(self.transcript.turns, self.spec.agent_names)
+        return RunEnd(reason=EndReason.INCOMPLETE, detail=INCOMPLETE, turns=self.total_turns,
                       usage=usage, duration=round(self.recorded_seconds, 3))
 
     # -- time ----------------------------------------------------------------------------------

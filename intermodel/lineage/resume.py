@@ -65,9 +65,7 @@ def plan_resume(transcript: Transcript, *, turns: int | None = None) -> ResumePl
         raise UsageError(f"{transcript.path} reached its token budget; a resumed run would stop "
                          "at once (raise dialogue.max_total_tokens and start a new run)")
     pairing = transcript.pairing()
-    usage = {name: Usage() for name in pairing.agent_names}
-    for turn in transcript.turns:
-        usage[turn.agent] = usage[turn.agent] + turn.usage
+    usage = Usage.per_agent(transcript.turns, pairing.agent_names)
     state = DialogueState(history=transcript.history, max_turns=budget, usage=usage)
     marker = Resumption(run_id=transcript.run_id, after_turn=done, max_turns=budget,
                         torn_bytes=transcript.torn_bytes, versions=versions(), at=now_iso())

@@ -10,16 +10,18 @@ reply costs neither the reply nor the time.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Self
 
 import anthropic
 import httpx2
 
+from intermodel.config.capabilities import PROVIDERS
 from intermodel.config.model import AgentConfig
 from intermodel.config.request import Request
 from intermodel.errors import StreamInterrupted
 from intermodel.providers.base import (
     HEARTBEAT,
+    ConfiguredProvider,
     Finished,
     StreamEvent,
     TextDelta,
@@ -49,8 +51,13 @@ def anthropic_messages(request: Request) -> list[dict[str, Any]]:
     return messages
 
 
-class AnthropicProvider:
+class AnthropicProvider(ConfiguredProvider):
     name = "anthropic"
+    capabilities = PROVIDERS["anthropic"]
+
+    @classmethod
+    def for_agent(cls, agent: AgentConfig, partner: str, credentials: Credentials) -> Self:
+        return cls(agent, credentials)
 
     def __init__(self, agent: AgentConfig, credentials: Credentials) -> None:
         self.agent = agent

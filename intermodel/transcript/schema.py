@@ -14,6 +14,8 @@ Forward compatibility: a field this version does not know is ignored, as later v
 some (the reader also skips records of unknown kinds, and counts them). Refused however it is
 spelled is a file reference in a stored config: a stored config has its files inlined, and a
 reference would make `resume` or `inspect` read whatever file the transcript names.
+A name of a closed set (an end's reason, a retry's error kind) that this version does not know
+reads as the set's UNKNOWN.
 
 The header keeps the raw table the file holds (readers use it as written); the schema checks the
 parts they rely on. Anything else in the stored config is checked when the config is loaded again
@@ -28,10 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from intermodel.config.loader import MAX_PANEL
+from intermodel.errors import ErrorKind
 from intermodel.records import (
     Branch,
     BudgetChange,
     Discard,
+    EndReason,
     Flag,
     Interjection,
     Note,
@@ -142,6 +146,20 @@ class Pattern(Text):
         return value
 
 
+@dataclass(frozen=True)
+class Named(Value):
+    """A name from a closed set (`EndReason`, `ErrorKind`): `read` gives its member, and the set's
+    UNKNOWN for a name this version does not know. Such a record still reads (a later version may
+    add names); the file's text goes no further than here."""
+
+    read_name: Callable[[str], Any]
+
+    def read(self, value: Any, where: str, run: Run) -> Any:
+        if not isinstance(value, str):
+            raise _wrong(where, "a string", value)
+        return self.read_name(value)
+
+
 class AgentName(Value):
     """The name of one of the run's agents."""
 
@@ -243,6 +261,8 @@ class Table(Value):
 # -- the records ---------------------------------------------------------------------------------
 
 TEXT = Text()
+END_REASON = Named(EndReason.read)
+ERROR_KIND = Named(ErrorKind.read)
 BOOL = Boolean()
 AGENT = AgentName()
 TURN = Whole(1, MAX_TURNS)  # a turn's number
@@ -280,11 +300,12 @@ RECORDS: dict[str, Table] = {
     }, build=Interjection),
     Retry.KIND: Table({
         "turn": Field(TURN), "agent": Field(AGENT), "attempt": Field(ATTEMPTS),
-        "error": Field(TEXT), "message": Field(TEXT), "status": Field(Nullable(Whole(0, 999))),
+        "error": Field(ERROR_KIND), "message": Field(TEXT),
+        "status": Field(Nullable(Whole(0, 999))),
         "wait": Field(SECONDS), "partial_chars": _optional(BYTES), "at": AT,
     }, build=Retry),
     Discard.KIND: Table({
-        "turn": Field(TURN), "agent": Field(AGENT), "reason": Field(TEXT),
+        "turn": Field(TURN), "agent": Field(AGENT), "reason": Field(END_REASON),
         "text": _optional(TEXT), "thinking": _optional(TEXT),
         "text_chars": _optional(Nullable(BYTES)), "thinking_chars": _optional(Nullable(BYTES)),
         "at": AT,
@@ -309,7 +330,8 @@ RECORDS: dict[str, Table] = {
         "at": AT,
     }, build=Branch),
     RunEnd.KIND: Table({
-        "reason": Field(TEXT), "detail": _optional(TEXT), "ended_by": _optional(Nullable(AGENT)),
+        "reason": Field(END_REASON), "detail": _optional(TEXT),
+        "ended_by": _optional(Nullable(AGENT)),
         "turns": _optional(TURNS), "usage": _optional(MapOf(AGENT, NullMeans(USAGE, Usage))),
         "duration": _optional(SECONDS), "at": AT,
     }, build=RunEnd),

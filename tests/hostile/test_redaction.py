@@ -9,6 +9,7 @@ properties drive real dialogues with random keys, random text around them and ra
 from __future__ import annotations
 
 import dataclasses
+import enum
 import io
 import json
 import os
@@ -35,7 +36,7 @@ from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError
 from intermodel.experiment.batch import Batch
 from intermodel.experiment.manifest import MANIFEST
-from intermodel.providers.base import Finished, Provider, StreamEvent, TextDelta
+from intermodel.providers.base import Finished, Provider, ProviderBase, StreamEvent, TextDelta
 from intermodel.providers.errors import error_for_status
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.security.secrets import MIN_FRAGMENT, Credentials, Redactor, remember_secrets
@@ -120,7 +121,7 @@ def test_a_key_cut_by_the_message_limit_leaves_no_fragment(tmp_path: Path) -> No
 # -- properties over real dialogues ------------------------------------------------------------
 
 
-class EchoingProvider:
+class EchoingProvider(ProviderBase):
     """A server that echoes: streams `pieces`, then fails with `error` (or finishes)."""
 
     name = "openai"
@@ -242,6 +243,8 @@ def example(kind: Any, secret: str) -> Any:
         return secret
     if kind in (int, float):
         return kind(1)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return next(iter(kind))  # a closed set's name: it cannot hold a secret
     if kind is bool:
         return True
     if origin in (typing.Union, type(int | str)):
