@@ -9,7 +9,7 @@ from pathlib import Path
 
 from intermodel.coding.labels import Human, Judge, Target, sidecar_path
 from tests.hostile.support import cli
-from tests.test_html import Page, assert_inert
+from tests.analysis.test_html import Page, assert_inert
 
 from .support import Study, label
 
