@@ -40,7 +40,7 @@ def code(args: argparse.Namespace) -> int:
     from intermodel.tui.code import run_coding
 
     before = session.coded
-    status = run_coding(session)
+    status = int(run_coding(session))
     after = session.coded
     print(f"coded {session.coded_now} target{'s' if session.coded_now != 1 else ''} this "
           f"session ({after - before} new); {session.progress()} under {scheme.name}")
