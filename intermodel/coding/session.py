@@ -84,9 +84,9 @@ class CodingSession:
             where = {"turn": "turns of a conversation (panels have none)",
                      "answer": "answers of a panel (conversations have none)",
                      "run": "runs"}[scheme.scope]
-            raise UsageError(f"nothing to code: scheme {scheme.name} codes {where}, and the "
-                             f"{len(runs)} transcript{'s' if len(runs) != 1 else ''} read "
-                             "hold none")
+            read = (f"the {len(runs)} transcripts read hold none" if len(runs) != 1
+                    else "the transcript read holds none")
+            raise UsageError(f"nothing to code: scheme {scheme.name} codes {where}, and {read}")
         session = cls(scheme, coder, units, blind=blind, seed=seed if blind else None)
         for run in runs:
             for record in run.labels.current():
