@@ -58,7 +58,7 @@ SCHEMES = """
 scope = "answer"
 instructions = "Read the answer. Choose one label."
 [schemes.engagement.labels.engaged]
-definition = "Takes up the invitation."
+definition = "Takes up the question."
 [schemes.engagement.labels.deflecting]
 definition = "Does not take it up."
 [schemes.engagement.labels.mixed]
