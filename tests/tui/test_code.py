@@ -111,6 +111,11 @@ async def test_multiple_choice_toggles_then_enter_records(tmp_path: Path) -> Non
         assert "no label 9: this scheme has 3" in screen_text(app) and app.ticked == []
         await pilot.press("left")
         assert app.ticked == ["warm", "playful"]  # what was recorded, ready to change
+        # Esc leaves a note unwritten, and the keys pick labels again.
+        await pilot.press("n", "x", "1", "escape")
+        assert len(records(folder)) == 1 and "note not changed" in screen_text(app)
+        await pilot.press("1")
+        assert app.ticked == ["playful"]
 
 
 async def test_it_resumes_at_the_first_target_not_coded(tmp_path: Path) -> None:
