@@ -147,14 +147,20 @@ class CodingApp(App[int]):
                                      classes="earlier"))
             blocks += [self._block(entry) for entry in view.entries]
             await context.mount_all(blocks)
-        target = next((b for b in blocks if b.has_class("-target")), None)
-        if target is not None and view.entries[-1].target and len(view.entries) > 2:
-            context.scroll_end(animate=False, immediate=True)
-        elif target is not None:
+        self.call_after_refresh(self._scroll_to_target)
+        self.refresh_panels()
+
+    def _scroll_to_target(self) -> None:
+        """The target in view with as much of the context before it as fits; a target taller
+        than the view from its first line."""
+        context = self.query_one("#context", VerticalScroll)
+        target = next(iter(context.query(".-target")), None)
+        if target is None:
+            context.scroll_home(animate=False, immediate=True)
+        elif target.outer_size.height > context.scrollable_content_region.height:
             context.scroll_to_widget(target, animate=False, top=True, immediate=True)
         else:
-            context.scroll_home(animate=False, immediate=True)
-        self.refresh_panels()
+            context.scroll_end(animate=False, immediate=True)
 
     def _block(self, entry: ViewEntry) -> Static:
         if entry.human:

@@ -227,3 +227,28 @@ def test_snapshot_hostile_text_and_a_narrow_terminal(snap_compare: Callable[...,
         await pilot.press("question_mark")
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_a_turn_is_shown_from_its_first_line_or_with_the_context_before_it(
+        tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    long = "\n".join(f"line {n} of a long reply" for n in range(1, 201))
+    dialogue_run(runs, 1, [f"short turn {n}" for n in range(1, 21)] + [long])
+    app = app_for(session(runs, "tone"))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("l")
+        await type_text(pilot, "1")  # tick warm by its number, then record turn 1
+        await pilot.press("enter", "enter")
+        context = app.query_one("#context")
+        for _ in range(18):
+            await pilot.press("right")
+        await pilot.pause()
+        assert app.unit.target.turn == 20
+        target = app.query_one(".-target")
+        assert context.region.contains_region(target.region)  # short: in view, at the bottom
+        assert context.scroll_y == context.max_scroll_y > 0
+        await pilot.press("right")
+        await pilot.pause()
+        target = app.query_one(".-target")
+        assert target.region.y == context.content_region.y  # long: from its first line
+        assert 0 < context.scroll_y < context.max_scroll_y
