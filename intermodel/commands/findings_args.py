@@ -16,7 +16,7 @@ MAX_N = 10
 
 
 def add_findings_commands(sub: Any) -> None:
-    """`agreement` and `phrases`, on the parser's subcommands `sub`."""
+    """`agreement`, `code` and `phrases`, on the parser's subcommands `sub`."""
     agreement = sub.add_parser("agreement", help="how far coders agree: kappa, alpha and "
                                "confusion matrices from the labels beside transcripts")
     agreement.add_argument("path", help="a transcript, or a folder searched for transcripts")
@@ -25,6 +25,18 @@ def add_findings_commands(sub: Any) -> None:
                                 "made under that exact wording count)")
     agreement.add_argument("--format", choices=["table", "json"], default="table")
     agreement.set_defaults(handler=findings.agreement)
+
+    code = sub.add_parser("code", help="code runs, turns or answers by hand in the terminal, "
+                          "one target at a time (labels go beside each transcript)")
+    code.add_argument("path", help="a transcript, or a folder searched for transcripts")
+    code.add_argument("--scheme", required=True, metavar="FILE[:NAME]",
+                      help="the scheme file, and which of its schemes when it has several")
+    code.add_argument("--coder", metavar="NAME",
+                      help="the name your labels are recorded under (default: your login name)")
+    code.add_argument("--blind", action="store_true",
+                      help="hide agent, model and provider names and shuffle runs and answers "
+                           "(the order's seed is recorded with each label, and kept on resume)")
+    code.set_defaults(handler="coding:code")
 
     phrases = sub.add_parser("phrases", help="the most frequent n-grams of the models' replies")
     phrases.add_argument("path", help="a transcript, or a folder searched for transcripts")
