@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from intermodel.commands import findings
+from intermodel.commands import coding, findings
 
 __all__ = ["add_findings_commands", "add_stats_options"]
 
@@ -36,7 +36,7 @@ def add_findings_commands(sub: Any) -> None:
     code.add_argument("--blind", action="store_true",
                       help="hide agent, model and provider names and shuffle runs and answers "
                            "(the order's seed is recorded with each label, and kept on resume)")
-    code.set_defaults(handler="coding:code")
+    code.set_defaults(handler=coding.code)
 
     phrases = sub.add_parser("phrases", help="the most frequent n-grams of the models' replies")
     phrases.add_argument("path", help="a transcript, or a folder searched for transcripts")

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 from intermodel.coding.labels import Human, Judge, Target, sidecar_path
-from tests.hostile.support import cli
 from tests.analysis.test_html import Page, assert_inert
+from tests.hostile.support import cli
 
 from .support import Study, label
 
