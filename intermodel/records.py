@@ -27,6 +27,7 @@ __all__ = [
     "Resumption",
     "Retry",
     "RunEnd",
+    "StopMatch",
     "Trim",
     "Turn",
     "Usage",
@@ -218,11 +219,25 @@ class Branch:
 
 
 @dataclass(frozen=True, slots=True)
+class StopMatch:
+    """The stop phrase that ended a run: the phrase as configured, how it was matched
+    (`dialogue.stop_match`: end, line, anywhere, regex), and where: characters `start` to `end`
+    of the text of turn `turn`."""
+
+    phrase: str
+    mode: str
+    turn: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunEnd:
     """How the run (or one process of it) ended. `reason` is one of: max_turns, stop_phrase,
     token_budget, time_budget, cost_budget, context_full, degenerate, stopped, interrupted,
     error; `complete` for a panel. (A replay of a transcript that has none ends `incomplete`;
-    that is never written.) `ended_by` names the agent whose stop phrase ended it."""
+    that is never written.) `ended_by` names the agent whose stop phrase ended it, and `stop`
+    the phrase, its mode and where it was (absent in transcripts written before it existed)."""
 
     KIND: ClassVar[str] = "end"
     reason: str
@@ -232,6 +247,7 @@ class RunEnd:
     usage: Mapping[str, Usage] = field(default_factory=dict)
     duration: float = 0.0
     at: str = ""
+    stop: StopMatch | None = None
 
 
 def exit_code_for(end: RunEnd | None) -> int:
@@ -257,4 +273,6 @@ def record_to_json(record: Record) -> dict[str, Any]:
         data["to"] = list(record.to)
     elif isinstance(record, Trim):
         data["dropped"] = list(record.dropped)
+    elif isinstance(record, RunEnd) and record.stop is None:
+        del data["stop"]  # only an end by a stop phrase has one
     return {"kind": record.KIND, **data}

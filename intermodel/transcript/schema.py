@@ -39,6 +39,7 @@ from intermodel.records import (
     Resumption,
     Retry,
     RunEnd,
+    StopMatch,
     Trim,
     Turn,
     Usage,
@@ -312,6 +313,11 @@ RECORDS: dict[str, Table] = {
         "reason": Field(TEXT), "detail": _optional(TEXT), "ended_by": _optional(Nullable(AGENT)),
         "turns": _optional(TURNS), "usage": _optional(MapOf(AGENT, NullMeans(USAGE, Usage))),
         "duration": _optional(SECONDS), "at": AT,
+        # Written since stop phrases have modes; absent in older transcripts.
+        "stop": _optional(Nullable(Table({
+            "phrase": Field(TEXT), "mode": Field(TEXT), "turn": Field(TURN),
+            "start": Field(BYTES), "end": Field(BYTES),
+        }, build=StopMatch))),
     }, build=RunEnd),
 }
 
