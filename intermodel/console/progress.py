@@ -1,5 +1,6 @@
 """The batch's progress on a terminal (or in a log): a line per run that ends, and a status line
-— done / running / retrying / failed / to go, and an estimate of the time left."""
+— done / running / retrying / failed / to go, and an estimate of the time left. On a terminal the
+status line is redrawn in place; in a log a new one is written only when it changes."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class ProgressView:
         self._began: dict[str, float] = {}
         self._took: list[float] = []
         self._status_shown = False
+        self._logged = ""  # the last status line written to a log
 
     def attach(self, batch: Batch) -> None:
         self.batch = batch
@@ -69,7 +71,8 @@ class ProgressView:
                 f"{count['retrying']} retrying · {count['failed']} failed · {left} to go{eta}")
 
     async def tick(self) -> None:
-        """Refresh the status line: every second on a terminal, every 30 s in a log."""
+        """Refresh the status line: every second on a terminal, every 30 s in a log (where it
+        is written only when it says something new)."""
         while True:
             await anyio.sleep(1 if self.live else 30)
             self.show_status()
@@ -79,7 +82,10 @@ class ProgressView:
         if self.live:
             self.stream.write("\r\x1b[2K" + line)
             self._status_shown = True
+        elif line == self._logged:
+            return  # a log of identical lines hides the ones that matter
         else:
+            self._logged = line
             self.stream.write(line + "\n")
         self.stream.flush()
 
