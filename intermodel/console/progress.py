@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 from typing import TextIO
 
 import anyio
@@ -23,6 +24,15 @@ def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
         f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _waiting(states: list[EntryState]) -> str:
+    """Who the retrying runs wait for, and why: ` (openai: rate limited 429 ×2)`."""
+    reasons = Counter(s.waiting for s in states if s.status == "retrying" and s.waiting)
+    if not reasons:
+        return ""
+    return " (" + "; ".join(why + (f" ×{n}" if n > 1 else "")
+                            for why, n in sorted(reasons.items())) + ")"
 
 
 class ProgressView:
@@ -68,7 +78,8 @@ class ProgressView:
             per_run = statistics.median(self._took)
             eta = f" · about {_clock(per_run * left / self.batch.experiment.concurrency)} left"
         return (f"{count['finished']}/{len(states)} done · {count['running']} running · "
-                f"{count['retrying']} retrying · {count['failed']} failed · {left} to go{eta}")
+                f"{count['retrying']} retrying{_waiting(states)} · {count['failed']} failed · "
+                f"{left} to go{eta}")
 
     async def tick(self) -> None:
         """Refresh the status line: every second on a terminal, every 30 s in a log (where it
