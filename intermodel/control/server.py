@@ -36,6 +36,7 @@ from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, 
 
 from intermodel.config.model import RunSpec
 from intermodel.control.paths import peer_uid, socket_path
+from intermodel.control.registry import register, unregister
 from intermodel.engine.session import Session
 from intermodel.errors import UsageError
 from intermodel.security.bounds import MAX_TURNS
@@ -72,6 +73,7 @@ class ControlServer:
     def __init__(self, session: Session[RunSpec], transcript: str | Path) -> None:
         self.session = session
         self.path = socket_path(transcript, session.run_id)
+        self.transcript = transcript
         self.connections = 0  # being served now
         self.cap = connection_cap(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
@@ -79,11 +81,16 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # left behind by a run that crashed
         listener = await anyio.create_unix_listener(self.path, mode=0o600)
+        entry: Path | None = None
         try:
+            # So that a bare `intermodel status` finds the run, wherever its transcript is.
+            entry = register(self.session.run_id, self.path, self.transcript)
             async with listener, anyio.create_task_group() as tg:
                 task_status.started()
                 await self._accept(listener, tg)
         finally:
+            if entry is not None:
+                unregister(entry)
             with contextlib.suppress(OSError):
                 self.path.unlink()
 
