@@ -29,6 +29,7 @@ __all__ = [
     "Resumption",
     "Retry",
     "RunEnd",
+    "StopMatch",
     "Trim",
     "Turn",
     "Usage",
@@ -303,9 +304,23 @@ class Branch:
 
 
 @dataclass(frozen=True, slots=True)
+class StopMatch:
+    """The stop phrase that ended a run: the phrase as configured, how it was matched
+    (`dialogue.stop_match`: end, line, anywhere, regex), and where: characters `start` to `end`
+    of the text of turn `turn`."""
+
+    phrase: str
+    mode: str
+    turn: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunEnd:
     """How the run (or one process of it) ended. `ended_by` names the agent whose stop phrase
-    ended it."""
+    ended it, and `stop` the phrase, its mode and where it was (absent in transcripts written
+    before it existed)."""
 
     KIND: ClassVar[str] = "end"
     reason: EndReason
@@ -315,6 +330,7 @@ class RunEnd:
     usage: Mapping[str, Usage] = field(default_factory=dict)
     duration: float = 0.0
     at: str = ""
+    stop: StopMatch | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reason", EndReason(self.reason))  # as Retry.error
@@ -343,4 +359,6 @@ def record_to_json(record: Record) -> dict[str, Any]:
         data["to"] = list(record.to)
     elif isinstance(record, Trim):
         data["dropped"] = list(record.dropped)
+    elif isinstance(record, RunEnd) and record.stop is None:
+        del data["stop"]  # only an end by a stop phrase has one
     return {"kind": record.KIND, **data}

@@ -29,6 +29,7 @@ from typing import Literal
 
 from intermodel.config.model import DetectorConfig
 from intermodel.engine.detectors import detect
+from intermodel.engine.stops import find_literal_stop
 from intermodel.engine.textmeasures import Loop, is_near_empty, self_repetition, symbol_share
 from intermodel.records import Flag, Turn
 from intermodel.transcript.reader import Transcript
@@ -123,11 +124,16 @@ def _stop_phrase(transcript: Transcript) -> Evidence | None:
         return Evidence("stop_phrase", (last.index,) if last else (), end.detail)
     dialogue = transcript.header.get("config", {}).get("dialogue", {})
     phrases = dialogue.get("stop_phrases", []) if isinstance(dialogue, dict) else []
-    for phrase in phrases if isinstance(phrases, list) else []:
-        if last is not None and isinstance(phrase, str) and phrase and phrase in last.text:
-            return Evidence("stop_phrase", (last.index,), f"turn {last.index} ({last.agent}) "
-                            f"wrote the stop phrase {phrase!r}; the run has no end record")
-    return None
+    # A run from before stop modes matched anywhere. A regular expression is not searched here:
+    # a header is untrusted, and this runs in the reader's own process.
+    mode = dialogue.get("stop_match", "anywhere") if isinstance(dialogue, dict) else "anywhere"
+    if last is None or not isinstance(phrases, list) or mode not in ("end", "line", "anywhere"):
+        return None
+    found = find_literal_stop(last.text, [p for p in phrases if isinstance(p, str)], mode)
+    if found is None:
+        return None
+    return Evidence("stop_phrase", (last.index,), f"turn {last.index} ({last.agent}) wrote the "
+                    f"stop phrase {found.phrase!r}; the run has no end record")
 
 
 def _stopping_flag(transcript: Transcript) -> list[Evidence]:

@@ -6,45 +6,102 @@ import argparse
 import sys
 from pathlib import Path
 
-from intermodel.config import load_config
-from intermodel.errors import EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE, UsageError
+from intermodel.config import RunSpec, load_config
+from intermodel.errors import EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE, ConfigError, UsageError
 from intermodel.security.text import message_lines, safe_line, terminal_safe
 
 __all__ = ["export", "index", "inspect", "stats", "validate"]
 
 
 def validate(args: argparse.Namespace) -> int:
-    import os
-
     from intermodel.commands.findings import is_scheme_file, validate_schemes
-    from intermodel.config.credentials import resolve_credentials
-    from intermodel.errors import ConfigError, MissingKeyError
 
     failed = False
     for file in args.files:
         if is_scheme_file(file):  # recognised by its content: a `schemes` table
             failed = not validate_schemes(file) or failed
             continue
+        if _is_experiment_file(file):  # recognised by its content too
+            failed = not _validate_experiment(file, strict=args.strict) or failed
+            continue
         try:
             pairing = load_config(file)
         except ConfigError as exc:
             failed = True
-            for line in message_lines(str(exc)):
-                print(safe_line(line), file=sys.stderr)
+            _print_issues(exc)
             continue
         agents = ", ".join(f"{a.name}: {a.provider} {a.model}" for a in pairing.agents)
         print(safe_line(f"ok  {file}  ({agents})"))
-        try:
-            resolve_credentials(pairing, os.environ)
-        except MissingKeyError as exc:
-            failed = failed or args.strict
-            for issue in exc.issues:
-                print(safe_line(f"    {'error' if args.strict else 'note'}: {issue}"))
-        except ConfigError as exc:  # a variable that is set, but could never be sent
-            failed = True
-            for issue in exc.issues:
-                print(safe_line(f"    error: {issue}"))
+        failed = not _check_credentials(pairing, strict=args.strict, indent="    ") or failed
     return EXIT_USAGE if failed else EXIT_OK
+
+
+def _print_issues(exc: ConfigError) -> None:
+    for line in message_lines(str(exc)):
+        print(safe_line(line), file=sys.stderr)
+
+
+def _is_experiment_file(file: str) -> bool:
+    import tomllib
+
+    from intermodel.config.experiment import is_experiment_table
+    from intermodel.security.bounds import MAX_TEXT_FILE
+    from intermodel.security.files import UnreadableFile, read_regular
+
+    try:
+        raw = tomllib.loads(read_regular(file, limit=MAX_TEXT_FILE).decode("utf-8"))
+    except (UnreadableFile, UnicodeDecodeError, ValueError, RecursionError):
+        return False  # the pairing checks say what is wrong with it
+    return is_experiment_table(raw)
+
+
+def _validate_experiment(file: str, *, strict: bool) -> bool:
+    """Check an experiment file whole: its own keys, every pairing and panel it names, and each
+    run it plans (an opener must make a valid pairing too). Prints `ok` and its matrix, or one
+    line per problem on stderr. True when it is valid (and, with `strict`, every key is set)."""
+    import os
+
+    from intermodel.config.experiment import load_experiment
+    from intermodel.experiment.plan import plan
+
+    try:
+        experiment = load_experiment(file)
+        runs = len(plan(experiment))
+    except ConfigError as exc:
+        _print_issues(exc)
+        return False
+    pairings, openers = len(experiment.pairings), len(experiment.openers)
+    print(safe_line(
+        f"ok  {file}  (experiment {experiment.name}: {pairings} pairing{'s' * (pairings != 1)} "
+        f"x {openers} opener{'s' * (openers != 1)} x {experiment.replicates} "
+        f"replicate{'s' * (experiment.replicates != 1)} = {runs} runs)"))
+    ok = True
+    for label, spec in experiment.pairings.items():
+        agents = ", ".join(f"{a.name}: {a.provider} {a.model}" for a in spec.agents)
+        print(safe_line(f"    {label}: {os.path.normpath(spec.source)} ({spec.kind}; {agents})"))
+        ok = _check_credentials(spec, strict=strict, indent="      ") and ok
+    return ok
+
+
+def _check_credentials(spec: RunSpec, *, strict: bool, indent: str) -> bool:
+    """Say which key variables `spec` needs and lacks (errors with `strict`, else notes). False
+    when that fails the check."""
+    import os
+
+    from intermodel.config.credentials import resolve_credentials
+    from intermodel.errors import MissingKeyError
+
+    try:
+        resolve_credentials(spec, os.environ)
+    except MissingKeyError as exc:
+        for issue in exc.issues:
+            print(safe_line(f"{indent}{'error' if strict else 'note'}: {issue}"))
+        return not strict
+    except ConfigError as exc:  # a variable that is set, but could never be sent
+        for issue in exc.issues:
+            print(safe_line(f"{indent}error: {issue}"))
+        return False
+    return True
 
 
 def export(args: argparse.Namespace) -> int:

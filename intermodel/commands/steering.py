@@ -29,6 +29,8 @@ def _send(transcript: str, payload: dict[str, object]) -> int:
     reply = request(_control_socket(transcript), payload)
     if not reply.get("ok"):
         raise UsageError(str(reply.get("error", "the run refused the request")))
+    # One line of what the run took the request to mean (a run from before this said nothing).
+    print(safe_line(f"accepted: {reply.get('accepted') or payload['command']}"))
     return EXIT_OK
 
 

@@ -33,7 +33,7 @@ from intermodel.errors import ConfigError, ConfigIssue
 from intermodel.security.bounds import MAX_CONCURRENCY, MAX_INT, MAX_REPLICATES, MAX_TURNS, MIN_INT
 from intermodel.security.files import UnreadableFile
 
-__all__ = ["Experiment", "Limit", "Opener", "load_experiment"]
+__all__ = ["Experiment", "Limit", "Opener", "is_experiment_table", "load_experiment"]
 
 MAX_REQUESTS_PER_MINUTE = 1_000_000
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
@@ -71,6 +71,19 @@ LIMIT: dict[str, Field] = {
     "requests_per_minute": Field(NUMBER, "Requests started per minute.", None,
                                  between(0.1, MAX_REQUESTS_PER_MINUTE)),
 }
+
+
+# Keys only an experiment has at its top level, and tables only a pairing or a panel has.
+_EXPERIMENT_ONLY = frozenset(EXPERIMENT) - {"name", "description"}
+_RUN_SPEC_ONLY = frozenset({"agents", "dialogue", "panel"})
+
+
+def is_experiment_table(raw: dict[str, Any]) -> bool:
+    """True when a file's top-level table reads as an experiment: it holds an experiment's own
+    keys and none of a pairing's or a panel's tables (a file with both is left to the pairing
+    checks, which say what does not belong)."""
+    keys = set(raw)
+    return bool(keys & _EXPERIMENT_ONLY) and not keys & _RUN_SPEC_ONLY
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from intermodel.config.schema import (
 from intermodel.errors import ConfigError, ConfigIssue
 from intermodel.security.bounds import MAX_DEPTH, MAX_TEXT_FILE, nesting_depth
 from intermodel.security.files import UnreadableFile, read_regular
+from intermodel.security.patterns import pattern_problem
 from intermodel.security.secrets import (
     SENSITIVE_HEADER,
     header_name_problem,
@@ -386,6 +387,10 @@ def _normalise_dialogue(
         check.fail("dialogue.interjection_format", "must contain {text}")
     if any(not phrase for phrase in dialogue.get("stop_phrases", [])):
         check.fail("dialogue.stop_phrases", "an empty stop phrase would end every run")
+    elif dialogue.get("stop_match") == "regex":
+        for n, phrase in enumerate(dialogue.get("stop_phrases", [])):
+            if (problem := pattern_problem(phrase)) is not None:
+                check.fail(f"dialogue.stop_phrases[{n}]", problem)
     return dialogue
 
 
@@ -432,7 +437,7 @@ def build(resolved: Mapping[str, Any], *, source: str) -> Pairing:
         max_total_tokens=d.get("max_total_tokens"),
         max_seconds=d.get("max_seconds"),
         max_cost=d.get("max_cost"),
-        stop_phrases=tuple(d["stop_phrases"]),
+        stop_phrases=tuple(d["stop_phrases"]), stop_match=d["stop_match"],
         share_thinking=d["share_thinking"],
         interjection_format=d["interjection_format"],
         empty_reply=d["empty_reply"],

@@ -118,6 +118,7 @@ class DialogueConfig:
     max_seconds: float | None = None
     max_cost: float | None = None
     stop_phrases: tuple[str, ...] = ()
+    stop_match: Literal["end", "line", "anywhere", "regex"] = "end"
     share_thinking: bool = False
     interjection_format: str = "[Human]: {text}"
     empty_reply: str = "[no reply]"

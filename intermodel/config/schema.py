@@ -219,6 +219,9 @@ DIALOGUE: dict[str, Field] = {
     "max_cost": Field(NUMBER, "Cost budget in US dollars (needs prices): stop, or pause in the "
                       "terminal UI, when reached.", None, between(0, MAX_COST)),
     "stop_phrases": Field(STR_LIST, "Either agent saying one of these ends the run.", []),
+    "stop_match": Field(STR, "How a stop phrase must appear: closing the reply (end), alone on "
+                        "a line (line), anywhere, or as a regular expression (regex).", "end",
+                        choices=("end", "line", "anywhere", "regex")),
     "share_thinking": Field(BOOL, "Show each agent its partner's thinking.", False),
     "interjection_format": Field(STR, "How a human message appears to an agent; has {text}.",
                                  "[Human]: {text}"),

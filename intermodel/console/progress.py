@@ -1,10 +1,12 @@
 """The batch's progress on a terminal (or in a log): a line per run that ends, and a status line
-— done / running / retrying / failed / to go, and an estimate of the time left."""
+— done / running / retrying / failed / to go, and an estimate of the time left. On a terminal the
+status line is redrawn in place; in a log a new one is written only when it changes."""
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 from typing import TextIO
 
 import anyio
@@ -24,6 +26,15 @@ def _clock(seconds: float) -> str:
         f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def _waiting(states: list[EntryState]) -> str:
+    """Who the retrying runs wait for, and why: ` (openai: rate limited 429 ×2)`."""
+    reasons = Counter(s.waiting for s in states if s.status == "retrying" and s.waiting)
+    if not reasons:
+        return ""
+    return " (" + "; ".join(why + (f" ×{n}" if n > 1 else "")
+                            for why, n in sorted(reasons.items())) + ")"
+
+
 class ProgressView:
     def __init__(self, stream: TextIO, *, color: bool, live: bool) -> None:
         self.stream = stream
@@ -33,6 +44,7 @@ class ProgressView:
         self._began: dict[str, float] = {}
         self._took: list[float] = []
         self._status_shown = False
+        self._logged = ""  # the last status line written to a log
 
     def attach(self, batch: Batch) -> None:
         self.batch = batch
@@ -66,10 +78,12 @@ class ProgressView:
             per_run = statistics.median(self._took)
             eta = f" · about {_clock(per_run * left / self.batch.experiment.concurrency)} left"
         return (f"{count['finished']}/{len(states)} done · {count['running']} running · "
-                f"{count['retrying']} retrying · {count['failed']} failed · {left} to go{eta}")
+                f"{count['retrying']} retrying{_waiting(states)} · {count['failed']} failed · "
+                f"{left} to go{eta}")
 
     async def tick(self) -> None:
-        """Refresh the status line: every second on a terminal, every 30 s in a log."""
+        """Refresh the status line: every second on a terminal, every 30 s in a log (where it
+        is written only when it says something new)."""
         while True:
             await anyio.sleep(1 if self.live else 30)
             self.show_status()
@@ -79,7 +93,10 @@ class ProgressView:
         if self.live:
             self.stream.write("\r\x1b[2K" + line)
             self._status_shown = True
+        elif line == self._logged:
+            return  # a log of identical lines hides the ones that matter
         else:
+            self._logged = line
             self.stream.write(line + "\n")
         self.stream.flush()
 

@@ -11,11 +11,13 @@ import contextlib
 import json
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from intermodel.control.paths import peer_uid, runtime_dir, socket_path
+from intermodel.control.registry import registered_sockets
 from intermodel.errors import IntermodelError
 from intermodel.security.runid import is_run_id
 
@@ -74,28 +76,32 @@ def request(path: Path, payload: dict[str, Any], timeout: float = 5.0, *,
 
 
 def live_runs(folders: list[Path], notes: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """The status of every run listening in `folders` or the runtime dir. Sockets that nobody
-    answers on were left by runs that died; this user's are removed on sight. Sockets served by
-    another user are not spoken to; `notes` gets a line for each."""
+    """The status of every registered run (`intermodel.control.registry`) and every run
+    listening in `folders` or the runtime dir. Sockets that nobody answers on were left by runs
+    that died; this user's are removed on sight. Sockets served by another user are not spoken
+    to; `notes` gets a line for each."""
     seen: set[Path] = set()
     runtime = runtime_dir()
-    for folder in [runtime, *folders]:
-        for path in sorted(folder.glob("*.sock")) if folder.is_dir() else []:
-            if path.resolve() in seen or (folder == runtime and not is_run_id(path.stem)):
-                continue
-            seen.add(path.resolve())
-            try:
-                reply = request(path, {"command": "status"}, timeout=2)
-            except NotListening:
-                with contextlib.suppress(OSError):
-                    if path.lstat().st_uid == os.getuid():
-                        path.unlink()
-                continue
-            except ForeignSocket as exc:
-                if notes is not None:
-                    notes.append(str(exc))
-                continue
-            except IntermodelError:
-                continue  # alive but not answering in time: leave it be
-            if reply.get("ok"):
-                yield {**reply["status"], "socket": str(path)}
+    candidates = [(None, path) for path in registered_sockets()] + [
+        (folder, path) for folder in [runtime, *folders]
+        for path in (sorted(folder.glob("*.sock")) if folder.is_dir() else [])]
+    for folder, path in candidates:
+        if path.resolve() in seen or (folder == runtime and not is_run_id(path.stem)):
+            continue
+        seen.add(path.resolve())
+        try:
+            reply = request(path, {"command": "status"}, timeout=2)
+        except NotListening:
+            with contextlib.suppress(OSError):
+                found = path.lstat()
+                if found.st_uid == os.getuid() and stat.S_ISSOCK(found.st_mode):
+                    path.unlink()
+            continue
+        except ForeignSocket as exc:
+            if notes is not None:
+                notes.append(str(exc))
+            continue
+        except IntermodelError:
+            continue  # alive but not answering in time: leave it be
+        if reply.get("ok"):
+            yield {**reply["status"], "socket": str(path)}

@@ -7,8 +7,11 @@ answers only connections from its own user (their peer credentials); a client se
 socket served by another user. Each connection carries one JSON request line and gets one JSON
 reply line, without secrets:
 
-    {"command": "interject", "text": "...", "to": "a"}   ->  {"ok": true}
+    {"command": "interject", "text": "...", "to": "a"}   ->  {"ok": true, "accepted": "..."}
     {"command": "status"}                                 ->  {"ok": true, "status": {...}}
+
+`accepted` says in one line what the run took the request to mean (whom a message is for and
+when they see it, the new budget...); `intermodel say` and `control` print it.
 
 Commands: interject, pause, resume, step, stop, extend (with "turns"), status.
 
@@ -33,6 +36,7 @@ from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, 
 
 from intermodel.config.model import RunSpec
 from intermodel.control.paths import peer_uid, socket_path
+from intermodel.control.registry import register, unregister
 from intermodel.engine.session import Session
 from intermodel.errors import UsageError
 from intermodel.security.bounds import MAX_TURNS
@@ -45,6 +49,13 @@ IDLE_SECONDS = 5.0  # to send a whole request line once connected
 _MAX_REQUEST = 64 * 1024
 _ACCEPT_PAUSE = (0.05, 2.0)  # first and longest pause after a failed accept (EMFILE, ENFILE...)
 _BUSY = {"ok": False, "error": "the run is busy with other control connections; try again"}
+_ACCEPTED = {
+    "pause": "pause (a streaming turn is finished first)",
+    "resume": "resume",
+    "step": "one more turn, then pause",
+    "stop": "stop after the streaming turn",
+    "stop now": "stop now (a streaming turn is discarded)",
+}
 
 
 def connection_cap(descriptor_limit: int) -> int:
@@ -62,6 +73,7 @@ class ControlServer:
     def __init__(self, session: Session[RunSpec], transcript: str | Path) -> None:
         self.session = session
         self.path = socket_path(transcript, session.run_id)
+        self.transcript = transcript
         self.connections = 0  # being served now
         self.cap = connection_cap(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
@@ -69,11 +81,16 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # left behind by a run that crashed
         listener = await anyio.create_unix_listener(self.path, mode=0o600)
+        entry: Path | None = None
         try:
+            # So that a bare `intermodel status` finds the run, wherever its transcript is.
+            entry = register(self.session.run_id, self.path, self.transcript)
             async with listener, anyio.create_task_group() as tg:
                 task_status.started()
                 await self._accept(listener, tg)
         finally:
+            if entry is not None:
+                unregister(entry)
             with contextlib.suppress(OSError):
                 self.path.unlink()
 
@@ -132,23 +149,37 @@ class ControlServer:
             if not isinstance(to, str):
                 return {"ok": False, "error": "to is the name of an agent, a, b or both"}
             try:
-                self.session.spec.addressees(to)
+                names = self.session.spec.addressees(to)
             except UsageError as exc:
                 return {"ok": False, "error": str(exc)}
             sent = controls.interject(text, to)
+            accepted = (f"message for {' and '.join(names)} ({len(text)} characters), "
+                        f"before {self._next_turn()}")
         elif command == "extend":
             turns = request.get("turns")
             if type(turns) is not int or not 1 <= turns <= MAX_TURNS:
                 return {"ok": False, "error": f"extend needs a whole number of turns, from 1 to "
                         f"{MAX_TURNS}"}
             sent = controls.extend(turns)
+            accepted = f"{turns} more turn{'s' * (turns != 1)}"
         elif command in ("pause", "resume", "step"):
             sent = getattr(controls, command)()
+            accepted = _ACCEPTED[command]
         elif command == "stop":
-            sent = controls.stop(now=bool(request.get("now", False)))
+            now = bool(request.get("now", False))
+            sent = controls.stop(now=now)
+            accepted = _ACCEPTED["stop now" if now else "stop"]
         else:
             return {"ok": False, "error": f"unknown command {str(command)[:40]!r}"}
-        return {"ok": True} if sent else {"ok": False, "error": "the run has ended"}
+        if not sent:
+            return {"ok": False, "error": "the run has ended"}
+        snapshot = self.session.snapshot()
+        return {"ok": True, "accepted": f"{snapshot['pairing']} ({snapshot['run_id']}): "
+                                        f"{accepted}"}
+
+    def _next_turn(self) -> str:
+        turns = self.session.snapshot().get("turns")
+        return f"turn {turns + 1}" if isinstance(turns, int) else "the next turn"
 
 
 def _redacted(value: Any) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import anyio
@@ -47,6 +47,7 @@ from intermodel.engine.events import (
 from intermodel.engine.gate import Gate
 from intermodel.engine.retry import RetryPolicy
 from intermodel.engine.session import Recorder, Session
+from intermodel.engine.stops import RegexTimedOut, find_stop
 from intermodel.engine.turns import TurnFailed, TurnProducer
 from intermodel.errors import (
     UsageError,
@@ -61,6 +62,7 @@ from intermodel.records import (
     Interjection,
     Resumption,
     RunEnd,
+    StopMatch,
     Trim,
     Turn,
     Usage,
@@ -203,7 +205,7 @@ class Dialogue(Session[Pairing]):
                 self.state.history.append(turn)
                 self.state.usage[turn.agent] = self.state.usage[turn.agent] + turn.usage
                 await self._emit(TurnCompleted(turn))
-                self._check_stop_phrases(turn)
+                await self._check_stop_phrases(turn)
                 await self._check_degeneration()
                 await self._check_cost()
         except _Ended as ended:
@@ -240,11 +242,18 @@ class Dialogue(Session[Pairing]):
         await self._emit(Notice(f"cost budget reached ({reached.detail}); paused"))
         await self._apply(Pause())
 
-    def _check_stop_phrases(self, turn: Turn) -> None:
-        for phrase in self.spec.dialogue.stop_phrases:
-            if phrase in turn.text:
-                raise _Ended(self._end(EndReason.STOP_PHRASE, f"{turn.agent} said {phrase!r}",
-                                       ended_by=turn.agent))
+    async def _check_stop_phrases(self, turn: Turn) -> None:
+        dialogue = self.spec.dialogue
+        try:
+            found = await find_stop(turn.text, dialogue.stop_phrases, dialogue.stop_match)
+        except RegexTimedOut as slow:
+            await self._emit(Notice(f"turn {turn.index}: {slow}"))
+            return
+        if found is not None:
+            end = self._end(EndReason.STOP_PHRASE, f"{turn.agent} said {found.phrase!r}",
+                            ended_by=turn.agent)
+            raise _Ended(replace(end, stop=StopMatch(found.phrase, found.mode, turn.index,
+                                                     found.start, found.end)))
 
     async def _produce_turn(self, index: int) -> Turn:
         """One turn, retried on transient errors. Raises _Ended if it cannot complete."""

@@ -2,6 +2,9 @@
 
 Finished entries are skipped; entries whose runs crashed, were interrupted or ended in an error are
 resumed from their transcripts; the rest are started. Runs share the experiment's provider limits.
+A run waiting out a backoff gives its place back (`intermodel.experiment.slots`), and a provider's
+`streams` limit bounds how many of its runs are in progress, so one provider that is down cannot
+hold up the runs on the others.
 A stop request (Ctrl-C) stops every running run gracefully — each transcript gets its final
 record — and starts no more, so running the command again carries on where it stopped.
 """
@@ -10,23 +13,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import anyio
 
 from intermodel.config.experiment import Experiment
 from intermodel.config.model import RunSpec
-from intermodel.engine.events import Retrying, TurnCompleted, TurnStarted
+from intermodel.engine.events import Retrying, TextChunk, TurnCompleted
 from intermodel.engine.prepare import ProviderFactory, Run, prepared_run
 from intermodel.engine.session import Session
 from intermodel.errors import IntermodelError
 from intermodel.experiment.limits import Limiters
 from intermodel.experiment.manifest import EntryState, Status, scan, status_for, write_manifest
 from intermodel.experiment.plan import Entry, plan
+from intermodel.experiment.slots import RunSlot, SlotProvider
 from intermodel.lineage.resume import prepared_resume
 from intermodel.lineage.trust import Vouchers, seats_of
 from intermodel.providers.registry import make_provider
+from intermodel.records import Retry
 from intermodel.security.secrets import redact
 
 __all__ = ["Batch", "BatchReport"]
@@ -87,13 +93,19 @@ class Batch:
         return BatchReport(len(self.entries), self._skipped, self.states,
                            time.monotonic() - self._began)
 
-    async def _run_entry(self, entry: Entry, slots: anyio.CapacityLimiter) -> None:
-        async with slots:
+    async def _run_entry(self, entry: Entry, places: anyio.CapacityLimiter) -> None:
+        async with AsyncExitStack() as stack:
+            # The provider's share first: a run waiting for it holds no place.
+            for share in self._limiters.shares_for(entry.pairing.agents):
+                await stack.enter_async_context(share.runs)
+            slot = RunSlot(places, on_take=lambda: self._resumed_work(entry))
+            await slot.take()
+            stack.callback(slot.give_back)
             if self._stopping:
                 return
             state = self.states[entry.id]
             try:
-                async with self._open(entry, state) as run:
+                async with self._open(entry, state, slot) as run:
                     state.transcript = str(run.transcript) if run.transcript else None
                     state.run_id = run.session.run_id
                     state.attempts += 1
@@ -112,9 +124,11 @@ class Batch:
                 state.detail = redact(str(exc).partition("\n")[0])  # shown, and in the manifest
                 self._update(entry, "failed")
 
-    def _open(self, entry: Entry, state: EntryState) -> AbstractAsyncContextManager[Run]:
+    def _open(self, entry: Entry, state: EntryState,
+              slot: RunSlot) -> AbstractAsyncContextManager[Run]:
         def factory(agent, partner, credentials):  # type: ignore[no-untyped-def]
-            return self._limiters.wrap(agent, self._factory(agent, partner, credentials))
+            limited = self._limiters.wrap(agent, self._factory(agent, partner, credentials))
+            return SlotProvider(limited, slot, self._limiters.for_agent(agent))
 
         if state.transcript is not None:
             # The experiment's own pairing for this entry vouches for the transcript's seats; a
@@ -130,13 +144,33 @@ class Batch:
         """Keep the entry's status (running / retrying, turns done) current."""
         async for event in run.session.subscribe():
             state = self.states[entry.id]
-            if isinstance(event, Retrying) and state.status != "retrying":
-                self._update(entry, "retrying")
-            elif isinstance(event, TurnStarted) and state.status == "retrying":
-                self._update(entry, "running")
+            if isinstance(event, Retrying):
+                why = self._retry_reason(entry, event.retry)
+                if state.status != "retrying" or state.waiting != why:
+                    state.waiting = why
+                    self._update(entry, "retrying")
+            elif isinstance(event, TextChunk) and state.status == "retrying":
+                self._resumed_work(entry)
             elif isinstance(event, TurnCompleted):
                 state.turns = event.turn.index
                 self._notify(entry)
+
+    def _resumed_work(self, entry: Entry) -> None:
+        """The entry holds a place again after a backoff."""
+        if self.states[entry.id].status == "retrying":
+            self.states[entry.id].waiting = ""
+            self._update(entry, "running")
+
+    @staticmethod
+    def _retry_reason(entry: Entry, retry: Retry) -> str:
+        """Which provider the entry is waiting for, and why: `openai 127.0.0.1:8080: rate
+        limited 429`."""
+        agent = entry.pairing.agent(retry.agent)
+        where: str = agent.provider
+        if agent.base_url:
+            where += f" {urlsplit(agent.base_url).netloc or agent.base_url}"
+        why = retry.error.replace("_", " ") + (f" {retry.status}" if retry.status else "")
+        return redact(f"{where}: {why}")
 
     def _update(self, entry: Entry, status: Status) -> None:
         """A change of status: saved in the manifest (turn counts only go to the listener)."""

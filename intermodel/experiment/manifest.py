@@ -39,6 +39,7 @@ class EntryState:
     end_reason: str | None = None
     detail: str = ""
     attempts: int = 0  # processes that have worked on it (1 + resumes)
+    waiting: str = ""  # while retrying: the provider and why (`openai: rate limited 429`)
 
 
 def status_for(end_reason: str | None) -> Status:

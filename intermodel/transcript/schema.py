@@ -43,6 +43,7 @@ from intermodel.records import (
     Resumption,
     Retry,
     RunEnd,
+    StopMatch,
     Trim,
     Turn,
     Usage,
@@ -334,6 +335,11 @@ RECORDS: dict[str, Table] = {
         "ended_by": _optional(Nullable(AGENT)),
         "turns": _optional(TURNS), "usage": _optional(MapOf(AGENT, NullMeans(USAGE, Usage))),
         "duration": _optional(SECONDS), "at": AT,
+        # Written since stop phrases have modes; absent in older transcripts.
+        "stop": _optional(Nullable(Table({
+            "phrase": Field(TEXT), "mode": Field(TEXT), "turn": Field(TURN),
+            "start": Field(BYTES), "end": Field(BYTES),
+        }, build=StopMatch))),
     }, build=RunEnd),
 }
 

@@ -65,7 +65,7 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
     status = replies[0]["status"]
     assert isinstance(status, dict)
     assert status["turns"] >= 1 and status["max_turns"] == 6 and status["pid"] == os.getpid()
-    assert replies[1] == {"ok": True}
+    assert replies[1]["ok"] is True and "message for bo" in replies[1]["accepted"]
     assert replies[2] == {"ok": False, "error": "no such addressee: use a, b, both, ada or bo"}
     assert replies[4] == {"ok": False, "error": "unknown command 'launch'"}
     assert run.transcript is not None
