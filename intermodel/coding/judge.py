@@ -59,6 +59,7 @@ _NO_REPLY = "[no reply]"
 _GENERIC_MODELS = frozenset({"bundled", "scripted"})
 _ACCOUNT_PROVIDERS = ("openai", "anthropic")
 _SEATS = "ABCDEFGHIJKL"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # -- what is coded ---------------------------------------------------------------------------------
@@ -67,7 +68,8 @@ _SEATS = "ABCDEFGHIJKL"
 def targets(transcript: Transcript, scheme: Scheme) -> list[Target]:
     """What the scheme codes in the transcript, in transcript order: the run; each of a
     conversation's own turns (a branch's inherited turns are coded in its parent); each panel
-    answer. A panel has no turns and a conversation no answers: none for those."""
+    answer, in the panel's order of agents. A panel has no turns and a conversation no
+    answers: none for those."""
     if scheme.scope == "run":
         return [Target.run()]
     if scheme.scope == "turn":
@@ -77,7 +79,9 @@ def targets(transcript: Transcript, scheme: Scheme) -> list[Target]:
         return [Target.of_turn(t.index) for t in transcript.turns if t.index > inherited]
     if not transcript.is_panel:
         return []
-    return [Target.answer(agent) for agent in dict.fromkeys(t.agent for t in transcript.turns)]
+    answered = {turn.agent for turn in transcript.turns}
+    agents = _mapping(_mapping(transcript.header.get("config")).get("agents"))
+    return [Target.answer(str(agent)) for agent in agents if agent in answered]
 
 
 @dataclass(frozen=True)
@@ -368,7 +372,7 @@ def parse_reply(text: str, scheme: Scheme) -> Answer | Unusable:
     if not isinstance(rationale, str):
         return Unusable("\"rationale\" is not text")
     # A lone surrogate (a JSON escape) cannot be written as UTF-8; it becomes U+FFFD.
-    rationale = rationale.encode("utf-8", "replace").decode("utf-8")
+    rationale = _SURROGATE.sub("\ufffd", rationale)
     if len(rationale) > MAX_TEXT:
         rationale = rationale[: MAX_TEXT - 1] + "…"
     return Answer(labels, rationale.strip())
