@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from intermodel.commands import coding, findings
+from intermodel.commands import coding, findings, judging
 
 __all__ = ["add_findings_commands", "add_stats_options"]
 
@@ -16,7 +16,44 @@ MAX_N = 10
 
 
 def add_findings_commands(sub: Any) -> None:
-    """`agreement`, `code` and `phrases`, on the parser's subcommands `sub`."""
+    """`judge`, `code`, `agreement` and `phrases`, on the parser's subcommands `sub`."""
+    judge = sub.add_parser(
+        "judge", help="code every run, turn or answer with a model, under a scheme",
+        description="Code every target of a scheme (each run, turn or panel answer) in a "
+                    "transcript or a folder with a model. Labels are appended to the sidecar "
+                    "beside each transcript; targets this judge already coded under this "
+                    "wording of the scheme are skipped, so running it again carries on.")
+    judge.add_argument("path", help="a transcript, or a folder searched for transcripts")
+    judge.add_argument("--scheme", required=True, metavar="FILE[:NAME]",
+                       help="the scheme file (and the scheme's name when it holds several)")
+    judge.add_argument("--judge", required=True, metavar="SPEC",
+                       help="the model: local, local:PATH.gguf, scripted[:LABEL], "
+                            "openai:MODEL, anthropic:MODEL, or an agent of a pairing or "
+                            "panel file as FILE:AGENT")
+    judge.add_argument("--blind", action="store_true",
+                       help="hide model, agent and provider names from the judge "
+                            "(Agent A/B, the model)")
+    judge.add_argument("--thinking", action="store_true",
+                       help="show the judge the coded models' visible thinking too, marked "
+                            "as thinking (default: replies only)")
+    judge.add_argument("--attempts", type=_whole(1, 10), default=3, metavar="N",
+                       help="requests per target when replies name no label of the scheme "
+                            "(default 3); then the target is recorded as unlabelled")
+    judge.add_argument("--concurrency", type=_whole(1, 64), metavar="N",
+                       help="requests at once (default: 4; 1 for local and scripted judges)")
+    judge.add_argument("--requests-per-minute", type=_whole(1, 1_000_000), metavar="N",
+                       help="pace requests to the judge's endpoint")
+    judge.add_argument("--show-request", nargs="?", const="", metavar="TARGET",
+                       help="print the exact first request for one target and exit: "
+                            "[RUN:]run, [RUN:]turn:N or [RUN:]answer:AGENT, RUN a run id or "
+                            "a transcript's file name (default: the first target)")
+    judge.add_argument("--yes", action="store_true", help="start without asking")
+    judge.add_argument("--dry-run", action="store_true",
+                       help="show the targets and the cost bound, code nothing")
+    judge.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                       help="colour in the progress output (default: auto)")
+    judge.set_defaults(handler=judging.judge)
+
     agreement = sub.add_parser("agreement", help="how far coders agree: kappa, alpha and "
                                "confusion matrices from the labels beside transcripts")
     agreement.add_argument("path", help="a transcript, or a folder searched for transcripts")

@@ -16,6 +16,7 @@ TINY = {
     "tui_stream.py": ["--turns", "1", "--words", "10", "--paced-turns", "1", "--paced-words", "5",
                       "--history-words", "10", "--repeat", "1", "--histories", "2,3"],
     "local.py": ["--tokens", "8", "--runs", "1", "--launches", "1"],
+    "judge.py": ["--targets", "20", "--local", "0", "--runs", "1"],
 }
 
 
