@@ -36,10 +36,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from intermodel.config import parse_pairing  # noqa: E402
-from intermodel.console import run_console  # noqa: E402
+from intermodel.console.render import run_console  # noqa: E402
+from intermodel.engine.prepare import prepared_run  # noqa: E402
 from intermodel.providers.local import LocalProvider, bundled_model_path  # noqa: E402
 from intermodel.providers.local.runtime import import_llama  # noqa: E402
-from intermodel.runner import prepared_run  # noqa: E402
 from intermodel.transcript.reader import read_transcript  # noqa: E402
 
 SYSTEM = "You are a storyteller. You tell long, detailed stories."
@@ -90,11 +90,11 @@ def bare(llm: Any, tokens: int) -> Sample:
 async def through_intermodel(tokens: int, folder: str) -> tuple[Sample, int]:
     pairing = parse_pairing(pairing_text(tokens), source="bench-local.toml")
     async with prepared_run(pairing, out_dir=folder) as run:
-        console = run.dialogue.subscribe()
+        console = run.session.subscribe()
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: run_console(console, io.StringIO(), color=True, width=100,
                                               write=lambda text: None))
-            await run.dialogue.run()
+            await run.session.run()
     assert run.transcript is not None
     [turn] = read_transcript(run.transcript).turns
     assert turn.ttft is not None and turn.usage.output_tokens

@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from intermodel.config import parse_pairing  # noqa: E402
-from intermodel.console import run_console  # noqa: E402
-from intermodel.runner import prepared_run  # noqa: E402
+from intermodel.console.render import run_console  # noqa: E402
+from intermodel.engine.prepare import prepared_run  # noqa: E402
 from intermodel.transcript.reader import read_transcript  # noqa: E402
 
 Sample = tuple[float, float]  # (chunks per second, seconds to first chunk)
@@ -108,11 +108,11 @@ max_tokens = {chunks + 10}
 async def through_intermodel(protocol: str, base_url: str, chunks: int, folder: str) -> Sample:
     pairing = parse_pairing(pairing_text(protocol, base_url, chunks), source="relay.toml")
     async with prepared_run(pairing, out_dir=folder, environ={"BENCH_KEY": "k"}) as run:
-        console = run.dialogue.subscribe()
+        console = run.session.subscribe()
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: run_console(console, io.StringIO(), color=True, width=100,
                                               write=lambda text: None))
-            await run.dialogue.run()
+            await run.session.run()
     assert run.transcript is not None
     [turn] = read_transcript(run.transcript).turns
     assert turn.text and turn.ttft is not None

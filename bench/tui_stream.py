@@ -34,10 +34,10 @@ from contextlib import asynccontextmanager
 import anyio
 
 from intermodel.config import Pairing, parse_pairing
-from intermodel.dialogue import Dialogue, DialogueState, speaker_of
+from intermodel.engine.dialogue import Dialogue, DialogueState, speaker_of
+from intermodel.engine.prepare import Run
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.records import Resumption, Turn, Usage, now_iso
-from intermodel.runner import Run
 from intermodel.tui.app import IntermodelApp
 from intermodel.tui.sources import LiveSource, Pump
 

@@ -1,5 +1,8 @@
 """The `intermodel` command: the parser, and one-line reports of expected failures. The command
-handlers, thin wrappers over the library, live in `intermodel.commands`.
+handlers, thin wrappers over the library, live in `intermodel.commands` and are referenced here
+directly, so mypy checks each against `Handler`. Their modules are light to import (what one
+command needs, an SDK, the terminal UI, SQLite, is imported inside its handler), so `--help` and
+argument errors stay quick.
 
 Every expected failure (bad config, missing key, unreachable server, unreadable transcript) ends
 as one line on stderr and an exit code, never a traceback: 0 done, 1 the run ended in an error,
@@ -11,17 +14,20 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import importlib
 import sys
 from collections.abc import Callable, Sequence
+from typing import cast
 
-from intermodel.about import __version__
-from intermodel.bounds import MAX_TURNS
-from intermodel.commands import EXIT_RUN_ERROR, EXIT_SIGNAL
-from intermodel.errors import IntermodelError
-from intermodel.safety import safe_line
+from intermodel.commands import reading, running, steering
+from intermodel.commands.findings_args import add_findings_commands, add_stats_options
+from intermodel.errors import EXIT_RUN_ERROR, EXIT_SIGNAL, IntermodelError
+from intermodel.security.bounds import MAX_TURNS
+from intermodel.security.text import message_lines, safe_line
+from intermodel.transcript.versions import __version__
 
-__all__ = ["main"]
+__all__ = ["Handler", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +48,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "command", None):
         args = parser.parse_args(["run", *(argv or [])])
     try:
-        return int(_handler(args.handler)(args))
+        handler = cast(Handler, args.handler)
+        return int(handler(args))
     except IntermodelError as exc:
         return _report(exc)
     except BaseExceptionGroup as group:  # an error that left through a task group
@@ -60,18 +67,15 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_RUN_ERROR
 
 
-def _handler(name: str) -> Callable[[argparse.Namespace], int]:
-    """"group:function" in intermodel.commands, imported only when its command runs."""
-    group, function = name.split(":")
-    handler: Callable[[argparse.Namespace], int] = getattr(
-        importlib.import_module(f"intermodel.commands.{group}"), function)
-    return handler
-
-
 def _report(exc: IntermodelError) -> int:
-    for line in str(exc).splitlines() or [type(exc).__name__]:
+    for line in message_lines(str(exc)) or [type(exc).__name__]:
         print(f"intermodel: {safe_line(line)}", file=sys.stderr)
     return exc.exit_code
+
+
+def _handled_by(parser: argparse.ArgumentParser, handler: Handler) -> None:
+    # Typed, unlike set_defaults: a handler of the wrong shape is a mypy error here.
+    parser.set_defaults(handler=handler)
 
 
 @functools.cache  # built once per process: tests and scripts call `main` many times
@@ -91,13 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--turns", type=_positive, metavar="N", help="override the turn budget")
     run.add_argument("--no-transcript", action="store_true", help="do not write a transcript")
     _color_option(run)
-    run.set_defaults(handler="running:run")
+    _handled_by(run, running.run)
 
-    validate = sub.add_parser("validate", help="check pairing files without running them")
+    validate = sub.add_parser("validate", help="check pairing and scheme files without running "
+                              "them")
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.add_argument("--strict", action="store_true",
                           help="also fail when a key variable the pairing needs is not set")
-    validate.set_defaults(handler="records:validate")
+    _handled_by(validate, reading.validate)
 
     export = sub.add_parser("export", help="write a transcript (or, as HTML, a folder of them) "
                             "in a readable form")
@@ -105,19 +110,20 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["md", "html"], default="md")
     export.add_argument("-o", "--output", metavar="FILE",
                         help="output file, or - for stdout (default: beside the transcript)")
-    export.set_defaults(handler="records:export")
+    _handled_by(export, reading.export)
 
     stats = sub.add_parser("stats", help="figures of recorded runs: per run, agent and group")
     stats.add_argument("path", help="a transcript, or a folder searched for transcripts")
     stats.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    stats.set_defaults(handler="records:stats")
+    add_stats_options(stats)
+    _handled_by(stats, reading.stats)
 
     index = sub.add_parser("index", help="build or update a SQLite database of recorded runs")
     index.add_argument("path", help="a transcript, or a folder searched for transcripts")
     index.add_argument("--db", metavar="FILE",
                        help="the database (default: intermodel.sqlite in the folder)")
     index.add_argument("--rebuild", action="store_true", help="index every file again")
-    index.set_defaults(handler="records:index")
+    _handled_by(index, reading.index)
 
     resume = sub.add_parser("resume", help="continue an interrupted run from its transcript")
     resume.add_argument("transcript")
@@ -127,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="plain streamed output instead of the terminal UI")
     _trust_option(resume)
     _color_option(resume)
-    resume.set_defaults(handler="running:resume")
+    _handled_by(resume, running.resume)
 
     branch = sub.add_parser("branch", help="start a new run from a run's state after turn N")
     branch.add_argument("transcript", help="the parent run's transcript")
@@ -146,14 +152,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="plain streamed output instead of the terminal UI")
     _trust_option(branch)
     _color_option(branch)
-    branch.set_defaults(handler="running:branch")
+    _handled_by(branch, running.branch)
 
     say = sub.add_parser("say", help="send a human message to a run in progress")
     say.add_argument("transcript", help="the run's transcript")
     say.add_argument("text")
     say.add_argument("--to", default="both", metavar="WHO",
                      help="a, b, both (default) or an agent's name")
-    say.set_defaults(handler="steering:say")
+    _handled_by(say, steering.say)
 
     control = sub.add_parser("control", help="pause, resume, step, stop or extend a run in "
                              "progress")
@@ -162,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     control.add_argument("turns", nargs="?", type=_positive, help="for extend: how many turns")
     control.add_argument("--now", action="store_true",
                          help="with stop: discard the streaming turn instead of finishing it")
-    control.set_defaults(handler="steering:control")
+    _handled_by(control, steering.control)
 
     batch = sub.add_parser("batch", help="run an experiment: pairings x openers x replicates")
     batch.add_argument("experiment", help="experiment TOML file")
@@ -170,24 +176,26 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--dry-run", action="store_true",
                        help="show the runs and the cost bound, run nothing")
     _color_option(batch)
-    batch.set_defaults(handler="running:batch")
+    _handled_by(batch, running.batch)
 
     status = sub.add_parser("status", help="list runs in progress")
     status.add_argument("folders", nargs="*", metavar="DIR",
                         help="transcript folders to look in (default: the transcripts folder)")
-    status.set_defaults(handler="steering:status")
+    _handled_by(status, steering.status)
 
     replay = sub.add_parser("replay", help="watch a recorded run again in the terminal UI")
     replay.add_argument("transcript")
     replay.add_argument("--speed", type=_speed, default=1.0, metavar="X",
                         help="playback speed: 1 is the original pace, 4 four times faster")
-    replay.set_defaults(handler="running:replay")
+    _handled_by(replay, running.replay)
 
     inspect = sub.add_parser("inspect", help="rebuild a turn's exact request and check its hash")
     inspect.add_argument("transcript")
     inspect.add_argument("--turn", type=_positive, metavar="N",
                          help="the turn to show (default: check every turn)")
-    inspect.set_defaults(handler="records:inspect")
+    _handled_by(inspect, reading.inspect)
+
+    add_findings_commands(sub)
     return parser
 
 

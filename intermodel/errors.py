@@ -27,13 +27,22 @@
 
 Providers translate every foreign exception (SDK, httpx2, llama.cpp) into a ProviderError at their
 boundary, so the dialogue's retry policy never needs to know which library raised what.
+
+Every command exits with one of four codes: EXIT_OK, EXIT_RUN_ERROR (a run ended in an error, or
+an error of this tree other than those below), EXIT_USAGE (bad configuration or usage, an
+unreadable transcript, a missing key variable) and EXIT_SIGNAL (stopped by a signal).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 __all__ = [
+    "EXIT_OK",
+    "EXIT_RUN_ERROR",
+    "EXIT_SIGNAL",
+    "EXIT_USAGE",
     "AuthenticationFailed",
     "BadRequest",
     "ConfigError",
@@ -41,6 +50,7 @@ __all__ = [
     "ConnectionFailed",
     "ContextTooLong",
     "DependencyMissing",
+    "ErrorKind",
     "FatalError",
     "IntermodelError",
     "InvalidRunId",
@@ -61,10 +71,13 @@ __all__ = [
 ]
 
 
+EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE, EXIT_SIGNAL = 0, 1, 2, 130
+
+
 class IntermodelError(Exception):
     """Base of every error this tool reports; `exit_code` is what the CLI exits with."""
 
-    exit_code = 1
+    exit_code = EXIT_RUN_ERROR
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,7 @@ class ConfigIssue:
 class ConfigError(IntermodelError):
     """A pairing file is invalid. Carries every issue found, not only the first."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def __init__(self, file: str, issues: list[ConfigIssue]) -> None:
         self.file = file
@@ -97,16 +110,16 @@ class MissingKeyError(ConfigError):
 
 
 class UsageError(IntermodelError):
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class UntrustedTranscript(UsageError):
     """A transcript names endpoints, key variables or headers that no pairing file of yours
-    vouches for, and nobody said to trust it (see `intermodel.trust`)."""
+    vouches for, and nobody said to trust it (see `intermodel.lineage.trust`)."""
 
 
 class DependencyMissing(IntermodelError):
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class TranscriptError(IntermodelError):
@@ -117,7 +130,7 @@ class TranscriptInvalid(TranscriptError):
     """A transcript that cannot be read: `path`, the `line` at fault (when one is), and why.
     Exit code 2, like a bad pairing file: the input is wrong, not the run."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def __init__(self, path: str, reason: str, line: int | None = None) -> None:
         self.path = path
@@ -129,7 +142,45 @@ class TranscriptInvalid(TranscriptError):
 class InvalidRunId(TranscriptError):
     """A run id names files and sockets, so anything but 12 lowercase hex digits is refused."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
+
+
+class ErrorKind(StrEnum):
+    """The kind of a failed model call, one per class of the ProviderError branch: what a `retry`
+    record's `error` holds ("rate_limited").
+
+    `UNKNOWN` is never written: it is what a kind this version does not know reads as, so a
+    transcript from a later version (or an edited one) still reads, and shows this version's own
+    wording."""
+
+    PROVIDER_ERROR = "provider_error"
+    TRANSIENT_ERROR = "transient_error"
+    RATE_LIMITED = "rate_limited"
+    SERVER_UNAVAILABLE = "server_unavailable"
+    CONNECTION_FAILED = "connection_failed"
+    STREAM_INTERRUPTED = "stream_interrupted"
+    TIMED_OUT = "timed_out"
+    FATAL_ERROR = "fatal_error"
+    AUTHENTICATION_FAILED = "authentication_failed"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    MODEL_NOT_FOUND = "model_not_found"
+    BAD_REQUEST = "bad_request"
+    CONTEXT_TOO_LONG = "context_too_long"
+    PROVIDER_BROKEN = "provider_broken"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def read(cls, text: str) -> ErrorKind:
+        """The kind `text` names; UNKNOWN for one this version does not know."""
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def words(self) -> str:
+        """The kind for people: "rate limited"."""
+        return "unknown error" if self is ErrorKind.UNKNOWN else self.value.replace("_", " ")
 
 
 class ProviderError(IntermodelError):
@@ -153,15 +204,18 @@ class ProviderError(IntermodelError):
         self.retry_after = retry_after
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> ErrorKind:
         """A short stable name for transcripts and status lines, e.g. "rate_limited"."""
-        return _KIND_NAMES.get(type(self), type(self).__name__)
+        for cls in type(self).__mro__:
+            if cls in _KIND_NAMES:
+                return _KIND_NAMES[cls]
+        return ErrorKind.UNKNOWN  # unreachable: every ProviderError has ProviderError's kind
 
     def describe(self) -> str:
         """One line for people: what failed, with the status code when known."""
         where = f"{self.provider} " if self.provider else ""
         status = f"{self.status} " if self.status else ""
-        return f"{where}{status}{self.kind.replace('_', ' ')}: {self.message}"
+        return f"{where}{status}{self.kind.words}: {self.message}"
 
 
 class TransientError(ProviderError):
@@ -216,19 +270,19 @@ class ProviderBroken(FatalError):
     pass
 
 
-_KIND_NAMES: dict[type[ProviderError], str] = {
-    ProviderError: "provider_error",
-    TransientError: "transient_error",
-    RateLimited: "rate_limited",
-    ServerUnavailable: "server_unavailable",
-    ConnectionFailed: "connection_failed",
-    StreamInterrupted: "stream_interrupted",
-    TimedOut: "timed_out",
-    FatalError: "fatal_error",
-    AuthenticationFailed: "authentication_failed",
-    QuotaExhausted: "quota_exhausted",
-    ModelNotFound: "model_not_found",
-    BadRequest: "bad_request",
-    ContextTooLong: "context_too_long",
-    ProviderBroken: "provider_broken",
+_KIND_NAMES: dict[type[ProviderError], ErrorKind] = {
+    ProviderError: ErrorKind.PROVIDER_ERROR,
+    TransientError: ErrorKind.TRANSIENT_ERROR,
+    RateLimited: ErrorKind.RATE_LIMITED,
+    ServerUnavailable: ErrorKind.SERVER_UNAVAILABLE,
+    ConnectionFailed: ErrorKind.CONNECTION_FAILED,
+    StreamInterrupted: ErrorKind.STREAM_INTERRUPTED,
+    TimedOut: ErrorKind.TIMED_OUT,
+    FatalError: ErrorKind.FATAL_ERROR,
+    AuthenticationFailed: ErrorKind.AUTHENTICATION_FAILED,
+    QuotaExhausted: ErrorKind.QUOTA_EXHAUSTED,
+    ModelNotFound: ErrorKind.MODEL_NOT_FOUND,
+    BadRequest: ErrorKind.BAD_REQUEST,
+    ContextTooLong: ErrorKind.CONTEXT_TOO_LONG,
+    ProviderBroken: ErrorKind.PROVIDER_BROKEN,
 }

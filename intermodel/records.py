@@ -8,31 +8,113 @@ The conversation history an agent's view is built from is just the ordered `Turn
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
+
+from intermodel.errors import EXIT_OK, EXIT_RUN_ERROR, EXIT_SIGNAL, ErrorKind
 
 __all__ = [
     "Branch",
     "BudgetChange",
     "Discard",
+    "EndReason",
     "Flag",
+    "Header",
     "HistoryEntry",
     "Interjection",
     "Note",
     "Resumption",
     "Retry",
     "RunEnd",
+    "StopMatch",
     "Trim",
     "Turn",
     "Usage",
+    "exit_code_for",
     "now_iso",
 ]
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EndReason(StrEnum):
+    """Why a run (or one process of it) ended: `RunEnd.reason`, and `Discard.reason` for the turn
+    the end cut short. A `StrEnum`, so a transcript holds the bare value ("max_turns").
+
+    `UNKNOWN` is never written. It is what a reason this version does not know reads as (a later
+    version's, or an edited file's): the transcript still reads, and what is shown is this
+    version's own wording, so no text from the file reaches a screen through a reason."""
+
+    MAX_TURNS = "max_turns"
+    STOP_PHRASE = "stop_phrase"
+    TOKEN_BUDGET = "token_budget"
+    TIME_BUDGET = "time_budget"
+    COST_BUDGET = "cost_budget"
+    CONTEXT_FULL = "context_full"
+    DEGENERATE = "degenerate"
+    STOPPED = "stopped"  # by the person watching, or the control socket
+    INTERRUPTED = "interrupted"  # by a signal
+    ERROR = "error"
+    COMPLETE = "complete"  # every agent of a panel answered
+    INCOMPLETE = "incomplete"  # a replay of a transcript that has no final record
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def read(cls, text: str) -> EndReason:
+        """The reason `text` names; UNKNOWN for one this version does not know."""
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def words(self) -> str:
+        """The reason's name for people: "max turns"."""
+        return self.value.replace("_", " ")
+
+    @property
+    def outcome(self) -> str:
+        """What happened, as a phrase: "turn budget reached"."""
+        return _OUTCOMES[self]
+
+
+_OUTCOMES = {
+    EndReason.MAX_TURNS: "turn budget reached",
+    EndReason.STOP_PHRASE: "ended by a stop phrase",
+    EndReason.TOKEN_BUDGET: "token budget reached",
+    EndReason.TIME_BUDGET: "time budget reached",
+    EndReason.COST_BUDGET: "cost budget reached",
+    EndReason.CONTEXT_FULL: "context window full",
+    EndReason.DEGENERATE: "stopped by a detector",
+    EndReason.STOPPED: "stopped",
+    EndReason.INTERRUPTED: "interrupted",
+    EndReason.ERROR: "error",
+    EndReason.COMPLETE: "every agent answered",
+    EndReason.INCOMPLETE: "transcript ends without a final record",
+    EndReason.UNKNOWN: "ended for a reason this version does not know",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The first record of a run: its id, when it started, and what it ran. `config` is the
+    resolved config (every default filled in, files inlined, no secrets) of the pairing or panel
+    named `pairing`, read from `source`; `origin` says where the run comes from
+    ({"experiment": {...}} for a batch entry, {"parent": {...}} for a branch). The transcript
+    writer adds the format version, the versions of what ran it and the config's hash."""
+
+    KIND: ClassVar[str] = "header"
+    run_id: str
+    started_at: str
+    pairing: str
+    source: str
+    config: Mapping[str, Any]
+    origin: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +138,23 @@ class Usage:
             add(self.output_tokens, other.output_tokens),
             add(self.reasoning_tokens, other.reasoning_tokens),
         )
+
+    @staticmethod
+    def summed(usages: Iterable[Usage]) -> Usage:
+        """The sum of `usages`; a figure stays None when none of them reported it."""
+        total = Usage()
+        for usage in usages:
+            total += usage
+        return total
+
+    @staticmethod
+    def per_agent(turns: Iterable[Turn], agents: Iterable[str] = ()) -> dict[str, Usage]:
+        """Each agent's usage summed over `turns`: every one of `agents` first, in order (with
+        nothing reported when it had no turn), then any other agent that had a turn."""
+        totals = dict.fromkeys(agents, Usage())
+        for turn in turns:
+            totals[turn.agent] = totals.get(turn.agent, Usage()) + turn.usage
+        return totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +199,17 @@ class Retry:
     turn: int
     agent: str
     attempt: int
-    error: str  # ProviderError.kind, e.g. "rate_limited"
+    error: ErrorKind  # ProviderError.kind, e.g. "rate_limited"
     message: str
     status: int | None
     wait: float
     partial_chars: int = 0  # how much of the reply had streamed before the failure (discarded)
     at: str = ""
+
+    def __post_init__(self) -> None:
+        # Code may name the kind by its text; one that is not a kind is an error here (a reader
+        # makes an unknown one UNKNOWN before it builds the record).
+        object.__setattr__(self, "error", ErrorKind(self.error))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +220,7 @@ class Discard:
     KIND: ClassVar[str] = "discard"
     turn: int
     agent: str
-    reason: str
+    reason: EndReason  # how the run was ending when the turn was cut short
     text: str = ""  # at most the first DISCARD_KEPT characters of the partial reply
     thinking: str = ""
     at: str = ""
@@ -124,6 +228,9 @@ class Discard:
     # `text` and `thinking` are whole.
     text_chars: int | None = None
     thinking_chars: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", EndReason(self.reason))  # as Retry.error
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,20 +304,44 @@ class Branch:
 
 
 @dataclass(frozen=True, slots=True)
+class StopMatch:
+    """The stop phrase that ended a run: the phrase as configured, how it was matched
+    (`dialogue.stop_match`: end, line, anywhere, regex), and where: characters `start` to `end`
+    of the text of turn `turn`."""
+
+    phrase: str
+    mode: str
+    turn: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunEnd:
-    """How the run (or one process of it) ended. `reason` is one of: max_turns, stop_phrase,
-    token_budget, time_budget, cost_budget, context_full, degenerate, stopped, interrupted,
-    error; `complete` for a panel. (A replay of a transcript that has none ends `incomplete`;
-    that is never written.) `ended_by` names the agent whose stop phrase ended it."""
+    """How the run (or one process of it) ended. `ended_by` names the agent whose stop phrase
+    ended it, and `stop` the phrase, its mode and where it was (absent in transcripts written
+    before it existed)."""
 
     KIND: ClassVar[str] = "end"
-    reason: str
+    reason: EndReason
     detail: str = ""
     ended_by: str | None = None
     turns: int = 0
     usage: Mapping[str, Usage] = field(default_factory=dict)
     duration: float = 0.0
     at: str = ""
+    stop: StopMatch | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", EndReason(self.reason))  # as Retry.error
+
+
+def exit_code_for(end: RunEnd | None) -> int:
+    """What a command that drove a run exits with: a signal's code when it was interrupted (or
+    ended without a word), a run error's when it ended in an error, else 0."""
+    if end is None or end.reason is EndReason.INTERRUPTED:
+        return EXIT_SIGNAL
+    return EXIT_RUN_ERROR if end.reason is EndReason.ERROR else EXIT_OK
 
 
 HistoryEntry = Turn | Interjection | Trim
@@ -228,4 +359,6 @@ def record_to_json(record: Record) -> dict[str, Any]:
         data["to"] = list(record.to)
     elif isinstance(record, Trim):
         data["dropped"] = list(record.dropped)
+    elif isinstance(record, RunEnd) and record.stop is None:
+        del data["stop"]  # only an end by a stop phrase has one
     return {"kind": record.KIND, **data}

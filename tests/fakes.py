@@ -8,17 +8,19 @@ from contextlib import aclosing
 import anyio
 
 from intermodel.config.model import AgentConfig, Pairing
-from intermodel.dialogue import Dialogue, Recorder
+from intermodel.config.request import Request
+from intermodel.engine.dialogue import Dialogue
+from intermodel.engine.events import Event
+from intermodel.engine.prepare import ProviderFactory
+from intermodel.engine.session import Recorder
 from intermodel.errors import ProviderError
-from intermodel.events import Event
-from intermodel.providers.base import Provider, Request, StreamEvent, TextDelta
+from intermodel.providers.base import Provider, ProviderWrapper, StreamEvent, TextDelta
 from intermodel.providers.scripted import ScriptedProvider
-from intermodel.records import RunEnd
-from intermodel.runner import ProviderFactory
-from intermodel.secrets import Credentials
+from intermodel.records import Header, Record, RunEnd
+from intermodel.security.secrets import Credentials
 
 
-class FailingProvider:
+class FailingProvider(ProviderWrapper):
     """Wraps a provider; call number n (from 0) fails with `plan[n]` after streaming
     `partial` text, when `plan[n]` is an error."""
 
@@ -67,7 +69,7 @@ class Gate:
         await self._event.wait()
 
 
-class GatedProvider:
+class GatedProvider(ProviderWrapper):
     """Wraps a provider; each reply after the first `after` passes its first `opening` events
     on, then waits at `gate` before the rest (so the turn is seen under way, and stays so,
     until the gate opens). With `opening=0` the reply waits before its first token."""
@@ -112,13 +114,13 @@ def scripted_providers(pairing: Pairing) -> dict[str, ScriptedProvider]:
 
 
 class MemoryRecorder:
-    """Keeps recorded events in a list (the transcript writer's interface)."""
+    """Keeps what a run records in a list (the transcript writer's interface)."""
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        self.records: list[Header | Record] = []
 
-    async def record(self, event: Event) -> None:
-        self.events.append(event)
+    async def record(self, record: Header | Record) -> None:
+        self.records.append(record)
 
 
 async def run_dialogue(

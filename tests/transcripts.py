@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from intermodel.config.model import Pairing
-from intermodel.events import RunStarted
-from intermodel.records import Interjection, Record, RunEnd, Turn, Usage, record_to_json
-from intermodel.transcript.writer import header
+from intermodel.records import Header, Interjection, Record, RunEnd, Turn, Usage
+from intermodel.transcript.writer import to_json
 
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -44,8 +43,8 @@ def finished(records: Iterable[Record], reason: str = "max_turns", detail: str =
 
 def write_transcript(path: Path, pairing: Pairing, records: Iterable[Record], *,
                      torn: str = "") -> Path:
-    started = RunStarted("feedc0ffee00", pairing, str(path), at(0))
-    lines = [header(started), *(record_to_json(r) for r in records)]
+    start = Header("feedc0ffee00", at(0), pairing.name, pairing.source, pairing.resolved)
+    lines = [to_json(start), *(to_json(r) for r in records)]
     text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
     path.write_text(text + torn, encoding="utf-8")
     return path

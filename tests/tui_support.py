@@ -12,8 +12,8 @@ import anyio
 from textual.pilot import Pilot
 
 from intermodel.config.model import Pairing, Panel
-from intermodel.events import Event, TurnCompleted
-from intermodel.runner import prepared_run
+from intermodel.engine.events import Event, TurnCompleted
+from intermodel.engine.prepare import prepared_run
 from intermodel.tui import app as app_module
 from intermodel.tui.app import IntermodelApp, live_app
 from intermodel.tui.sources import LiveSource

@@ -21,31 +21,34 @@ from pathlib import Path
 from typing import ClassVar
 
 import anyio
-from textual import on
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.content import Content
+from textual.reactive import var
 from textual.widgets import Footer, Input, Static
 
-from intermodel.bus import Subscription
-from intermodel.config.model import Pairing, Panel
+from intermodel.config.model import Panel, RunSpec
+from intermodel.engine.bus import Subscription
+from intermodel.engine.events import Event, RunStarted
+from intermodel.engine.prepare import ProviderFactory, RunOpener, prepared_run
+from intermodel.engine.signals import stop_on_signals
 from intermodel.errors import IntermodelError
-from intermodel.events import Event, RunStarted
-from intermodel.headless import RunOpener, exit_code_for, stop_on_signals
 from intermodel.providers.registry import make_provider
-from intermodel.runner import ProviderFactory, prepared_run
+from intermodel.records import exit_code_for
 from intermodel.transcript.reader import read_transcript
 
 from . import keys
 from .columns import PanelView
+from .entries import FLIPPED, HIDDEN, ThinkingToggle, TurnView
 from .history import recorded_history
 from .model import ConversationModel
 from .pane import AgentPane
 from .prompts import GotoBar, InterjectBar
 from .quit import ConfirmQuit
 from .sources import LiveSource, ReplaySource, Source
-from .status import PlaybackInfo, StatusBar
+from .status import StatusBar
 from .text import plain
 
 __all__ = ["STACK_BELOW", "IntermodelApp", "live_app", "replay_app", "run_replay", "run_tui"]
@@ -64,9 +67,18 @@ QUIT_GRACE = 10.0  # seconds a stopping run gets to finish its transcript before
 class IntermodelApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "intermodel"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
-        (0, "-narrow"), (STACK_BELOW, "-wide")]
+    # Textual declares this as an instance variable; redeclaring it as a ClassVar upsets mypy.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (STACK_BELOW, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = keys.BINDINGS
+
+    # What the footer's keys depend on, mirrored from the model after every batch of events: a
+    # change refreshes the keys offered, and the status bar at once rather than at its next tick.
+    paused: var[bool] = var(False, bindings=True)
+    running: var[bool] = var(False, bindings=True)  # a live run that has not ended
+    panel: var[bool] = var(False, bindings=True)
+    stopping: var[bool] = var(False)
+    # Thinking shows in every turn but those whose own toggle was clicked (see entries.py).
+    show_thinking: var[bool] = var(True)
 
     def __init__(self, source: Source, *, clock: Callable[[], float] = time.monotonic,
                  blink: bool = True) -> None:
@@ -75,16 +87,15 @@ class IntermodelApp(App[int]):
         self.clock = clock
         self.blink = blink
         self.model = ConversationModel(clock, live=source.live)
-        self.thinking_visible = True
         self.failure: Exception | None = None  # why a run could not start
         self.served = anyio.Event()  # the source has finished (the run ended, or the replay closed)
         self._quitting = False
-        self._binding_state: tuple[object, ...] = ()
         self._generation = 0
         self._turn = 0
         self._caches_dropped = time.monotonic()
         self._panes: tuple[AgentPane, ...] = (AgentPane(self.model, 0, id="pane-a"),
                                               AgentPane(self.model, 1, id="pane-b"))
+        self.set_reactive(IntermodelApp.running, source.live)
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -100,10 +111,9 @@ class IntermodelApp(App[int]):
     def on_mount(self) -> None:
         for bar in self.query(".bar"):
             bar.display = False
-        if isinstance(self.source, LiveSource):
-            self.run_worker(stop_on_signals(self._interrupt, self._close, ignore_after=False),
-                            name="signals", group="signals")
-        self.run_worker(self._serve(), name="source", group="source", exclusive=True)
+        if self.source.live:
+            self._handle_signals()
+        self._serve()
         self.set_interval(STATUS_SECONDS, self.refresh_status)
         self.refresh_status()
 
@@ -123,23 +133,28 @@ class IntermodelApp(App[int]):
         self._panes = panes
         if focused:  # a removed widget keeps the focus (and its key bindings) until moved
             panes[0].focus()
-        for pane in panes:
-            pane.set_thinking_visible(self.thinking_visible)
 
     def _header(self) -> Content:
-        pairing = self.model.pairing
-        mode = " replay" if isinstance(self.source, ReplaySource) else ""
+        spec = self.model.spec
+        mode = "" if self.source.live else " replay"
         parts: list[Content | str | tuple[str, str]] = [(f"intermodel{mode}", "bold")]
-        if pairing is not None:
-            kind = "panel " if isinstance(pairing, Panel) else ""
-            parts += [" ─ ", plain(kind + pairing.name)]
-            agents = " · ".join(f"{a.name}: {a.model} ({a.provider})" for a in pairing.agents)
+        if spec is not None:
+            kind = "panel " if spec.kind == "panel" else ""
+            parts += [" ─ ", plain(kind + spec.name)]
+            agents = " · ".join(f"{a.name}: {a.model} ({a.provider})" for a in spec.agents)
             parts += [" ─ ", plain(agents)]
         return Content.assemble(*parts)
 
     # -- events ---------------------------------------------------------------------------------
 
+    @work(name="signals", group="signals")
+    async def _handle_signals(self) -> None:
+        await stop_on_signals(self._interrupt, self._close, ignore_after=False)
+
+    @work(name="source", group="source", exclusive=True)
     async def _serve(self) -> None:
+        """Run the source until it is done (the app's exit cancels it, and a cancelled run
+        still closes its transcript)."""
         try:
             await self.source.serve(self._pump)
         except Exception as exc:
@@ -151,6 +166,7 @@ class IntermodelApp(App[int]):
             self.exit(1)
         finally:
             self.served.set()
+            self._sync_state()
             self.refresh_status()
             if self._quitting:
                 self.exit(exit_code_for(self.source.end))
@@ -158,9 +174,9 @@ class IntermodelApp(App[int]):
     async def _pump(self, subscription: Subscription) -> None:
         while await subscription.wait():
             events = subscription.drain()
-            if self.model.pairing is None:  # the run has not started: it may be a panel's
-                panel = next((e.pairing for e in events if isinstance(e, RunStarted)
-                              and isinstance(e.pairing, Panel)), None)
+            if self.model.spec is None:  # the run has not started: it may be a panel's
+                panel = next((e.spec for e in events if isinstance(e, RunStarted)
+                              and isinstance(e.spec, Panel)), None)
                 if panel is not None:
                     await self._show_panel(panel)
             self.apply(events)
@@ -188,12 +204,28 @@ class IntermodelApp(App[int]):
                 self._drop_line_caches()
         for notice in model.take_notices():
             self.notify(notice, markup=False, severity="warning", timeout=8)
-        state = (model.paused, model.end is None, model.stopping, self.served.is_set(),
-                 model.panel)
-        if state != self._binding_state:
-            self._binding_state = state
-            self.refresh_bindings()
-            self.refresh_status()
+        self._sync_state()
+
+    def _sync_state(self) -> None:
+        """Mirror the model into the reactive state; only a change refreshes anything."""
+        model = self.model
+        self.paused = model.paused
+        self.running = self.source.live and model.end is None and not self.served.is_set()
+        self.panel = model.panel
+        self.stopping = model.stopping
+
+    # Each change of the state redraws the status bar at once (the keys are refreshed by Textual).
+    def _watch_paused(self) -> None:
+        self.refresh_status()
+
+    def _watch_running(self) -> None:
+        self.refresh_status()
+
+    def _watch_panel(self) -> None:
+        self.refresh_status()
+
+    def _watch_stopping(self) -> None:
+        self.refresh_status()
 
     def _drop_line_caches(self) -> None:
         """Repaint everything from scratch (at a turn's start, at most every `CACHE_SECONDS`).
@@ -206,28 +238,18 @@ class IntermodelApp(App[int]):
             widget.refresh()
 
     def refresh_status(self) -> None:
-        playback = None
-        if isinstance(self.source, ReplaySource):
-            replay = self.source.replay
-            playback = PlaybackInfo(replay.speed, replay.total_turns, replay.recorded_seconds)
         for bar in self.query(StatusBar):  # none while the screen is being torn down
-            bar.show(self.model, self.clock(), playback)
+            bar.show(self.model, self.clock(), self.source.playback)
 
     # -- actions --------------------------------------------------------------------------------
 
-    @property
-    def running(self) -> bool:
-        """A live run that has not ended."""
-        return self.source.live and self.model.end is None and not self.served.is_set()
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in keys.LIVE_ONLY and not self.source.live:
-            return False
-        if action in keys.REPLAY_ONLY and self.source.live:
+        needs = keys.NEEDS.get(action)
+        if needs is not None and needs not in self.source.capabilities:
             return False
         if action in keys.RUNNING_ONLY and self.source.live and not self.running:
             return False
-        if self.model.panel:
+        if self.panel:
             if action in (keys.PANEL_LIVE_HIDES if self.source.live else keys.PANEL_HIDES):
                 return False
         elif action == "stop_panel":
@@ -235,82 +257,71 @@ class IntermodelApp(App[int]):
         if action == "follow":
             return not isinstance(self.focused, Input)
         if action == "pause":
-            return not self.model.paused
+            return not self.paused
         if action == "resume":
-            return self.model.paused
+            return self.paused
         return True
 
     def action_pause(self) -> None:
-        if isinstance(self.source, ReplaySource):
-            self.source.replay.pause()
-        elif self.source.controls is not None:
-            self.source.controls.pause()
+        self.source.pause()
 
     def action_resume(self) -> None:
-        if isinstance(self.source, ReplaySource):
-            self.source.replay.resume()
-        elif self.source.controls is not None:
-            self.source.controls.resume()
+        self.source.resume()
 
     def action_step(self) -> None:
-        if isinstance(self.source, LiveSource) and self.source.controls is not None:
-            self.source.controls.step()
+        self.source.step()
 
     def action_interject(self) -> None:
         self.query_one(InterjectBar).open()
 
     @on(InterjectBar.Sent)
     def _interject(self, message: InterjectBar.Sent) -> None:
-        controls = self.source.controls if isinstance(self.source, LiveSource) else None
-        if controls is not None and not controls.interject(message.text, to=message.to):
-            self.notify("the run has ended; the message was not sent", severity="warning")
+        if not self.source.interject(message.text, message.to):
+            when = "has not started" if self.model.spec is None else "has ended"
+            self.notify(f"the run {when}; the message was not sent", severity="warning")
 
     def action_extend(self) -> None:
-        if isinstance(self.source, LiveSource) and self.source.controls is not None:
-            self.source.controls.extend(keys.EXTEND_BY)
+        self.source.extend(keys.EXTEND_BY)
 
     def action_stop(self) -> None:
-        if not isinstance(self.source, LiveSource) or self.source.controls is None:
-            return
-        now = self.model.stopping or self.model.in_flight is None
-        self.source.controls.stop(now=now, reason="stopped")
+        self.source.stop(now=self.model.stopping or self.model.in_flight is None)
         self.model.stopping = True
-        self.refresh_status()
+        self._sync_state()
 
     def action_stop_panel(self) -> None:
-        if isinstance(self.source, LiveSource) and self.source.controls is not None:
-            self.source.controls.stop(now=True, reason="stopped")
-            self.model.stopping = True
-            self.refresh_status()
+        self.source.stop(now=True)
+        self.model.stopping = True
+        self._sync_state()
 
     def action_thinking(self) -> None:
-        self.thinking_visible = not self.thinking_visible
-        for pane in self.panes:
-            pane.set_thinking_visible(self.thinking_visible)
+        self.default_screen.query(TurnView).remove_class(FLIPPED)  # one key decides for all
+        self.show_thinking = not self.show_thinking
+
+    def _watch_show_thinking(self, show: bool) -> None:
+        screen = self.default_screen
+        screen.set_class(not show, HIDDEN)
+        for toggle in screen.query(ThinkingToggle):
+            toggle.refresh_label()
 
     def action_follow(self) -> None:
         for pane in self.panes:
             pane.follow()
 
     def action_seek(self, delta: int) -> None:
-        if isinstance(self.source, ReplaySource):
-            model = self.model
-            position = model.in_flight.turn if model.in_flight else model.last_turn + 1
-            self.source.replay.seek(position + delta)
+        model = self.model
+        position = model.in_flight.turn if model.in_flight else model.last_turn + 1
+        self.source.seek(position + delta)
 
     def action_goto(self) -> None:
         self.query_one(GotoBar).open()
 
     @on(GotoBar.Chosen)
     def _goto(self, message: GotoBar.Chosen) -> None:
-        if isinstance(self.source, ReplaySource):
-            self.source.replay.seek(message.turn)
+        self.source.seek(message.turn)
 
     def action_speed(self, factor: float) -> None:
-        if isinstance(self.source, ReplaySource):
-            replay = self.source.replay
-            replay.set_speed(replay.speed * factor)
-            self.refresh_status()
+        self.source.scale_speed(factor)
+        self.refresh_status()
 
     async def action_quit(self) -> None:
         if not self.running:
@@ -329,25 +340,25 @@ class IntermodelApp(App[int]):
             self._close()
             return
         self._quitting = True
-        if isinstance(self.source, LiveSource) and self.source.controls is not None:
-            self.source.controls.stop(now=True, reason="stopped")
+        self.source.stop(now=True)
         self.model.stopping = True
+        self._sync_state()
         self.set_timer(QUIT_GRACE, self._close)
 
     def _interrupt(self) -> None:
         """SIGINT or SIGTERM, as in a headless run: stop the run now (reason `interrupted`) and
         leave once its transcript is closed; a second signal leaves at once."""
-        if not isinstance(self.source, LiveSource) or self.served.is_set():
+        if not self.source.live or self.served.is_set():
             self._close()
             return
         self._quitting = True
         self.source.interrupt()
         self.model.stopping = True
+        self._sync_state()
         self.set_timer(QUIT_GRACE, self._close)
 
     def _close(self) -> None:
-        if isinstance(self.source, ReplaySource):
-            self.source.replay.close()
+        self.source.close()
         self.exit(exit_code_for(self.source.end))
 
 
@@ -357,7 +368,7 @@ def _expected(exc: Exception) -> bool:
     return isinstance(exc, IntermodelError)
 
 
-def live_app(pairing: Pairing | Panel, *, out_dir: str | Path | None = None, record: bool = True,
+def live_app(pairing: RunSpec, *, out_dir: str | Path | None = None, record: bool = True,
              provider_factory: ProviderFactory = make_provider,
              clock: Callable[[], float] = time.monotonic, blink: bool = True) -> IntermodelApp:
     """The app for a new run of `pairing` or a panel (tests pass their own providers and
@@ -373,12 +384,12 @@ def replay_app(path: str | Path, *, speed: float = 1.0,
                          blink=blink)
 
 
-def run_tui(run: RunOpener | Pairing | Panel, *, out_dir: str | Path | None = None,
+def run_tui(run: RunOpener | RunSpec, *, out_dir: str | Path | None = None,
             record: bool = True) -> int:
     """Watch and steer a run in the terminal UI: a pairing or a panel to start, or an opener of a
     prepared run (a resume, a branch). 0 when it ended normally, 1 on an error, 130 when it was
     cut off without a final record."""
-    if isinstance(run, Pairing | Panel):
+    if isinstance(run, RunSpec):
         run = partial(prepared_run, run, out_dir=out_dir, record=record)
     app = IntermodelApp(LiveSource(run))
     app.run()

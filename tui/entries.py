@@ -9,18 +9,23 @@ number of lines (most frames only lengthen its last line), it is repainted witho
 
 from __future__ import annotations
 
+from typing import cast
+
 from textual.containers import Vertical
 from textual.content import Content
+from textual.css.styles import RulesMap
 from textual.widget import Widget
 from textual.widgets import Static
 
-from intermodel.safety import terminal_safe
+from intermodel.security.text import terminal_safe
 
 from .model import Entry, HumanEntry, NoteEntry, TurnEntry
 from .text import compact, plain
 
 __all__ = [
     "BLOCK_CHARS",
+    "FLIPPED",
+    "HIDDEN",
     "EntryView",
     "HumanView",
     "NoteView",
@@ -30,15 +35,16 @@ __all__ = [
 ]
 
 BLOCK_CHARS = 1500
+HIDDEN = "-thinking-hidden"  # the screen's class: thinking is hidden (in turns not flipped)
+FLIPPED = "-thinking-flipped"  # a turn's class: its thinking shows the other way from the rest
 
 
 class _Blocks:
     """The text of one kind (thinking or reply) of a turn, as a run of Static blocks."""
 
-    def __init__(self, view: TurnView, classes: str, *, hideable: bool) -> None:
+    def __init__(self, view: TurnView, classes: str) -> None:
         self._view = view
         self._classes = classes
-        self._hideable = hideable
         self.blocks: list[Static] = []
         self.shown = 0  # pieces of the entry already on screen
         self._tail = ""  # the text of the last block
@@ -79,48 +85,57 @@ class _Blocks:
     def _grow(self, block: Static, content: Content) -> None:
         """Update the mounted last block; only a change of height needs a layout pass."""
         width = block.content_size.width
-        lines = content.get_height(block.styles, width) if width else -1
+        # A widget's styles are the rules map Textual itself measures with (typed otherwise).
+        lines = content.get_height(cast("RulesMap", block.styles), width) if width else -1
         block.update(content, layout=lines != self._tail_lines or lines < 0)
         self._tail_lines = lines
 
     def _block(self, text: str) -> Static:
-        block = Static(Content(text), markup=False, classes=self._classes)
-        block.display = self._view.thinking_visible or not self._hideable
-        return block
+        return Static(Content(text), markup=False, classes=self._classes)
 
 
 class ThinkingToggle(Static):
-    """The line above a turn's thinking: shows whether it is visible; a click flips it."""
+    """The line above a turn's thinking: shows whether it is visible; a click flips it for this
+    turn alone.
+
+    Whether thinking shows is decided by CSS (see app.tcss): everywhere, by the screen's class
+    `HIDDEN`; in one turn, by the turn's class `FLIPPED`, which turns it the other way. This line
+    only reads them (the app asks it to again when the screen's class changes).
+    """
 
     def __init__(self, view: TurnView) -> None:
         super().__init__(markup=False)
         self._view = view
 
-    def refresh_label(self) -> None:
+    @property
+    def thinking_shown(self) -> bool:
         view = self._view
-        words = sum(p.count(" ") + p.count("\n") for p in view.entry.thinking)
+        return view.screen.has_class(HIDDEN) == view.has_class(FLIPPED)
+
+    def refresh_label(self) -> None:
+        words = sum(p.count(" ") + p.count("\n") for p in self._view.entry.thinking)
         size = f" · ~{compact(words)} words" if words else ""
-        if view.thinking_visible:
+        if self.thinking_shown:
             self.update(Content(f"▾ thinking{size}"))
         else:
             self.update(Content(f"▸ thinking{size} (hidden)"))
 
     def on_click(self) -> None:
-        self._view.set_thinking_visible(not self._view.thinking_visible)
+        self._view.toggle_class(FLIPPED)
+        self.refresh_label()
 
 
 class TurnView(Vertical):
     """One turn: a title rule, optional thinking (dimmed, collapsible), then the reply."""
 
-    def __init__(self, entry: TurnEntry, *, thinking_visible: bool) -> None:
+    def __init__(self, entry: TurnEntry) -> None:
         super().__init__(classes="turn")
         self.entry = entry
-        self.thinking_visible = thinking_visible
         self._revision = entry.revision
         self._toggle: ThinkingToggle | None = None
         self._title_text = ""
-        self._thinking = _Blocks(self, "thinking", hideable=True)
-        self._reply = _Blocks(self, "reply", hideable=False)
+        self._thinking = _Blocks(self, "thinking")
+        self._reply = _Blocks(self, "reply")
 
     def on_mount(self) -> None:
         self.sync()
@@ -149,13 +164,6 @@ class TurnView(Vertical):
         if title != self._title_text:  # setting a title repaints the whole turn
             self._title_text = title
             self.border_title = plain(title)
-
-    def set_thinking_visible(self, visible: bool) -> None:
-        self.thinking_visible = visible
-        for block in self._thinking.blocks:
-            block.display = visible
-        if self._toggle is not None:
-            self._toggle.refresh_label()
 
     def _title(self) -> str:
         entry = self.entry
@@ -200,9 +208,9 @@ class NoteView(Static):
 EntryView = TurnView | HumanView | NoteView
 
 
-def entry_view(entry: Entry, *, thinking_visible: bool) -> EntryView:
+def entry_view(entry: Entry) -> EntryView:
     if isinstance(entry, TurnEntry):
-        return TurnView(entry, thinking_visible=thinking_visible)
+        return TurnView(entry)
     if isinstance(entry, NoteEntry):
         return NoteView(entry)
     return HumanView(entry)

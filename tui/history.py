@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from intermodel.errors import IntermodelError
-from intermodel.events import (
+from intermodel.engine.events import (
     Event,
     TurnStarted,
     event_for,
 )
+from intermodel.errors import IntermodelError
 from intermodel.records import BudgetChange, Flag, Interjection, Record, Trim, Turn
 from intermodel.transcript.reader import read_transcript
 

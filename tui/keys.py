@@ -1,7 +1,7 @@
 """The screen's key bindings, and which of them apply to what is on screen.
 
 The footer shows only the keys that do something now: `IntermodelApp.check_action` hides the
-others using the sets below (a replay has no interjections, a finished run no stop, a panel no
+others using the tables below (a replay has no interjections, a finished run no stop, a panel no
 turns to pause between or step through).
 """
 
@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from textual.binding import Binding, BindingType
 
-__all__ = ["BINDINGS", "EXTEND_BY", "LIVE_ONLY", "PANEL_HIDES", "PANEL_LIVE_HIDES", "REPLAY_ONLY",
-           "RUNNING_ONLY"]
+from .sources import Capability
+
+__all__ = ["BINDINGS", "EXTEND_BY", "NEEDS", "PANEL_HIDES", "PANEL_LIVE_HIDES", "RUNNING_ONLY"]
 
 EXTEND_BY = 2  # turns added by one press of the budget key: one more exchange
 
-LIVE_ONLY = {"step", "interject", "extend", "stop", "stop_panel"}
-REPLAY_ONLY = {"seek", "goto", "speed"}
+# The capability of the source an action needs; actions not listed need none.
+NEEDS = {
+    "step": Capability.STEP,
+    "interject": Capability.INTERJECT,
+    "extend": Capability.EXTEND,
+    "stop": Capability.STOP,
+    "stop_panel": Capability.STOP,
+    "seek": Capability.SEEK,
+    "goto": Capability.SEEK,
+    "speed": Capability.SPEED,
+}
+# A live run takes these only until it ends; a replay stays open to be paused and sought.
 RUNNING_ONLY = {"pause", "resume", "step", "interject", "extend", "stop", "stop_panel"}
 # A panel's answers stream at once and end together: nothing to pause between, step through,
 # extend, interject into or seek to; its stop ends every answer now.

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Literal
 
-from intermodel.config.model import Pairing, Panel
-from intermodel.events import (
+from intermodel.config.model import Pairing, RunSpec
+from intermodel.engine.events import (
     BudgetExtended,
     Event,
     Flagged,
@@ -102,7 +102,7 @@ class ConversationModel:
 
     clock: Callable[[], float]
     live: bool = True  # a live run pauses between turns; a replay pauses at once
-    pairing: Pairing | Panel | None = None
+    spec: RunSpec | None = None
     run_id: str = ""
     transcript: str | None = None
     started: float | None = None
@@ -125,11 +125,11 @@ class ConversationModel:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return self.pairing.agent_names if self.pairing else ()
+        return self.spec.agent_names if self.spec else ()
 
     @property
     def panel(self) -> bool:
-        return isinstance(self.pairing, Panel)
+        return self.spec is not None and self.spec.kind == "panel"
 
     @property
     def answered(self) -> int:
@@ -155,88 +155,82 @@ class ConversationModel:
             self._apply(event)
 
     def _apply(self, event: Event) -> None:
-        if isinstance(event, TextChunk | ThinkingChunk):
-            entry = self.in_flight
-            if entry is None or entry.turn != event.turn or entry.agent != event.agent:
-                entry = self.under_way.get(event.agent)  # another of a panel's answers
-                if entry is None or entry.turn != event.turn:
-                    entry = self._start_turn(event.turn, event.agent, 1)
-            (entry.text if isinstance(event, TextChunk) else entry.thinking).append(event.text)
-            entry.state = "streaming"
-            self.changed.add(entry.key)
-        elif isinstance(event, TurnStarted):
-            self.max_turns = event.max_turns
-            if self.retry is None or self.retry[0].agent == event.agent:
-                self.retry = None  # (a panel's other agents go on while one waits to retry)
-            self._start_turn(event.turn, event.agent, event.attempt)
-        elif isinstance(event, TurnCompleted):
-            self._complete(event.turn)
-        elif isinstance(event, TurnDiscarded):
-            d = event.discard
-            entry = self._entry_for(d.turn, d.agent)
-            if not entry.chars and (d.text or d.thinking):
-                entry.text, entry.thinking = [d.text], [d.thinking]
-            self._finish(entry, "discarded", f"discarded ({d.reason.replace('_', ' ')})")
-        elif isinstance(event, Retrying):
-            r = event.retry
-            entry = self._entry_for(r.turn, r.agent)
-            status = f" {r.status}" if r.status else ""
-            self._finish(entry, "retrying", f"attempt {r.attempt} failed: "
-                                            f"{r.error.replace('_', ' ')}{status}")
-            self.retry = (r, self.clock())
-        elif isinstance(event, Interjected):
-            i = event.interjection
-            self._add_human(HumanEntry(i.text, i.to, i.before_turn))
-        elif isinstance(event, Paused):
-            self.paused, self.stepping = True, False
-        elif isinstance(event, Resumed):
-            self.paused = self.stepping = event.step
-        elif isinstance(event, BudgetExtended):
-            self.max_turns = event.change.max_turns
-        elif isinstance(event, Notice):
-            self.notices.append(event.message)
-        elif isinstance(event, Trimmed):
-            t = event.trim
-            span = f"{t.dropped[0]}-{t.dropped[-1]}" if len(t.dropped) > 1 else \
-                "".join(map(str, t.dropped))
-            self._add_note(t.agent, NoteEntry(f"✂ turns {span} dropped from {t.agent}'s view to "
-                                              f"fit {t.window} tokens"))
-        elif isinstance(event, Flagged):
-            f = event.flag
-            note = NoteEntry(f"⚑ {f.detector}: {f.detail}", warning=f.action != "mark")
-            self._add_note(f.agent, note)
-            if note.warning:
-                self.notices.append(note.text)
-        elif isinstance(event, RunFinished):
-            self.end, self.finished = event.end, self.clock()
-            self.retry = None
-            for entry in list(self.under_way.values()):
-                self._finish(entry, "discarded", "not completed")
-        elif isinstance(event, RunStarted):
-            self._start_run(event)
+        match event:
+            case TextChunk() | ThinkingChunk():
+                entry = self.in_flight
+                if entry is None or entry.turn != event.turn or entry.agent != event.agent:
+                    entry = self.under_way.get(event.agent)  # another of a panel's answers
+                    if entry is None or entry.turn != event.turn:
+                        entry = self._start_turn(event.turn, event.agent, 1)
+                (entry.text if isinstance(event, TextChunk) else entry.thinking).append(event.text)
+                entry.state = "streaming"
+                self.changed.add(entry.key)
+            case TurnStarted():
+                self.max_turns = event.max_turns
+                if self.retry is None or self.retry[0].agent == event.agent:
+                    self.retry = None  # (a panel's other agents go on while one waits to retry)
+                self._start_turn(event.turn, event.agent, event.attempt)
+            case TurnCompleted(turn=turn):
+                self._complete(turn)
+            case TurnDiscarded(discard=d):
+                entry = self._entry_for(d.turn, d.agent)
+                if not entry.chars and (d.text or d.thinking):
+                    entry.text, entry.thinking = [d.text], [d.thinking]
+                self._finish(entry, "discarded", f"discarded ({d.reason.words})")
+            case Retrying(retry=r):
+                entry = self._entry_for(r.turn, r.agent)
+                status = f" {r.status}" if r.status else ""
+                self._finish(entry, "retrying", f"attempt {r.attempt} failed: "
+                                                f"{r.error.words}{status}")
+                self.retry = (r, self.clock())
+            case Interjected(interjection=i):
+                self._add_human(HumanEntry(i.text, i.to, i.before_turn))
+            case Paused():
+                self.paused, self.stepping = True, False
+            case Resumed(step=step):
+                self.paused = self.stepping = step
+            case BudgetExtended(change=change):
+                self.max_turns = change.max_turns
+            case Notice(message=message):
+                self.notices.append(message)
+            case Trimmed(trim=t):
+                span = f"{t.dropped[0]}-{t.dropped[-1]}" if len(t.dropped) > 1 else \
+                    "".join(map(str, t.dropped))
+                self._add_note(t.agent, NoteEntry(f"✂ turns {span} dropped from {t.agent}'s "
+                                                  f"view to fit {t.window} tokens"))
+            case Flagged(flag=f):
+                note = NoteEntry(f"⚑ {f.detector}: {f.detail}", warning=f.action != "mark")
+                self._add_note(f.agent, note)
+                if note.warning:
+                    self.notices.append(note.text)
+            case RunFinished(end=end):
+                self.end, self.finished = end, self.clock()
+                self.retry = None
+                for entry in list(self.under_way.values()):
+                    self._finish(entry, "discarded", "not completed")
+            case RunStarted():
+                self._start_run(event)
 
     def _start_run(self, event: RunStarted) -> None:
         if event.resumed and event.run_id == self.run_id:
             self.end = self.finished = None  # the same run goes on: keep its history
             return
-        pairing = event.pairing
-        self.pairing, self.run_id, self.transcript = pairing, event.run_id, event.transcript
+        spec = event.spec
+        self.spec, self.run_id, self.transcript = spec, event.run_id, event.transcript
         self.started, self.finished = self.clock(), None
         self.generation += 1
-        self.entries = {name: [] for name in pairing.agent_names}
+        self.entries = {name: [] for name in spec.agent_names}
         self._turns = {}
         self.changed.clear()
         self.in_flight, self.last_turn, self.retry, self.end = None, 0, None, None
         self.under_way = {}
         self.paused = self.stepping = self.stopping = False
-        self.output_tokens = dict.fromkeys(pairing.agent_names, 0)
-        if isinstance(pairing, Panel):
-            self.max_turns = len(pairing.agents)
-            return
-        self.max_turns = pairing.dialogue.max_turns
-        d = pairing.dialogue
-        to = pairing.agent_names if d.opener_shared else (d.opener_to,)
-        self._add_human(HumanEntry(d.opener, to, 1, opener=True))
+        self.output_tokens = dict.fromkeys(spec.agent_names, 0)
+        self.max_turns = spec.max_turns
+        if isinstance(spec, Pairing):  # a panel's message is shown once, above its columns
+            d = spec.dialogue
+            to = spec.agent_names if d.opener_shared else (d.opener_to,)
+            self._add_human(HumanEntry(d.opener, to, 1, opener=True))
 
     def _start_turn(self, turn: int, agent: str, attempt: int) -> TurnEntry:
         entry = self._turns.get((agent, turn))

@@ -38,7 +38,6 @@ class AgentPane(VerticalScroll):
         self.slot = slot
         self.agent = ""
         self.following = True
-        self.thinking_visible = True
         self._generation = -1
         self._views: dict[int, EntryView] = {}
         self._first = 0  # index in the agent's entries of the first mounted one
@@ -84,12 +83,6 @@ class AgentPane(VerticalScroll):
             self._prune()
         self.set_class(self.agent in model.under_way, "-speaking")
 
-    def set_thinking_visible(self, visible: bool) -> None:
-        self.thinking_visible = visible
-        for view in self._views.values():
-            if isinstance(view, TurnView):
-                view.set_thinking_visible(visible)
-
     def follow(self) -> None:
         """Jump to the live end and stay there."""
         self.following = True
@@ -119,8 +112,8 @@ class AgentPane(VerticalScroll):
         self._first = self._next = 0
         names = model.names
         self.agent = names[self.slot] if self.slot < len(names) else ""
-        if model.pairing is not None and self.agent:
-            agent = model.pairing.agent(self.agent)
+        if model.spec is not None and self.agent:
+            agent = model.spec.agent(self.agent)
             self.border_title = Content.assemble(plain(self.agent, "bold"), " · ",
                                                  plain(f"{agent.model} ({agent.provider})"))
         self._update_marker()
@@ -136,7 +129,7 @@ class AgentPane(VerticalScroll):
         return start
 
     def _mount(self, entries: list[Entry], before: EntryView | None = None) -> None:
-        views = [entry_view(e, thinking_visible=self.thinking_visible) for e in entries]
+        views = [entry_view(e) for e in entries]
         for entry, view in zip(entries, views, strict=True):
             self._views[entry.key] = view
         if views:

@@ -2,79 +2,230 @@
 
 A source runs inside the app's async worker, on Textual's own event loop (anyio uses the asyncio
 backend there), and hands its subscription to the app's event pump before anything is published.
+
+The app steers every source through the `Source` protocol. Not every source can do everything (a
+replay takes no interjections, a live run cannot seek): each says what it can in `capabilities`,
+ignores the commands it cannot take, and the screen offers only the keys its source can serve.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from enum import Enum
+from typing import Any, Protocol
 
 import anyio
 
-from intermodel.bus import Subscription
-from intermodel.controls import Controls
-from intermodel.headless import RunOpener
+from intermodel.control.server import ControlServer
+from intermodel.engine.bus import Subscription
+from intermodel.engine.controls import Controls
+from intermodel.engine.prepare import Run, RunOpener
+from intermodel.lineage.replay import Replay
 from intermodel.records import RunEnd
-from intermodel.replay import Replay
-from intermodel.runner import Run
 from intermodel.transcript.reader import Transcript
 
-__all__ = ["LiveSource", "Pump", "ReplaySource", "Source"]
+from .status import PlaybackInfo
 
-Pump = Callable[[Subscription], Awaitable[None]]
+__all__ = ["Capability", "LiveSource", "Pump", "ReplaySource", "Source"]
+
+Pump = Callable[[Subscription], Coroutine[Any, Any, None]]
+
+
+class Capability(Enum):
+    """What a source can do besides playing, pausing and closing."""
+
+    STEP = "step"  # one more turn, then pause
+    INTERJECT = "interject"  # a person's message to the agents
+    EXTEND = "extend"  # raise the turn budget
+    STOP = "stop"  # end the run, its transcript closed
+    SEEK = "seek"  # play again from a turn
+    SPEED = "speed"  # play faster or slower
+
+
+class Source(Protocol):
+    """What the screen watches and steers. Commands are safe to call from synchronous code on the
+    event loop; one the source lacks the capability for does nothing."""
+
+    @property
+    def live(self) -> bool:
+        """A run happening now (rather than a recording)."""
+        ...
+
+    @property
+    def capabilities(self) -> frozenset[Capability]: ...
+
+    @property
+    def end(self) -> RunEnd | None:
+        """How the run ended, once known."""
+        ...
+
+    @property
+    def playback(self) -> PlaybackInfo | None:
+        """A recording's speed and length, for the status bar."""
+        ...
+
+    async def serve(self, pump: Pump) -> None:
+        """Publish events to `pump` (started with the subscription) until the source is done;
+        return once the pump has shown the last of them."""
+        ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def step(self) -> None: ...
+
+    def interject(self, text: str, to: str) -> bool:
+        """Send a message to `to` (an agent's name or "both"); False if it could not be sent."""
+        ...
+
+    def extend(self, turns: int) -> None: ...
+
+    def stop(self, *, now: bool) -> None:
+        """End the run as the person asked: after the streaming turn, or `now`."""
+        ...
+
+    def interrupt(self) -> None:
+        """End at once, as a signal asks."""
+        ...
+
+    def seek(self, turn: int) -> None: ...
+
+    def scale_speed(self, factor: float) -> None: ...
+
+    def close(self) -> None:
+        """The screen is closing: stop serving."""
+        ...
 
 
 class LiveSource:
-    """Runs what `open_run` prepares (a new run, a resumed or a branched one); `controls` steer it
-    once it has started, and its control socket is served for as long as it goes on."""
+    """Runs what `open_run` prepares (a new run, a resumed or a branched one); it is steered once
+    it has started (commands before that are dropped), and its control socket is served for as
+    long as it goes on."""
 
     live = True
+    capabilities = frozenset({Capability.STEP, Capability.INTERJECT, Capability.EXTEND,
+                              Capability.STOP})
+    playback = None
 
     def __init__(self, open_run: RunOpener) -> None:
         self.open_run = open_run
         self.run: Run | None = None  # set once the run is prepared (tests read its providers)
         self.end: RunEnd | None = None
         self._interrupted = False
+        self._closed = False
+        self._scope: anyio.CancelScope | None = None  # made in `serve`: it needs the event loop
 
     @property
     def controls(self) -> Controls | None:
-        return self.run.dialogue.controls if self.run else None
+        return self.run.session.controls if self.run else None
+
+    def pause(self) -> None:
+        if self.controls is not None:
+            self.controls.pause()
+
+    def resume(self) -> None:
+        if self.controls is not None:
+            self.controls.resume()
+
+    def step(self) -> None:
+        if self.controls is not None:
+            self.controls.step()
+
+    def interject(self, text: str, to: str) -> bool:
+        return self.controls is not None and self.controls.interject(text, to=to)
+
+    def extend(self, turns: int) -> None:
+        if self.controls is not None:
+            self.controls.extend(turns)
+
+    def stop(self, *, now: bool) -> None:
+        if self.controls is not None:
+            self.controls.stop(now=now, reason="stopped")
 
     def interrupt(self) -> None:
         """Stop the run now, as a signal does; before it is prepared, as soon as it is."""
         self._interrupted = True
-        if self.run is not None:
-            self.run.dialogue.controls.stop(now=True, reason="interrupted")
+        if self.controls is not None:
+            self.controls.stop(now=True, reason="interrupted")
+
+    def seek(self, turn: int) -> None:
+        pass  # a live run has no recorded turns to go back to
+
+    def scale_speed(self, factor: float) -> None:
+        pass  # a live run goes at the speed of its agents
+
+    def close(self) -> None:
+        """Cancel the run; its session still writes the transcript's final record."""
+        self._closed = True
+        if self._scope is not None:
+            self._scope.cancel()
 
     async def serve(self, pump: Pump) -> None:
-        async with self.open_run() as run:
-            self.run = run
-            if self._interrupted:
-                self.interrupt()
-            subscription = run.dialogue.subscribe()
-            async with anyio.create_task_group() as tg:
-                control = run.control_server()
-                if control is not None:
-                    await tg.start(control.serve)
-                async with anyio.create_task_group() as screen:
-                    screen.start_soon(pump, subscription)  # ends once the last event is shown
-                    self.end = await run.dialogue.run()
-                tg.cancel_scope.cancel()  # the control socket closes with the run
+        with anyio.CancelScope() as self._scope:
+            if self._closed:
+                self._scope.cancel()
+            async with self.open_run() as run:
+                self.run = run
+                if self._interrupted:
+                    self.interrupt()
+                subscription = run.session.subscribe()
+                async with anyio.create_task_group() as tg:
+                    if run.transcript is not None:  # found by its transcript, for `intermodel say`
+                        await tg.start(ControlServer(run.session, run.transcript).serve)
+                    async with anyio.create_task_group() as screen:
+                        screen.start_soon(pump, subscription)  # ends once the last event is shown
+                        self.end = await run.session.run()
+                    tg.cancel_scope.cancel()  # the control socket closes with the run
 
 
 class ReplaySource:
     """Plays a transcript back; stays open after the last record so a person can seek."""
 
     live = False
+    capabilities = frozenset({Capability.SEEK, Capability.SPEED})
 
     def __init__(self, transcript: Transcript, *, speed: float = 1.0) -> None:
         self.replay = Replay(transcript, speed=speed)
         self.end: RunEnd | None = transcript.end
+
+    @property
+    def playback(self) -> PlaybackInfo:
+        replay = self.replay
+        return PlaybackInfo(replay.speed, replay.total_turns, replay.recorded_seconds)
+
+    def pause(self) -> None:
+        self.replay.pause()
+
+    def resume(self) -> None:
+        self.replay.resume()
+
+    def step(self) -> None:
+        pass  # a recording has no turn to run
+
+    def interject(self, text: str, to: str) -> bool:
+        return False  # nobody is listening to a recording
+
+    def extend(self, turns: int) -> None:
+        pass
+
+    def stop(self, *, now: bool) -> None:
+        self.close()
+
+    def interrupt(self) -> None:
+        self.close()
+
+    def seek(self, turn: int) -> None:
+        self.replay.seek(turn)
+
+    def scale_speed(self, factor: float) -> None:
+        self.replay.set_speed(self.replay.speed * factor)
+
+    def close(self) -> None:
+        self.replay.close()
 
     async def serve(self, pump: Pump) -> None:
         subscription = self.replay.subscribe()
         async with anyio.create_task_group() as tg:
             tg.start_soon(pump, subscription)
             await self.replay.run()
-
-
-Source = LiveSource | ReplaySource

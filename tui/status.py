@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from textual.content import Content
 from textual.widgets import Static
 
-from intermodel.records import RunEnd
+from intermodel.records import EndReason, RunEnd
 
 from .model import ConversationModel
 from .text import clip_start, compact, duration, plain, safe
@@ -33,20 +33,21 @@ class PlaybackInfo:
 
 
 def describe_end(end: RunEnd, *, live: bool = True) -> str:
-    detail = safe(end.detail)
-    reasons = {
-        "max_turns": f"turn budget reached ({detail})" if detail else "turn budget reached",
-        "stop_phrase": f"ended by a stop phrase ({detail})" if detail else "ended by a stop phrase",
-        "token_budget": "token budget reached",
-        "time_budget": "time budget reached",
-        "stopped": "stopped by you" if live else "stopped by the person watching",
-        "complete": "every agent answered",
-        "degenerate": f"stopped by a detector ({detail})",
-        "interrupted": "interrupted",
-        "error": f"error: {detail}",
-        "incomplete": detail or "transcript ends without a final record",
-    }
-    return reasons.get(end.reason, safe(end.reason.replace("_", " ")))
+    """How the run ended, in the words of `EndReason.outcome`, with its detail where it adds
+    something ("turn budget reached (6 turns)")."""
+    detail, reason = safe(end.detail), end.reason
+    match reason:
+        case EndReason.STOPPED:
+            return "stopped by you" if live else "stopped by the person watching"
+        case EndReason.ERROR:
+            return f"error: {detail}"
+        case EndReason.INCOMPLETE:
+            return detail or reason.outcome
+        case (EndReason.TOKEN_BUDGET | EndReason.TIME_BUDGET | EndReason.INTERRUPTED
+              | EndReason.COMPLETE):
+            return reason.outcome
+        case _:
+            return f"{reason.outcome} ({detail})" if detail else reason.outcome
 
 
 def _names(names: list[str]) -> str:
@@ -60,7 +61,7 @@ def _retry_text(model: ConversationModel, now: float) -> str:
     retry, heard = model.retry
     left = max(0, round(retry.wait - (now - heard)))
     status = f" {retry.status}" if retry.status else ""
-    return (f"retrying in {left} s ({retry.error.replace('_', ' ')}{status} from "
+    return (f"retrying in {left} s ({retry.error.words}{status} from "
             f"{safe(retry.agent)})")
 
 
@@ -87,12 +88,12 @@ def panel_state(model: ConversationModel, now: float) -> tuple[str, str]:
 def state_text(model: ConversationModel, now: float) -> tuple[str, str]:
     """(text, style class) of the run's state."""
     if model.end is not None:
-        style = "-error" if model.end.reason == "error" else "-finished"
+        style = "-error" if model.end.reason is EndReason.ERROR else "-finished"
         text = f"■ finished: {describe_end(model.end, live=model.live)}"
-        if model.panel and model.end.reason != "complete":
+        if model.panel and model.end.reason is not EndReason.COMPLETE:
             text += f" · {model.answered} of {len(model.names)} answered"
         return text, style
-    if model.pairing is None:
+    if model.spec is None:
         return "◌ starting", "-waiting"
     if model.panel:
         return panel_state(model, now)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from textual.content import Content
 
-from intermodel.safety import terminal_safe
+from intermodel.security.text import terminal_safe
 
 __all__ = ["clip_start", "compact", "duration", "plain", "safe"]
 

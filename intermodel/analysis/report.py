@@ -10,7 +10,8 @@ Run columns, repeated on each of the run's rows:
   parent_run_id, parent_after_turn (a branch's origin), run_turns, inherited_turns (a branch's
   turns from its parent; the agent columns count only the run's own turns), max_turns,
   duration (seconds), finished, end_reason, ended_by, end_detail, flags_repetition, flags_empty,
-  flags_goodbye (and flags_<detector> for any other detector that raised a flag), run_retries,
+  flags_goodbye, flags_self_repetition, flags_emoji_collapse (and flags_<detector> for any other
+  detector that raised a flag), run_retries,
   discards, trims, interjections, resumes, torn, run_cost (US dollars).
 Agent columns:
   agent, agent_position (1 or 2, in pairing order), provider, model (configured), served_models
@@ -33,11 +34,11 @@ from typing import Any
 
 from intermodel.analysis.groups import group_summary
 from intermodel.analysis.stats import AgentStats, RunStats
-from intermodel.safety import terminal_safe
+from intermodel.security.text import terminal_safe
 
 __all__ = ["money", "render_table", "rows", "to_csv", "to_json"]
 
-DETECTORS = ("repetition", "empty", "goodbye")
+DETECTORS = ("repetition", "empty", "goodbye", "self_repetition", "emoji_collapse")
 _MAX_CELL = 40  # a name or model id
 _MAX_LIST = 100  # a list of counts or fractions
 

@@ -34,10 +34,12 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from intermodel.analysis.sqlfindings import sync_labels
 from intermodel.analysis.sqlschema import APPLICATION_ID, SCHEMA, SCHEMA_VERSION, Row, run_rows
+from intermodel.coding.labels import is_sidecar
 from intermodel.errors import TranscriptInvalid, UsageError
-from intermodel.files import create_private, refuse_link
 from intermodel.records import now_iso
+from intermodel.security.files import create_private, refuse_link
 from intermodel.transcript.reader import read_header_line, read_transcript
 from intermodel.transcript.writer import FORMAT_VERSION
 
@@ -128,6 +130,9 @@ def build_index(paths: Sequence[Path], db: Path, *, rebuild: bool = False) -> In
         for group in _by_run(contenders):
             stale.update(_index_group(conn, group, known, report))
         _drop_stale(conn, stale, home, report)
+        # Labels change while their transcripts do not: brought up to date on their own.
+        for sidecar, reason, line in sync_labels(conn, home):
+            report.skipped.append(Skipped(sidecar, reason, line))
     return report
 
 
@@ -139,7 +144,7 @@ def _discover(paths: Sequence[Path]) -> list[Path]:
             for folder, dirs, names in os.walk(path):
                 dirs.sort()
                 for name in names:
-                    if name.endswith(".jsonl"):
+                    if name.endswith(".jsonl") and not is_sidecar(name):  # labels: not runs
                         file = Path(folder, name)
                         found.setdefault(os.path.abspath(file), file)
         elif path.exists() or path.is_symlink():
@@ -154,7 +159,7 @@ def _connect(db: Path) -> sqlite3.Connection:
         db.parent.mkdir(parents=True, exist_ok=True)
         # Created mode 600 here, so SQLite (which gives its journals the database's mode) never
         # creates it; a link at the database or its journals' names is refused, not written
-        # through (see intermodel.files).
+        # through (see intermodel.security.files).
         create_private(db)
         for suffix in ("-journal", "-wal", "-shm"):
             refuse_link(f"{db}{suffix}")

@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from intermodel.analysis.sqlfindings import FINDINGS_SCHEMA, end_state_rows
 from intermodel.records import (
     Branch,
     BudgetChange,
@@ -37,7 +38,7 @@ __all__ = ["APPLICATION_ID", "SCHEMA", "SCHEMA_VERSION", "Row", "run_rows"]
 Row = dict[str, Any]
 
 # Bump on any change to SCHEMA: an index of another version is rebuilt from its transcripts.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: end states and labels (intermodel.analysis.sqlfindings)
 # Stored in the file header (PRAGMA application_id) so an index is recognised as one, and any
 # other database is never altered. "IMDX" in ASCII.
 APPLICATION_ID = 0x494D4458
@@ -252,6 +253,7 @@ SCHEMA: tuple[str, ...] = (
      WHERE experiment_name IS NOT NULL
      GROUP BY experiment_name, experiment_pairing, experiment_opener,
               COALESCE(end_reason, 'unfinished')""",
+    *FINDINGS_SCHEMA,
 )
 
 
@@ -270,6 +272,7 @@ def run_rows(transcript: Transcript, path: str, size: int, mtime_ns: int
         if table == "turns":
             row["inherited"] = row["idx"] <= inherited
         tables.setdefault(table, []).append({"run_id": transcript.run_id, "seq": seq, **row})
+    tables.update(end_state_rows(transcript))
     return tables
 
 

@@ -35,7 +35,17 @@ from typing import Any
 
 from intermodel.config.model import Price
 from intermodel.errors import TranscriptError
-from intermodel.records import Discard, Flag, Interjection, Resumption, Retry, RunEnd, Trim, Turn
+from intermodel.records import (
+    Discard,
+    Flag,
+    Interjection,
+    Resumption,
+    Retry,
+    RunEnd,
+    Trim,
+    Turn,
+    Usage,
+)
 from intermodel.transcript.reader import Transcript, read_transcript
 
 __all__ = ["AgentStats", "RunStats", "collect", "run_stats"]
@@ -164,9 +174,12 @@ def collect(path: str | Path) -> tuple[list[RunStats], list[str]]:
 
 
 def _jsonl_files(folder: Path) -> list[Path]:
+    # Imported here: the live detectors import this package, and a run should start fast.
+    from intermodel.coding.labels import is_sidecar
+
     # os.walk does not follow symbolic links to folders, so a link loop cannot trap it.
     found = [Path(root) / name for root, _, names in os.walk(folder)
-             for name in names if name.endswith(".jsonl")]
+             for name in names if name.endswith(".jsonl") and not is_sidecar(name)]
     return sorted(found)
 
 
@@ -181,8 +194,8 @@ def _agent_tables(config: Mapping[str, Any], turns: Sequence[Turn]) -> dict[str,
 
 def _agent_stats(name: str, table: Mapping[str, Any], records: Sequence[object]) -> AgentStats:
     turns = [r for r in records if isinstance(r, Turn) and r.agent == name]
-    inputs = _sum(t.usage.input_tokens for t in turns)
-    outputs = _sum(t.usage.output_tokens for t in turns)
+    usage = Usage.summed(t.usage for t in turns)
+    inputs, outputs = usage.input_tokens, usage.output_tokens
     chars = [len(t.text) for t in turns]
     latencies = [t.latency for t in turns]
     ttfts = [t.ttft for t in turns if t.ttft is not None]
@@ -288,11 +301,6 @@ def _optional_mapping(value: object) -> dict[str, Any] | None:
 
 def _count(records: Iterable[object], kind: type) -> int:
     return sum(1 for r in records if isinstance(r, kind))
-
-
-def _sum(values: Iterable[int | None]) -> int | None:
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -1,8 +1,5 @@
-"""The handlers of `intermodel`'s commands, grouped by what they do; `intermodel.cli` builds the
-parser and imports a group only when one of its commands runs."""
-
-from __future__ import annotations
-
-__all__ = ["EXIT_OK", "EXIT_RUN_ERROR", "EXIT_SIGNAL", "EXIT_USAGE"]
-
-EXIT_OK, EXIT_RUN_ERROR, EXIT_USAGE, EXIT_SIGNAL = 0, 1, 2, 130
+"""The handlers of `intermodel`'s commands, grouped by what they do: `running` (run, resume,
+branch, replay, batch), `reading` (validate, export, stats, index, inspect) and `steering` (say,
+control, status). Each module imports only what its commands share at the top; what one command
+needs (an SDK, the terminal UI, SQLite) is imported inside its handler, so `intermodel --help`
+loads none of it."""

@@ -9,15 +9,17 @@ from contextlib import AbstractAsyncContextManager
 from functools import partial
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
-from intermodel.config import Pairing, Panel, load_config
+from intermodel.config import Pairing, RunSpec, load_config
+from intermodel.engine.prepare import Run, RunOpener
 from intermodel.errors import UntrustedTranscript, UsageError
-from intermodel.headless import RunOpener
-from intermodel.runner import Run
-from intermodel.safety import terminal_safe
-from intermodel.trust import Approval, Assessment, refuse, trust_all, trust_exactly
+from intermodel.security.text import terminal_safe
+
+if TYPE_CHECKING:
+    from intermodel.lineage.trust import Approval, Assessment
 
 __all__ = ["batch", "branch", "demo_config", "replay", "resume", "run"]
 
@@ -27,17 +29,17 @@ def demo_config() -> Path:
     return Path(str(resources.files("intermodel.configs") / "demo.toml"))
 
 
-def _load(path: str | None, turns: int | None = None) -> Pairing | Panel:
+def _load(path: str | None, turns: int | None = None) -> RunSpec:
     config = load_config(path or demo_config())
     if turns is None:
         return config
-    if isinstance(config, Panel):
+    if not isinstance(config, Pairing):
         raise UsageError("--turns does not apply to a panel (every agent answers once)")
     return config.with_max_turns(turns)
 
 
 def run(args: argparse.Namespace) -> int:
-    from intermodel.runner import prepared_run
+    from intermodel.engine.prepare import prepared_run
 
     pairing = _load(args.config, args.turns)
     return _drive(partial(prepared_run, pairing, out_dir=args.out,
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def resume(args: argparse.Namespace) -> int:
-    from intermodel.resume import assess_resume, plan_resume, prepared_resume
+    from intermodel.lineage.resume import assess_resume, plan_resume, prepared_resume
     from intermodel.transcript.reader import read_transcript
 
     transcript = read_transcript(args.transcript)
@@ -56,7 +58,7 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def branch(args: argparse.Namespace) -> int:
-    from intermodel.branch import assess_branch, plan_branch, prepared_branch
+    from intermodel.lineage.branch import assess_branch, plan_branch, prepared_branch
     from intermodel.transcript.reader import read_transcript
 
     changes = {"say": args.say, "to": args.to, "opener": args.opener, "turns": args.turns,
@@ -71,6 +73,8 @@ def branch(args: argparse.Namespace) -> int:
 def _consent(assessment: Assessment, args: argparse.Namespace) -> Approval:
     """Whether a run may use seats no pairing file of yours vouches for: --trust says yes; on a
     terminal the person is shown them and asked (default no); headless, the answer is no."""
+    from intermodel.lineage.trust import refuse, trust_all, trust_exactly
+
     if assessment.trusted:
         return refuse  # nothing to consent to; a changed transcript is checked again
     if args.trust:
@@ -103,7 +107,7 @@ def _drive(open_run: Callable[..., AbstractAsyncContextManager[Run]],
         from intermodel.tui.app import run_tui
 
         return int(run_tui(partial(open_run, cost_action="pause")))
-    from intermodel.headless import run_headless
+    from intermodel.console.headless import run_headless
 
     opener: RunOpener = partial(open_run, cost_action="stop")
     return anyio.run(run_headless, opener, args.color)
@@ -124,7 +128,7 @@ def replay(args: argparse.Namespace) -> int:
 
 
 def batch(args: argparse.Namespace) -> int:
-    from intermodel.experiment.command import run_batch_command
+    from intermodel.commands.batch import run_batch_command
 
     return run_batch_command(args.experiment, yes=args.yes, dry_run=args.dry_run,
                              color=args.color)

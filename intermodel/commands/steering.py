@@ -7,15 +7,14 @@ import os
 import sys
 from pathlib import Path
 
-from intermodel.commands import EXIT_OK
-from intermodel.errors import UsageError
-from intermodel.safety import safe_line
+from intermodel.errors import EXIT_OK, UsageError
+from intermodel.security.text import safe_line
 
 __all__ = ["control", "say", "status"]
 
 
 def _control_socket(transcript: str) -> Path:
-    from intermodel.control_channel import find_socket
+    from intermodel.control.client import find_socket
     from intermodel.transcript.reader import read_transcript
 
     found = read_transcript(transcript)
@@ -25,11 +24,13 @@ def _control_socket(transcript: str) -> Path:
 
 
 def _send(transcript: str, payload: dict[str, object]) -> int:
-    from intermodel.control_channel import request
+    from intermodel.control.client import request
 
     reply = request(_control_socket(transcript), payload)
     if not reply.get("ok"):
         raise UsageError(str(reply.get("error", "the run refused the request")))
+    # One line of what the run took the request to mean (a run from before this said nothing).
+    print(safe_line(f"accepted: {reply.get('accepted') or payload['command']}"))
     return EXIT_OK
 
 
@@ -44,7 +45,7 @@ def control(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from intermodel.control_channel import live_runs
+    from intermodel.control.client import live_runs
 
     folders = [Path(f) for f in args.folders] or [
         Path(os.environ.get("INTERMODEL_TRANSCRIPTS") or "transcripts")]

@@ -1,4 +1,4 @@
-"""Pairing files: schema, validation and the frozen `Pairing` they become."""
+"""Pairing, panel and experiment files: schema, validation and the frozen specs they become."""
 
 from __future__ import annotations
 
@@ -10,21 +10,25 @@ from intermodel.config.loader import (
     parse_pairing,
 )
 from intermodel.config.model import (
+    Addressee,
     AgentConfig,
     DialogueConfig,
     Pairing,
     Panel,
     RetryConfig,
+    RunSpec,
     ScriptConfig,
     render_placeholders,
 )
 
 __all__ = [
+    "Addressee",
     "AgentConfig",
     "DialogueConfig",
     "Pairing",
     "Panel",
     "RetryConfig",
+    "RunSpec",
     "ScriptConfig",
     "config_from_resolved",
     "from_resolved",

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from intermodel.bounds import MAX_DEPTH, MAX_TEXT_FILE, nesting_depth
+from intermodel.config.capabilities import PROVIDERS, SAMPLING_SETTINGS, Option, providers_with
 from intermodel.config.model import (
     PLACEHOLDERS,
     AgentConfig,
@@ -24,9 +24,11 @@ from intermodel.config.model import (
     Panel,
     Price,
     RetryConfig,
+    RunSpec,
     ScriptConfig,
     unknown_placeholders,
 )
+from intermodel.config.request import Sampling
 from intermodel.config.schema import (
     AGENT,
     DETECTORS,
@@ -42,9 +44,10 @@ from intermodel.config.schema import (
     shown_value,
 )
 from intermodel.errors import ConfigError, ConfigIssue
-from intermodel.files import UnreadableFile, read_regular
-from intermodel.providers.base import Sampling
-from intermodel.secrets import (
+from intermodel.security.bounds import MAX_DEPTH, MAX_TEXT_FILE, nesting_depth
+from intermodel.security.files import UnreadableFile, read_regular
+from intermodel.security.patterns import pattern_problem
+from intermodel.security.secrets import (
     SENSITIVE_HEADER,
     header_name_problem,
     header_value_problem,
@@ -58,8 +61,6 @@ _AGENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _SECRET_KEYS = {"api_key", "apikey", "key", "token", "secret", "password", "auth_token"}
 _PASTED_KEY = ("looks like it contains an API key; keys belong in environment variables named by "
                "api_key_env")
-DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
-DEFAULT_MODEL = {"scripted": "scripted", "local": "bundled"}
 SCRIPT_PLACEHOLDERS = ("name", "partner", "reply")
 PANEL_PLACEHOLDERS = ("name",)
 MAX_PANEL = 12
@@ -68,12 +69,12 @@ MAX_PANEL = 12
 def load_pairing(path: str | Path) -> Pairing:
     """Read and validate a pairing file. Raises ConfigError listing every problem found."""
     found = load_config(path)
-    if isinstance(found, Panel):
+    if not isinstance(found, Pairing):
         raise ConfigError(str(path), [ConfigIssue("", "this is a panel, not a pairing")])
     return found
 
 
-def load_config(path: str | Path) -> Pairing | Panel:
+def load_config(path: str | Path) -> RunSpec:
     """A pairing file, or a panel file (one with a [panel] table)."""
     path = Path(path)
     shown = str(path)
@@ -156,7 +157,7 @@ def from_resolved(resolved: Mapping[str, Any], *, source: str) -> Pairing:
     return build(again, source=source)
 
 
-def config_from_resolved(resolved: Mapping[str, Any], *, source: str) -> Pairing | Panel:
+def config_from_resolved(resolved: Mapping[str, Any], *, source: str) -> RunSpec:
     """A pairing or a panel, whichever the resolved table a transcript stored describes."""
     if "panel" in resolved:
         again = normalise_panel(dict(resolved), source=source, base_dir=Path("."),
@@ -276,31 +277,33 @@ def _normalise_agent(
         check.fail(f"{path}.prompt", f"unknown placeholder {{{name}}}; known: {known} "
                    "(write {{ and }} for literal braces)")
     if provider is None:
-        return agent
+        return agent  # missing or unknown: already reported
+    caps = PROVIDERS[provider]
     if "model" not in agent:
-        if provider in DEFAULT_MODEL:
-            agent["model"] = DEFAULT_MODEL[provider]
+        if caps.default_model is not None:
+            agent["model"] = caps.default_model
         else:
             check.fail(f"{path}.model",
                        f"missing; provider {shown_value(provider)} needs a model id")
-    if provider == "local" and agent.get("model", "bundled") != "bundled":
+    if caps.model_is_file and agent.get("model", caps.default_model) != caps.default_model:
         # Like prompt_file: a model path is relative to the pairing file, not to where you are.
         agent["model"] = str(base_dir / Path(agent["model"]).expanduser())
-    if provider not in DEFAULT_KEY_ENV:
+    if not caps.network:
         for key in ("api_key_env", "base_url"):
             if key in table and key not in reported:
                 check.fail(f"{path}.{key}", f"not used by provider {shown_value(provider)}")
-    script = agent.get("script", {})
-    if provider == "scripted":
+    if "script" in caps.options:
         if "script" not in reported:
-            agent["script"] = _normalise_script(check, script, f"{path}.script", base_dir)
-    elif "script" in table and "script" not in reported:
-        check.fail(f"{path}.script", "only for provider = \"scripted\"")
+            agent["script"] = _normalise_script(check, agent.get("script", {}),
+                                                f"{path}.script", base_dir)
     else:
         agent.pop("script", None)
-    if "context_size" in table and "context_size" not in reported and provider != "local":
-        check.fail(f"{path}.context_size", "only for provider = \"local\"")
-    _check_anthropic(check, agent, path, provider)
+    option: Option
+    for option in ("script", "context_size"):
+        if option in table and option not in reported and option not in caps.options:
+            takers = " or ".join(f"provider = \"{name}\"" for name in providers_with(option))
+            check.fail(f"{path}.{option}", f"only for {takers}")
+    _check_sampling(check, agent, path, provider)
     return agent
 
 
@@ -325,25 +328,24 @@ def _normalise_script(
     return script
 
 
-def _check_anthropic(check: Checker, agent: dict[str, Any], path: str, provider: str) -> None:
-    if provider == "anthropic":
-        for key in ("temperature", "top_p", "seed"):
-            if key in agent:
-                check.fail(f"{path}.{key}", "not accepted by the Anthropic Messages API (version "
-                           "2026-10-21, which the anthropic SDK sends, refuses sampling settings); "
-                           "for an Anthropic-compatible server that takes it, use extra_body")
+def _check_sampling(check: Checker, agent: dict[str, Any], path: str, provider: str) -> None:
+    """The sampling settings and thinking budget the provider's API takes."""
+    caps = PROVIDERS[provider]
+    for key in SAMPLING_SETTINGS:
+        if key in agent and key not in caps.sampling:
+            check.fail(f"{path}.{key}", "not accepted by "
+                       + (caps.refusal or f"provider {shown_value(provider)}"))
     budget = agent["thinking"].get("budget_tokens")
     if budget is None:
         return
-    if provider not in ("anthropic", "scripted"):
+    if caps.thinking_budget is None:
         check.fail(f"{path}.thinking.budget_tokens", "a thinking budget is an Anthropic option; "
                    "for other APIs pass reasoning settings through extra_body")
         return
-    if provider != "anthropic":
-        return
-    if budget < 1024:
-        check.fail(f"{path}.thinking.budget_tokens", f"expected at least 1024, got {budget}")
-    if budget >= agent.get("max_tokens", 0):
+    if budget < caps.thinking_budget.minimum:
+        check.fail(f"{path}.thinking.budget_tokens",
+                   f"expected at least {caps.thinking_budget.minimum}, got {budget}")
+    if caps.thinking_budget.below_max_tokens and budget >= agent.get("max_tokens", 0):
         check.fail(f"{path}.thinking.budget_tokens",
                    f"must be below max_tokens ({agent.get('max_tokens')})")
 
@@ -385,6 +387,10 @@ def _normalise_dialogue(
         check.fail("dialogue.interjection_format", "must contain {text}")
     if any(not phrase for phrase in dialogue.get("stop_phrases", [])):
         check.fail("dialogue.stop_phrases", "an empty stop phrase would end every run")
+    elif dialogue.get("stop_match") == "regex":
+        for n, phrase in enumerate(dialogue.get("stop_phrases", [])):
+            if (problem := pattern_problem(phrase)) is not None:
+                check.fail(f"dialogue.stop_phrases[{n}]", problem)
     return dialogue
 
 
@@ -431,7 +437,7 @@ def build(resolved: Mapping[str, Any], *, source: str) -> Pairing:
         max_total_tokens=d.get("max_total_tokens"),
         max_seconds=d.get("max_seconds"),
         max_cost=d.get("max_cost"),
-        stop_phrases=tuple(d["stop_phrases"]),
+        stop_phrases=tuple(d["stop_phrases"]), stop_match=d["stop_match"],
         share_thinking=d["share_thinking"],
         interjection_format=d["interjection_format"],
         empty_reply=d["empty_reply"],
@@ -458,7 +464,7 @@ def _build_agent(name: str, a: Mapping[str, Any]) -> AgentConfig:
         model=a["model"],
         prompt=a["prompt"],
         base_url=a.get("base_url"),
-        api_key_env=a.get("api_key_env") or DEFAULT_KEY_ENV.get(a["provider"]),
+        api_key_env=a.get("api_key_env") or PROVIDERS[a["provider"]].key_env,
         # A key is optional for a custom base_url (local servers) unless the file names one.
         key_required="api_key_env" in a or "base_url" not in a,
         sampling=Sampling(

@@ -1,16 +1,20 @@
-"""The validated, frozen form of a pairing file. Built only by `intermodel.config.loader`."""
+"""The validated, frozen form of pairing and panel files (built only by `config.loader`)."""
 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
 
-from intermodel.providers.base import Sampling
+from intermodel.config.request import Sampling
+from intermodel.errors import UsageError
 
 __all__ = [
     "PLACEHOLDERS",
+    "Addressee",
     "AgentConfig",
     "DetectorConfig",
     "DialogueConfig",
@@ -19,11 +23,13 @@ __all__ = [
     "Price",
     "ProviderName",
     "RetryConfig",
+    "RunSpec",
     "ScriptConfig",
     "render_placeholders",
 ]
 
-ProviderName = Literal["openai", "anthropic", "scripted", "local"]
+# A name in `config.capabilities.PROVIDERS` (the config check refuses any other).
+ProviderName = str
 
 # Placeholders a role prompt may use, filled once per agent when the run starts.
 PLACEHOLDERS = ("name", "partner", "max_turns")
@@ -112,6 +118,7 @@ class DialogueConfig:
     max_seconds: float | None = None
     max_cost: float | None = None
     stop_phrases: tuple[str, ...] = ()
+    stop_match: Literal["end", "line", "anywhere", "regex"] = "end"
     share_thinking: bool = False
     interjection_format: str = "[Human]: {text}"
     empty_reply: str = "[no reply]"
@@ -130,6 +137,13 @@ class DetectorConfig:
     empty_limit: int = 2
     goodbye: Action = "mark"
     goodbye_turns: int = 4
+    self_repetition: Action = "mark"
+    self_repetition_repeats: int = 3
+    self_repetition_share: float = 0.5
+    self_repetition_words: int = 10
+    emoji_collapse: Action = "mark"
+    emoji_collapse_turns: int = 3
+    emoji_collapse_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -144,13 +158,24 @@ class RetryConfig:
     max_wait: float = 10800.0
 
 
-@dataclass(frozen=True)
-class Panel:
-    """One message, sent to every agent at once; each answers on its own. No conversation."""
+class Addressee(StrEnum):
+    """Who a human message is for, besides an agent named outright."""
 
+    A = "a"  # the first agent of the file
+    B = "b"  # the second
+    BOTH = "both"  # every agent
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec(ABC):
+    """What a run runs: a `Pairing` (two agents in conversation) or a `Panel` (one message, every
+    agent answering on its own). `resolved` is the normalised config (every default filled in,
+    prompt files inlined, no secrets): what transcripts store and what `config_from_resolved`
+    loads back. `kind` tells the two apart where a screen or an export truly differs."""
+
+    kind: ClassVar[Literal["pairing", "panel"]]
     name: str
     description: str
-    prompt: str
     agents: tuple[AgentConfig, ...]
     retry: RetryConfig
     transcripts: str
@@ -167,34 +192,71 @@ class Panel:
                 return agent
         raise KeyError(name)
 
+    def partner_of(self, name: str) -> str:
+        """The agent `name` talks with ("" when it talks with nobody, as in a panel)."""
+        return ""
+
+    def addressees(self, to: str) -> tuple[str, ...]:
+        """The agents a human message `to` someone is for: `a` and `b` by seat, `both`, or an
+        agent's name (in any case). The one resolver of the CLI, the control socket and the
+        session; its error says the same thing to all of them."""
+        key = to.strip().lower()
+        names = self.agent_names
+        match key:
+            case Addressee.BOTH:
+                return names
+            case Addressee.A:
+                return names[:1]
+            case Addressee.B:
+                return names[1:2]
+        for name in names:
+            if name.lower() == key:
+                return (name,)
+        choices = ", ".join([*Addressee, *names[:-1]]) + f" or {names[-1]}"
+        # The text asked for is not repeated: it may be anything, from anyone on the socket.
+        raise UsageError(f"no such addressee: use {choices}")
+
+    @property
+    @abstractmethod
+    def max_turns(self) -> int:
+        """The turn budget as configured (a panel: one answer per agent)."""
+
+    @abstractmethod
+    def system_prompt(self, name: str) -> str:
+        """The agent's role prompt with its placeholders filled."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Panel(RunSpec):
+    """One message, sent to every agent at once; each answers on its own. No conversation."""
+
+    kind: ClassVar[Literal["pairing", "panel"]] = "panel"
+    prompt: str
+
+    @property
+    def max_turns(self) -> int:
+        return len(self.agents)
+
     def system_prompt(self, name: str) -> str:
         return render_placeholders(self.agent(name).prompt, {"name": name})
 
 
-@dataclass(frozen=True)
-class Pairing:
-    """A whole pairing. `resolved` is the normalised config (every default filled in, prompt
-    files inlined, no secrets): what transcripts store and what `from_resolved` loads back."""
+@dataclass(frozen=True, kw_only=True)
+class Pairing(RunSpec):
+    """Two agents in conversation, taking turns."""
 
-    name: str
-    description: str
+    kind: ClassVar[Literal["pairing", "panel"]] = "pairing"
     agents: tuple[AgentConfig, AgentConfig]
     dialogue: DialogueConfig
-    retry: RetryConfig
-    transcripts: str
-    source: str
     detectors: DetectorConfig = field(default_factory=DetectorConfig)
-    resolved: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def agent_names(self) -> tuple[str, str]:
         return (self.agents[0].name, self.agents[1].name)
 
-    def agent(self, name: str) -> AgentConfig:
-        for agent in self.agents:
-            if agent.name == name:
-                return agent
-        raise KeyError(name)
+    @property
+    def max_turns(self) -> int:
+        return self.dialogue.max_turns
 
     def partner_of(self, name: str) -> str:
         first, second = self.agent_names
@@ -208,7 +270,6 @@ class Pairing:
                        resolved=resolved)
 
     def system_prompt(self, name: str) -> str:
-        """The agent's role prompt with its placeholders filled."""
         return render_placeholders(
             self.agent(name).prompt,
             {"name": name, "partner": self.partner_of(name), "max_turns": self.dialogue.max_turns},

@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from intermodel.bounds import (
+from intermodel.config.capabilities import PROVIDERS
+from intermodel.errors import ConfigIssue
+from intermodel.security.bounds import (
     MAX_BYTES,
     MAX_COST,
     MAX_INT,
@@ -25,8 +27,7 @@ from intermodel.bounds import (
     MIN_INT,
     short,
 )
-from intermodel.errors import ConfigIssue
-from intermodel.secrets import redact
+from intermodel.security.secrets import redact
 
 __all__ = [
     "AGENT",
@@ -92,7 +93,7 @@ class Field:
 @dataclass(frozen=True)
 class Range:
     """A number's bounds, both included (a Field's `check`). Every number in a pairing file has
-    one, so none can overflow what reads it later (see intermodel.bounds)."""
+    one, so none can overflow what reads it later (see intermodel.security.bounds)."""
 
     low: float
     high: float
@@ -169,7 +170,7 @@ THINKING: dict[str, Field] = {
 AGENT: dict[str, Field] = {
     "provider": Field(
         STR, "Which API this agent talks to.", REQUIRED,
-        choices=("openai", "anthropic", "scripted", "local"),
+        choices=tuple(PROVIDERS),
     ),
     "model": Field(STR, "Model id (for `local`, a path to a GGUF file; default: bundled)."),
     "base_url": Field(STR, "Server address for OpenAI-compatible or proxied APIs.", None, url),
@@ -218,6 +219,9 @@ DIALOGUE: dict[str, Field] = {
     "max_cost": Field(NUMBER, "Cost budget in US dollars (needs prices): stop, or pause in the "
                       "terminal UI, when reached.", None, between(0, MAX_COST)),
     "stop_phrases": Field(STR_LIST, "Either agent saying one of these ends the run.", []),
+    "stop_match": Field(STR, "How a stop phrase must appear: closing the reply (end), alone on "
+                        "a line (line), anywhere, or as a regular expression (regex).", "end",
+                        choices=("end", "line", "anywhere", "regex")),
     "share_thinking": Field(BOOL, "Show each agent its partner's thinking.", False),
     "interjection_format": Field(STR, "How a human message appears to an agent; has {text}.",
                                  "[Human]: {text}"),
@@ -241,6 +245,20 @@ DETECTORS: dict[str, Field] = {
                      choices=ACTIONS),
     "goodbye_turns": Field(INT, "How many farewell turns in a row count as a loop.", 4,
                            between(2, MAX_TURNS)),
+    "self_repetition": Field(STR, "One reply looping on itself (a sentence over and over).",
+                             "mark", choices=ACTIONS),
+    "self_repetition_repeats": Field(INT, "How often the sentence or block must occur.", 3,
+                                     between(2, 1_000_000)),
+    "self_repetition_share": Field(NUMBER, "The share of the reply's words the repeats cover.",
+                                   0.5, between(0.1, 1)),
+    "self_repetition_words": Field(INT, "The fewest words the repeats cover.", 10,
+                                   between(1, 1_000_000)),
+    "emoji_collapse": Field(STR, "The last replies mostly emoji and symbols.", "mark",
+                            choices=ACTIONS),
+    "emoji_collapse_turns": Field(INT, "How many replies in a row count.", 3,
+                                  between(1, MAX_TURNS)),
+    "emoji_collapse_share": Field(NUMBER, "The share of symbols that makes a reply count.", 0.5,
+                                  between(0.1, 1)),
 }
 
 RETRY: dict[str, Field] = {

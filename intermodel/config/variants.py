@@ -8,33 +8,23 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any, overload
+from typing import Any, TypeVar
 
+from intermodel.config.capabilities import PROVIDERS
 from intermodel.config.loader import config_from_resolved
-from intermodel.config.model import Pairing, Panel
+from intermodel.config.model import RunSpec
 
 __all__ = ["SEEDLESS_PROVIDERS", "vary"]
 
 # Providers whose API takes no seed (Anthropic's refuses sampling settings altogether).
-SEEDLESS_PROVIDERS = frozenset({"anthropic"})
+SEEDLESS_PROVIDERS = frozenset(name for name, caps in PROVIDERS.items() if not caps.seeds)
 
 
-@overload
-def vary(pairing: Pairing, *, name: str | None = None, opener: str | None = None,
-         max_turns: int | None = None, seed: int | None = None,
-         agents: Mapping[str, Mapping[str, Any]] | None = None,
-         source: str | None = None) -> Pairing: ...
-
-
-@overload
-def vary(pairing: Panel, *, name: str | None = None, opener: str | None = None,
-         max_turns: int | None = None, seed: int | None = None,
-         agents: Mapping[str, Mapping[str, Any]] | None = None,
-         source: str | None = None) -> Panel: ...
+Spec = TypeVar("Spec", bound=RunSpec)
 
 
 def vary(
-    pairing: Pairing | Panel,
+    spec: Spec,
     *,
     name: str | None = None,
     opener: str | None = None,
@@ -42,15 +32,15 @@ def vary(
     seed: int | None = None,
     agents: Mapping[str, Mapping[str, Any]] | None = None,
     source: str | None = None,
-) -> Pairing | Panel:
+) -> Spec:
     """A new pairing (or panel) with the given changes. `agents` replaces whole agent tables
     (keeping the agent's name, so a conversation so far still reads right); `seed` goes to every
     agent whose API takes one. For a panel, `opener` is its message and `max_turns` does not
     apply."""
-    resolved = copy.deepcopy(dict(pairing.resolved))
+    resolved = copy.deepcopy(dict(spec.resolved))
     if name is not None:
         resolved["name"] = name
-    if isinstance(pairing, Panel):
+    if spec.kind == "panel":
         if opener is not None:
             resolved["panel"]["prompt"] = opener
     else:
@@ -67,4 +57,6 @@ def vary(
         for table in resolved["agents"].values():
             if table.get("provider") not in SEEDLESS_PROVIDERS:
                 table["seed"] = seed
-    return config_from_resolved(resolved, source=source or pairing.source)
+    varied = config_from_resolved(resolved, source=source or spec.source)
+    assert isinstance(varied, type(spec))  # the resolved table still says which kind it is
+    return varied

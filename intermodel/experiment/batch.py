@@ -2,6 +2,9 @@
 
 Finished entries are skipped; entries whose runs crashed, were interrupted or ended in an error are
 resumed from their transcripts; the rest are started. Runs share the experiment's provider limits.
+A run waiting out a backoff gives its place back (`intermodel.experiment.slots`), and a provider's
+`streams` limit bounds how many of its runs are in progress, so one provider that is down cannot
+hold up the runs on the others.
 A stop request (Ctrl-C) stops every running run gracefully — each transcript gets its final
 record — and starts no more, so running the command again carries on where it stopped.
 """
@@ -10,23 +13,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import anyio
 
+from intermodel.config.experiment import Experiment
+from intermodel.config.model import RunSpec
+from intermodel.engine.events import Retrying, TextChunk, TurnCompleted
+from intermodel.engine.prepare import ProviderFactory, Run, prepared_run
+from intermodel.engine.session import Session
 from intermodel.errors import IntermodelError
-from intermodel.events import Retrying, TurnCompleted, TurnStarted
 from intermodel.experiment.limits import Limiters
 from intermodel.experiment.manifest import EntryState, Status, scan, status_for, write_manifest
 from intermodel.experiment.plan import Entry, plan
-from intermodel.experiment.spec import Experiment
+from intermodel.experiment.slots import RunSlot, SlotProvider
+from intermodel.lineage.resume import prepared_resume
+from intermodel.lineage.trust import Vouchers, seats_of
 from intermodel.providers.registry import make_provider
-from intermodel.resume import prepared_resume
-from intermodel.runner import ProviderFactory, Run, prepared_run
-from intermodel.secrets import redact
-from intermodel.session import Session
-from intermodel.trust import Vouchers, seats_of
+from intermodel.records import Retry
+from intermodel.security.secrets import redact
 
 __all__ = ["Batch", "BatchReport"]
 
@@ -56,7 +63,7 @@ class Batch:
         self._factory = provider_factory
         self._listener = listener
         self._stopping = False
-        self._live: dict[str, Session] = {}
+        self._live: dict[str, Session[RunSpec]] = {}
         self.states: dict[str, EntryState] = {}
         self._skipped = 0
         self._began = time.monotonic()
@@ -86,34 +93,42 @@ class Batch:
         return BatchReport(len(self.entries), self._skipped, self.states,
                            time.monotonic() - self._began)
 
-    async def _run_entry(self, entry: Entry, slots: anyio.CapacityLimiter) -> None:
-        async with slots:
+    async def _run_entry(self, entry: Entry, places: anyio.CapacityLimiter) -> None:
+        async with AsyncExitStack() as stack:
+            # The provider's share first: a run waiting for it holds no place.
+            for share in self._limiters.shares_for(entry.pairing.agents):
+                await stack.enter_async_context(share.runs)
+            slot = RunSlot(places, on_take=lambda: self._resumed_work(entry))
+            await slot.take()
+            stack.callback(slot.give_back)
             if self._stopping:
                 return
             state = self.states[entry.id]
             try:
-                async with self._open(entry, state) as run:
+                async with self._open(entry, state, slot) as run:
                     state.transcript = str(run.transcript) if run.transcript else None
-                    state.run_id = run.dialogue.run_id
+                    state.run_id = run.session.run_id
                     state.attempts += 1
                     self._update(entry, "running")
-                    self._live[entry.id] = run.dialogue
+                    self._live[entry.id] = run.session
                     try:
                         async with anyio.create_task_group() as tg:
                             tg.start_soon(self._follow, entry, run)
-                            end = await run.dialogue.run()
+                            end = await run.session.run()
                     finally:
                         del self._live[entry.id]
                 state.end_reason, state.detail = end.reason, end.detail
                 self._update(entry, status_for(end.reason))
             except IntermodelError as exc:
                 # A run that cannot even start (missing key, unreadable transcript) fails alone.
-                state.detail = redact(str(exc).splitlines()[0])  # shown, and in the manifest
+                state.detail = redact(str(exc).partition("\n")[0])  # shown, and in the manifest
                 self._update(entry, "failed")
 
-    def _open(self, entry: Entry, state: EntryState) -> AbstractAsyncContextManager[Run]:
+    def _open(self, entry: Entry, state: EntryState,
+              slot: RunSlot) -> AbstractAsyncContextManager[Run]:
         def factory(agent, partner, credentials):  # type: ignore[no-untyped-def]
-            return self._limiters.wrap(agent, self._factory(agent, partner, credentials))
+            limited = self._limiters.wrap(agent, self._factory(agent, partner, credentials))
+            return SlotProvider(limited, slot, self._limiters.for_agent(agent))
 
         if state.transcript is not None:
             # The experiment's own pairing for this entry vouches for the transcript's seats; a
@@ -127,15 +142,35 @@ class Batch:
 
     async def _follow(self, entry: Entry, run: Run) -> None:
         """Keep the entry's status (running / retrying, turns done) current."""
-        async for event in run.dialogue.subscribe():
+        async for event in run.session.subscribe():
             state = self.states[entry.id]
-            if isinstance(event, Retrying) and state.status != "retrying":
-                self._update(entry, "retrying")
-            elif isinstance(event, TurnStarted) and state.status == "retrying":
-                self._update(entry, "running")
+            if isinstance(event, Retrying):
+                why = self._retry_reason(entry, event.retry)
+                if state.status != "retrying" or state.waiting != why:
+                    state.waiting = why
+                    self._update(entry, "retrying")
+            elif isinstance(event, TextChunk) and state.status == "retrying":
+                self._resumed_work(entry)
             elif isinstance(event, TurnCompleted):
                 state.turns = event.turn.index
                 self._notify(entry)
+
+    def _resumed_work(self, entry: Entry) -> None:
+        """The entry holds a place again after a backoff."""
+        if self.states[entry.id].status == "retrying":
+            self.states[entry.id].waiting = ""
+            self._update(entry, "running")
+
+    @staticmethod
+    def _retry_reason(entry: Entry, retry: Retry) -> str:
+        """Which provider the entry is waiting for, and why: `openai 127.0.0.1:8080: rate
+        limited 429`."""
+        agent = entry.pairing.agent(retry.agent)
+        where: str = agent.provider
+        if agent.base_url:
+            where += f" {urlsplit(agent.base_url).netloc or agent.base_url}"
+        why = retry.error.replace("_", " ") + (f" {retry.status}" if retry.status else "")
+        return redact(f"{where}: {why}")
 
     def _update(self, entry: Entry, status: Status) -> None:
         """A change of status: saved in the manifest (turn counts only go to the listener)."""

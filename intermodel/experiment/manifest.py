@@ -1,8 +1,9 @@
 """Where a batch stands: read from its transcripts, summarised in `manifest.json`.
 
 The transcripts are the truth: each carries its entry id in its header (`experiment.entry`) and
-ends (or not) with an `end` record. The manifest is rewritten atomically (see `intermodel.files`)
-whenever an entry changes, for people and tools that want the whole picture in one file.
+ends (or not) with an `end` record. The manifest is rewritten atomically (see
+`intermodel.security.files`) whenever an entry changes, for people and tools that want the whole
+picture in one file.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from intermodel.config.experiment import Experiment
 from intermodel.errors import TranscriptError
 from intermodel.experiment.plan import Entry
-from intermodel.experiment.spec import Experiment
-from intermodel.files import write_private
 from intermodel.records import now_iso
+from intermodel.security.files import write_private
 from intermodel.transcript.reader import read_transcript
 
 __all__ = ["MANIFEST", "EntryState", "Status", "scan", "status_for", "write_manifest"]
@@ -38,6 +39,7 @@ class EntryState:
     end_reason: str | None = None
     detail: str = ""
     attempts: int = 0  # processes that have worked on it (1 + resumes)
+    waiting: str = ""  # while retrying: the provider and why (`openai: rate limited 429`)
 
 
 def status_for(end_reason: str | None) -> Status:

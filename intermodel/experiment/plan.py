@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from intermodel.config.model import Pairing, Panel
+from intermodel.config.experiment import Experiment
+from intermodel.config.model import Pairing, Panel, RunSpec
+from intermodel.config.request import Message, Request
 from intermodel.config.variants import vary
-from intermodel.dialogue import speaker_of
-from intermodel.experiment.spec import Experiment
-from intermodel.providers.base import Message, Request
-from intermodel.tokens import estimate_tokens
-from intermodel.views import panel_request
+from intermodel.engine.dialogue import speaker_of
+from intermodel.engine.requests import panel_request
+from intermodel.engine.tokens import estimate_tokens
 
 __all__ = ["CostBound", "Entry", "cost_bound", "plan", "run_cost_bound"]
 
-# Token estimates are rough (see intermodel.tokens): an upper bound pads the prompt part.
+# Token estimates are rough (see intermodel.engine.tokens): an upper bound pads the prompt part.
 _ESTIMATE_SLACK = 1.3
 
 
@@ -28,7 +28,7 @@ class Entry:
     opener_label: str
     replicate: int
     seed: int | None
-    pairing: Pairing | Panel  # with this entry's opener, budget and seed applied
+    pairing: RunSpec  # with this entry's opener, budget and seed applied
 
     def origin(self, experiment: Experiment) -> dict[str, Any]:
         return {"experiment": {
@@ -50,16 +50,23 @@ def plan(experiment: Experiment) -> list[Entry]:
     return entries
 
 
-def run_cost_bound(pairing: Pairing | Panel) -> float | None:
-    """The most one run of `pairing` can cost under its budgets, in US dollars; None when an
+def run_cost_bound(spec: RunSpec) -> float | None:
+    """The most one run of `spec` can cost under its budgets, in US dollars; None when an
     agent has no price. Every turn is assumed to use its whole `max_tokens`, and each prompt to
     hold every earlier turn (capped by the agent's context window)."""
-    if any(agent.price is None for agent in pairing.agents):
+    if any(agent.price is None for agent in spec.agents):
         return None
-    if isinstance(pairing, Panel):  # one answer each
-        return sum(a.price.cost(int(estimate_tokens(panel_request(pairing, a.name))
-                                    * _ESTIMATE_SLACK), a.sampling.max_tokens)
-                   for a in pairing.agents if a.price is not None)
+    match spec:
+        case Panel():  # one answer each
+            return sum(a.price.cost(int(estimate_tokens(panel_request(spec, a.name))
+                                        * _ESTIMATE_SLACK), a.sampling.max_tokens)
+                       for a in spec.agents if a.price is not None)
+        case Pairing():
+            return _dialogue_cost_bound(spec)
+    raise TypeError(f"no cost bound for a {type(spec).__name__}")
+
+
+def _dialogue_cost_bound(pairing: Pairing) -> float:
     d = pairing.dialogue
     base = {a.name: _base_tokens(pairing, a.name) for a in pairing.agents}
     history = 0

@@ -10,17 +10,19 @@ reply costs neither the reply nor the time.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Self
 
 import anthropic
 import httpx2
 
+from intermodel.config.capabilities import PROVIDERS
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Request
 from intermodel.errors import StreamInterrupted
 from intermodel.providers.base import (
     HEARTBEAT,
+    ConfiguredProvider,
     Finished,
-    Request,
     StreamEvent,
     TextDelta,
     ThinkingDelta,
@@ -28,7 +30,7 @@ from intermodel.providers.base import (
 )
 from intermodel.providers.errors import StreamPhase, translate
 from intermodel.providers.http import read_after_finish, sdk_http_client
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 
 __all__ = ["AnthropicProvider", "anthropic_messages"]
 
@@ -49,8 +51,13 @@ def anthropic_messages(request: Request) -> list[dict[str, Any]]:
     return messages
 
 
-class AnthropicProvider:
+class AnthropicProvider(ConfiguredProvider):
     name = "anthropic"
+    capabilities = PROVIDERS["anthropic"]
+
+    @classmethod
+    def for_agent(cls, agent: AgentConfig, partner: str, credentials: Credentials) -> Self:
+        return cls(agent, credentials)
 
     def __init__(self, agent: AgentConfig, credentials: Credentials) -> None:
         self.agent = agent

@@ -1,9 +1,17 @@
 """What every provider speaks: a provider-neutral request in, typed stream events out.
 
 A provider knows one API and nothing about dialogues. It takes a `Request` (the agent's own view of
-the conversation plus its settings) and yields `TextDelta`, `ThinkingDelta`, `UsageReport` and
-finally exactly one `Finished`; between them, `HEARTBEAT` for each complete event that carried
-nothing to show. Any failure leaves it as a `ProviderError` subclass.
+the conversation plus its settings, `intermodel.config.request`) and yields `TextDelta`,
+`ThinkingDelta`, `UsageReport` and finally exactly one `Finished`; between them, `HEARTBEAT` for
+each complete event that carried nothing to show. Any failure leaves it as a `ProviderError`
+subclass.
+
+A provider is an async context manager: `async with provider:` holds its clients (or its share
+of a loaded model) for as long as the block runs and releases them when it ends, however it
+ends. A provider class derives from `ProviderBase`, which supplies that from `aclose`; one that
+a config can name derives from `ConfiguredProvider`, declaring its `Capabilities`
+(`config.capabilities`) and how it is made from an agent's config. A provider that wraps another
+(a rate limit, a test double) derives from `ProviderWrapper`, which passes all of it through.
 
 A reply from a server over the network comes with `ReplyLimits` (see `registry.reply_limits`): how
 long it may stall or last and how long it may grow before the turn producer gives up on it.
@@ -12,103 +20,35 @@ In-process providers (local, scripted) have none.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import ClassVar, Protocol, Self
 
-from intermodel.digest import canonical_digest
+import anyio
+
+from intermodel.config.capabilities import Capabilities
+from intermodel.config.model import AgentConfig
+from intermodel.config.request import Request
+from intermodel.security.secrets import Credentials
 
 __all__ = [
+    "CLOSE_SECONDS",
     "HEARTBEAT",
+    "ConfiguredProvider",
     "Finished",
     "Heartbeat",
-    "Message",
     "ProbeFailed",
     "Provider",
+    "ProviderBase",
+    "ProviderWrapper",
     "ReplyLimits",
-    "Request",
-    "Sampling",
     "StreamEvent",
     "TextDelta",
     "ThinkingDelta",
     "UsageReport",
 ]
-
-Role = Literal["user", "assistant"]
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One message of an agent's view. `thinking` is set only on the agent's own turns when its
-    pairing sends its thinking back to it; `signature` is the provider's proof for that thinking
-    (Anthropic requires it to accept thinking blocks back)."""
-
-    role: Role
-    content: str
-    thinking: str = ""
-    signature: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        data = {"role": self.role, "content": self.content}
-        if self.thinking:
-            data["thinking"] = self.thinking
-        if self.signature:
-            data["signature"] = self.signature
-        return data
-
-
-@dataclass(frozen=True, slots=True)
-class Sampling:
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int = 1024
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
-            "stop": list(self.stop),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """Everything a provider needs for one call, and nothing that identifies the caller's secrets.
-
-    `thinking_budget` asks for extended thinking where the API has it (Anthropic); `extra_body` and
-    `extra_headers` pass through provider extras. Header values are as the pairing wrote them,
-    `${VAR}` references unexpanded: a request never holds a secret, so it can be hashed and
-    stored; providers send the values resolved from their credentials.
-    """
-
-    model: str
-    system: str
-    messages: tuple[Message, ...]
-    sampling: Sampling = field(default_factory=Sampling)
-    thinking_budget: int | None = None
-    extra_body: Mapping[str, Any] = field(default_factory=dict)
-    extra_headers: Mapping[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "system": self.system,
-            "messages": [m.to_json() for m in self.messages],
-            "sampling": self.sampling.to_json(),
-            "thinking_budget": self.thinking_budget,
-            "extra_body": dict(self.extra_body),
-            "extra_headers": dict(self.extra_headers),
-        }
-
-    def digest(self) -> str:
-        """SHA-256 of the canonical JSON of this request: the fingerprint a transcript keeps so
-        anyone can later check that a rebuilt request is exactly the one that was sent."""
-        return canonical_digest(self.to_json())
-
 
 # Deltas are created once per token: plain slotted classes (frozen ones cost three times as much
 # to create). Treat them as immutable.
@@ -168,18 +108,97 @@ class ReplyLimits:
     chars: int
 
 
+CLOSE_SECONDS = 5.0  # the longest leaving a provider's block may take
+
+
 class ProbeFailed(Exception):
     """A provider's `context_limit` could not ask its server (not reached, or no answer in
     time); the message says why."""
 
 
 class Provider(Protocol):
-    """One API. `stream` yields events for one request; `aclose` releases clients and models.
-    A provider that can tell its context size also has `async context_limit() -> int | None`,
-    which may raise ProbeFailed."""
+    """One API, as a run uses it. `stream` yields events for one request; `async with provider`
+    holds its clients and models while the block runs (`aclose` releases them directly). A
+    provider that can tell its context size also has `async context_limit() -> int | None`, which
+    may raise ProbeFailed."""
 
     name: str
 
     def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]: ...
 
     async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None: ...
+
+
+class ProviderBase(ABC):
+    """What a provider class derives from: the context manager around `aclose`.
+
+    Clients are made with the provider (making one opens no connection; the first request
+    does) and released on exit, so entering has nothing left to do."""
+
+    name: str
+
+    @abstractmethod
+    def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]: ...
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release clients and models; a second call does nothing."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        # Released even when the block was cancelled (a cancelled close would leak its client),
+        # within CLOSE_SECONDS: the shield must carry its own bound, as it hides the caller's.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_SECONDS):
+            await self.aclose()
+
+
+class ConfiguredProvider(ProviderBase):
+    """A provider an agent's config can name (see `registry.REGISTRY`): its name, its declared
+    capabilities, and how it is made from the agent's config."""
+
+    name: str  # the name the config and the registry use
+    capabilities: ClassVar[Capabilities]  # its entry in config.capabilities.PROVIDERS
+
+    @classmethod
+    @abstractmethod
+    def for_agent(cls, agent: AgentConfig, partner: str, credentials: Credentials) -> Self:
+        """The provider of `agent` (whose partner is `partner`, "" in a panel), with its
+        resolved credentials."""
+
+
+class ProviderWrapper:
+    """A provider around another (`inner`): it streams through the inner provider by default,
+    and entering, leaving, closing and the context probe pass through to it."""
+
+    inner: Provider
+    name: str
+
+    def __init__(self, inner: Provider) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        return self.inner.stream(request)
+
+    async def context_limit(self) -> int | None:
+        ask = getattr(self.inner, "context_limit", None)
+        return None if ask is None else await ask()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.inner.__aexit__(kind, error, traceback)

@@ -39,7 +39,7 @@ from intermodel.errors import (
     StreamInterrupted,
     TimedOut,
 )
-from intermodel.secrets import redact
+from intermodel.security.secrets import redact
 
 __all__ = ["StreamPhase", "error_for_status", "error_for_stream_payload", "parse_retry_after",
            "translate"]

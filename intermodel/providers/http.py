@@ -2,7 +2,7 @@
 they read after a reply is complete.
 
 - It follows no redirect. A redirect would take the request, and the credentials in its headers
-  (`extra_headers` such as `x-api-key` or a proxy's token, which httpx does not strip the way it
+  (`extra_headers` such as `x-api-key` or a proxy's token, which httpx2 does not strip the way it
   strips `Authorization`), to wherever the server points. A model request is sent to the
   configured `base_url` or nowhere; a 3xx answer is an error that names its `Location`.
 - It reads at most MAX_BODY bytes of an answer that is not an event stream (an error, or the

@@ -14,18 +14,20 @@ server that keeps the connection open after its reply costs neither the reply no
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Self
 
 import httpx2
 import openai
 from openai.types.chat import ChatCompletionChunk
 
+from intermodel.config.capabilities import PROVIDERS
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Request
 from intermodel.errors import StreamInterrupted
 from intermodel.providers.base import (
     HEARTBEAT,
+    ConfiguredProvider,
     Finished,
-    Request,
     StreamEvent,
     ThinkingDelta,
     UsageReport,
@@ -34,7 +36,7 @@ from intermodel.providers.errors import StreamPhase, translate
 from intermodel.providers.http import read_after_finish, sdk_http_client
 from intermodel.providers.probe import PROBE_SECONDS, server_context
 from intermodel.providers.thinktags import ThinkTagParser
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 
 __all__ = ["OpenAIProvider", "chat_messages"]
 
@@ -54,8 +56,13 @@ def chat_messages(request: Request) -> list[dict[str, Any]]:
     return messages
 
 
-class OpenAIProvider:
+class OpenAIProvider(ConfiguredProvider):
     name = "openai"
+    capabilities = PROVIDERS["openai"]
+
+    @classmethod
+    def for_agent(cls, agent: AgentConfig, partner: str, credentials: Credentials) -> Self:
+        return cls(agent, credentials)
 
     def __init__(self, agent: AgentConfig, credentials: Credentials) -> None:
         self.agent = agent

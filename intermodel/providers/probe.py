@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 
 from intermodel.providers.base import ProbeFailed
 
@@ -41,15 +41,15 @@ async def server_context(base_url: str, model: str, *, headers: Mapping[str, str
     extra = extra_body or {}
     with anyio.move_on_after(seconds):
         try:
-            async with httpx.AsyncClient(timeout=seconds, headers=dict(headers or {}),
+            async with httpx2.AsyncClient(timeout=seconds, headers=dict(headers or {}),
                                          follow_redirects=False) as client:
                 for ask in (_llamacpp_props, _models_list, _ollama_show):
                     found = await ask(client, root, base, model, extra)
                     if found:
                         return found
-        except httpx.TimeoutException:
+        except httpx2.TimeoutException:
             pass  # said below, as for the deadline
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             detail = " ".join(str(exc).split()) or type(exc).__name__
             raise ProbeFailed(f"the probe failed: {detail[:200]}") from None
         else:
@@ -57,7 +57,7 @@ async def server_context(base_url: str, model: str, *, headers: Mapping[str, str
     raise ProbeFailed(f"the server did not answer the probe in {seconds:g} s")
 
 
-async def _answer(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Any:
+async def _answer(client: httpx2.AsyncClient, method: str, url: str, **kwargs: Any) -> Any:
     """The JSON of a 200 answer, or None for any other answer (another status, a body that is
     too large or not JSON)."""
     async with client.stream(method, url, **kwargs) as response:
@@ -87,13 +87,13 @@ def _size(value: Any) -> int | None:
     return value if ok else None
 
 
-async def _llamacpp_props(client: httpx.AsyncClient, root: str, base: str, model: str,
+async def _llamacpp_props(client: httpx2.AsyncClient, root: str, base: str, model: str,
                           extra: Mapping[str, Any]) -> int | None:
     data = await _answer(client, "GET", f"{root}/props")
     return _size(_dig(data, "default_generation_settings", "n_ctx"))
 
 
-async def _models_list(client: httpx.AsyncClient, root: str, base: str, model: str,
+async def _models_list(client: httpx2.AsyncClient, root: str, base: str, model: str,
                        extra: Mapping[str, Any]) -> int | None:
     entries = _dig(await _answer(client, "GET", f"{base}/models"), "data")
     if not isinstance(entries, list):
@@ -108,7 +108,7 @@ async def _models_list(client: httpx.AsyncClient, root: str, base: str, model: s
     return None
 
 
-async def _ollama_show(client: httpx.AsyncClient, root: str, base: str, model: str,
+async def _ollama_show(client: httpx2.AsyncClient, root: str, base: str, model: str,
                        extra: Mapping[str, Any]) -> int | None:
     data = await _answer(client, "POST", f"{root}/api/show", json={"model": model})
     if not isinstance(data, dict):

@@ -1,50 +1,81 @@
-"""Which provider an agent's config asks for.
+"""Which provider class an agent's config asks for: the registry of provider names.
 
-SDK modules are imported only when a pairing uses them, so `validate` and scripted runs start fast
-and the local model's optional dependencies are needed only by local agents.
+Each entry loads its class when a run first uses it, so the SDK modules are imported only when a
+pairing uses them: scripted runs start fast, and the local model's optional dependencies are
+needed only by local agents. The names are those of `config.capabilities.PROVIDERS`, where the
+config check finds them (a test keeps the two equal).
 """
 
 from __future__ import annotations
 
-from intermodel.config.model import AgentConfig
-from intermodel.providers.base import Provider, ReplyLimits
-from intermodel.secrets import Credentials
+from collections.abc import Callable, Mapping
 
-__all__ = ["CHARS_PER_TOKEN", "MIN_REPLY_CHARS", "make_provider", "reply_limits"]
+from intermodel.config.capabilities import PROVIDERS
+from intermodel.config.model import AgentConfig
+from intermodel.providers.base import ConfiguredProvider, Provider, ReplyLimits
+from intermodel.security.secrets import Credentials
+
+__all__ = ["CHARS_PER_TOKEN", "MIN_REPLY_CHARS", "REGISTRY", "make_provider", "provider_class",
+           "reply_limits"]
 
 # The reply cap's margin: real text averages about 4 characters per token; 32 leaves room for any
 # honest reply of max_tokens tokens (long whitespace or code tokens included), and no more.
 CHARS_PER_TOKEN = 32
 MIN_REPLY_CHARS = 4096
-_NETWORK = frozenset({"openai", "anthropic"})
 
 
 def reply_limits(agent: AgentConfig) -> ReplyLimits | None:
     """The limits of one reply from the agent's server; None for in-process providers (the local
     model stops at max_tokens itself, scripted replies are finite)."""
-    if agent.provider not in _NETWORK:
+    if not PROVIDERS[agent.provider].network:
         return None
     chars = max(MIN_REPLY_CHARS, CHARS_PER_TOKEN * agent.sampling.max_tokens)
     return ReplyLimits(stall=agent.timeout, seconds=agent.max_reply_seconds,
                        chars=min(chars, agent.max_reply_chars))
 
 
+def _openai() -> type[ConfiguredProvider]:
+    from intermodel.providers.openai import OpenAIProvider
+
+    return OpenAIProvider
+
+
+def _anthropic() -> type[ConfiguredProvider]:
+    from intermodel.providers.anthropic import AnthropicProvider
+
+    return AnthropicProvider
+
+
+def _scripted() -> type[ConfiguredProvider]:
+    from intermodel.providers.scripted import ScriptedProvider
+
+    return ScriptedProvider
+
+
+def _local() -> type[ConfiguredProvider]:
+    from intermodel.providers.local import LocalProvider
+
+    return LocalProvider
+
+
+# Provider name -> its class, loaded on first use. Adding a provider: its module, a loader like
+# those above, one line here, and its capabilities in config.capabilities.PROVIDERS.
+REGISTRY: Mapping[str, Callable[[], type[ConfiguredProvider]]] = {
+    "openai": _openai,
+    "anthropic": _anthropic,
+    "scripted": _scripted,
+    "local": _local,
+}
+
+
+def provider_class(name: str) -> type[ConfiguredProvider]:
+    """The class of the provider called `name`; ValueError for a name no provider has."""
+    load = REGISTRY.get(name)
+    if load is None:
+        raise ValueError(f"unknown provider {name!r} (known: {', '.join(REGISTRY)})")
+    return load()
+
+
 def make_provider(agent: AgentConfig, partner: str, credentials: Credentials) -> Provider:
-    """The provider an agent's config asks for, ready to stream."""
-    if agent.provider == "scripted":
-        from intermodel.providers.scripted import ScriptedProvider
-
-        return ScriptedProvider(agent, partner)
-    if agent.provider == "openai":
-        from intermodel.providers.openai import OpenAIProvider
-
-        return OpenAIProvider(agent, credentials)
-    if agent.provider == "anthropic":
-        from intermodel.providers.anthropic import AnthropicProvider
-
-        return AnthropicProvider(agent, credentials)
-    if agent.provider == "local":
-        from intermodel.providers.local import LocalProvider
-
-        return LocalProvider(agent)
-    raise ValueError(f"unknown provider {agent.provider!r}")
+    """The provider an agent's config asks for, ready to enter (`async with`)."""
+    return provider_class(agent.provider).for_agent(agent, partner, credentials)

@@ -11,28 +11,28 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import AsyncGenerator
+from typing import Self
 
 import anyio
 
+from intermodel.config.capabilities import PROVIDERS
 from intermodel.config.model import AgentConfig, ScriptConfig, render_placeholders
+from intermodel.config.request import Request, estimate_text_tokens
 from intermodel.errors import BadRequest
 from intermodel.providers.base import (
+    ConfiguredProvider,
     Finished,
-    Request,
     StreamEvent,
     TextDelta,
     ThinkingDelta,
     UsageReport,
 )
+from intermodel.security.secrets import Credentials
 
-__all__ = ["ScriptedProvider", "estimate_tokens"]
+__all__ = ["ScriptedProvider"]
 
 _WORD = re.compile(r"\S+\s*|\s+")
 REQUESTS_KEPT = 200
-
-
-def estimate_tokens(text: str) -> int:
-    return max(1, (len(text) + 3) // 4) if text else 0
 
 
 def chunk_words(text: str, per_chunk: int) -> list[str]:
@@ -41,8 +41,13 @@ def chunk_words(text: str, per_chunk: int) -> list[str]:
     return ["".join(words[i:i + per_chunk]) for i in range(0, len(words), per_chunk)]
 
 
-class ScriptedProvider:
+class ScriptedProvider(ConfiguredProvider):
     name = "scripted"
+    capabilities = PROVIDERS["scripted"]
+
+    @classmethod
+    def for_agent(cls, agent: AgentConfig, partner: str, credentials: Credentials) -> Self:
+        return cls(agent, partner)
 
     def __init__(self, agent: AgentConfig, partner: str) -> None:
         self.agent = agent
@@ -67,7 +72,8 @@ class ScriptedProvider:
             yield TextDelta(piece)
             await self._pace()
         prompt = request.system + "".join(m.content for m in request.messages)
-        yield UsageReport(estimate_tokens(prompt), estimate_tokens(thinking + reply))
+        yield UsageReport(estimate_text_tokens(len(prompt)),
+                          estimate_text_tokens(len(thinking) + len(reply)))
         yield Finished("end_turn", self.agent.model)
 
     async def _pace(self) -> None:

@@ -19,11 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from intermodel.bounds import short
 from intermodel.config.loader import config_from_resolved
-from intermodel.config.model import Pairing, Panel
+from intermodel.config.model import Pairing, RunSpec
 from intermodel.errors import ConfigError, TranscriptError, TranscriptInvalid
-from intermodel.files import UnreadableFile, open_regular, read_regular
 from intermodel.records import (
     RECORD_TYPES,
     BudgetChange,
@@ -35,6 +33,8 @@ from intermodel.records import (
     Trim,
     Turn,
 )
+from intermodel.security.bounds import short
+from intermodel.security.files import UnreadableFile, open_regular, read_regular
 from intermodel.transcript.schema import Invalid, Run, check_json, read_header, read_record
 from intermodel.transcript.writer import FORMAT_VERSION
 
@@ -61,11 +61,11 @@ class Transcript:
     def pairing(self) -> Pairing:
         """The pairing this run ran (a panel's transcript has none: see `config`)."""
         config = self.config()
-        if isinstance(config, Panel):
+        if not isinstance(config, Pairing):
             raise TranscriptInvalid(str(self.path), "it records a panel, not a conversation")
         return config
 
-    def config(self) -> Pairing | Panel:
+    def config(self) -> RunSpec:
         try:
             return config_from_resolved(self.header["config"], source=f"{self.path} (header)")
         except ConfigError as exc:  # one line: the first problem, and how many more

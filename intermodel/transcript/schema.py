@@ -2,8 +2,8 @@
 
 The reader checks every line against this schema as it reads it, so the code after it can trust a
 `Transcript`: each field has the type `intermodel.records` declares, every number lies within the
-bounds of `intermodel.bounds`, and every agent a record names is an agent of the run. A line that
-does not fit is refused with the field at fault and what was expected, e.g.
+bounds of `intermodel.security.bounds`, and every agent a record names is an agent of the run. A
+line that does not fit is refused with the field at fault and what was expected, e.g.
 `turn.usage.input_tokens: expected a whole number, got "abc"`.
 
 Before its fields, each line is checked as a whole (`check_json`): nesting at most
@@ -14,6 +14,8 @@ Forward compatibility: a field this version does not know is ignored, as later v
 some (the reader also skips records of unknown kinds, and counts them). Refused however it is
 spelled is a file reference in a stored config: a stored config has its files inlined, and a
 reference would make `resume` or `inspect` read whatever file the transcript names.
+A name of a closed set (an end's reason, a retry's error kind) that this version does not know
+reads as the set's UNKNOWN.
 
 The header keeps the raw table the file holds (readers use it as written); the schema checks the
 parts they rely on. Anything else in the stored config is checked when the config is loaded again
@@ -27,7 +29,26 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from intermodel.bounds import (
+from intermodel.config.loader import MAX_PANEL
+from intermodel.errors import ErrorKind
+from intermodel.records import (
+    Branch,
+    BudgetChange,
+    Discard,
+    EndReason,
+    Flag,
+    Interjection,
+    Note,
+    Record,
+    Resumption,
+    Retry,
+    RunEnd,
+    StopMatch,
+    Trim,
+    Turn,
+    Usage,
+)
+from intermodel.security.bounds import (
     MAX_ATTEMPTS,
     MAX_BYTES,
     MAX_INT,
@@ -40,23 +61,7 @@ from intermodel.bounds import (
     MIN_INT,
     short,
 )
-from intermodel.config.loader import MAX_PANEL
-from intermodel.records import (
-    Branch,
-    BudgetChange,
-    Discard,
-    Flag,
-    Interjection,
-    Note,
-    Record,
-    Resumption,
-    Retry,
-    RunEnd,
-    Trim,
-    Turn,
-    Usage,
-)
-from intermodel.runid import RUN_ID as RUN_ID_PATTERN
+from intermodel.security.runid import RUN_ID as RUN_ID_PATTERN
 
 __all__ = ["HEADER", "RECORDS", "Invalid", "Run", "check_json", "read_header", "read_record"]
 
@@ -140,6 +145,20 @@ class Pattern(Text):
         if not isinstance(value, str) or not self.pattern.fullmatch(value):
             raise _wrong(where, self.description, value)
         return value
+
+
+@dataclass(frozen=True)
+class Named(Value):
+    """A name from a closed set (`EndReason`, `ErrorKind`): `read` gives its member, and the set's
+    UNKNOWN for a name this version does not know. Such a record still reads (a later version may
+    add names); the file's text goes no further than here."""
+
+    read_name: Callable[[str], Any]
+
+    def read(self, value: Any, where: str, run: Run) -> Any:
+        if not isinstance(value, str):
+            raise _wrong(where, "a string", value)
+        return self.read_name(value)
 
 
 class AgentName(Value):
@@ -243,6 +262,8 @@ class Table(Value):
 # -- the records ---------------------------------------------------------------------------------
 
 TEXT = Text()
+END_REASON = Named(EndReason.read)
+ERROR_KIND = Named(ErrorKind.read)
 BOOL = Boolean()
 AGENT = AgentName()
 TURN = Whole(1, MAX_TURNS)  # a turn's number
@@ -280,11 +301,12 @@ RECORDS: dict[str, Table] = {
     }, build=Interjection),
     Retry.KIND: Table({
         "turn": Field(TURN), "agent": Field(AGENT), "attempt": Field(ATTEMPTS),
-        "error": Field(TEXT), "message": Field(TEXT), "status": Field(Nullable(Whole(0, 999))),
+        "error": Field(ERROR_KIND), "message": Field(TEXT),
+        "status": Field(Nullable(Whole(0, 999))),
         "wait": Field(SECONDS), "partial_chars": _optional(BYTES), "at": AT,
     }, build=Retry),
     Discard.KIND: Table({
-        "turn": Field(TURN), "agent": Field(AGENT), "reason": Field(TEXT),
+        "turn": Field(TURN), "agent": Field(AGENT), "reason": Field(END_REASON),
         "text": _optional(TEXT), "thinking": _optional(TEXT),
         "text_chars": _optional(Nullable(BYTES)), "thinking_chars": _optional(Nullable(BYTES)),
         "at": AT,
@@ -309,9 +331,15 @@ RECORDS: dict[str, Table] = {
         "at": AT,
     }, build=Branch),
     RunEnd.KIND: Table({
-        "reason": Field(TEXT), "detail": _optional(TEXT), "ended_by": _optional(Nullable(AGENT)),
+        "reason": Field(END_REASON), "detail": _optional(TEXT),
+        "ended_by": _optional(Nullable(AGENT)),
         "turns": _optional(TURNS), "usage": _optional(MapOf(AGENT, NullMeans(USAGE, Usage))),
         "duration": _optional(SECONDS), "at": AT,
+        # Written since stop phrases have modes; absent in older transcripts.
+        "stop": _optional(Nullable(Table({
+            "phrase": Field(TEXT), "mode": Field(TEXT), "turn": Field(TURN),
+            "start": Field(BYTES), "end": Field(BYTES),
+        }, build=StopMatch))),
     }, build=RunEnd),
 }
 

@@ -1,9 +1,10 @@
 """Append-only JSON Lines transcripts, one file per run.
 
-Each record is written with a single `write` on a file opened for appending, then flushed and
-fsynced before the dialogue goes on, so a crash loses at most the turn that was streaming. File
-names start with the UTC start time, so a folder of runs sorts by time, followed by the pairing name
-and a short run id.
+The writer takes records (`intermodel.records`): a `Header` first, or the `Resumption` of a run it
+continues, then whatever the run records. Each is written with a single `write` on a file opened
+for appending, then flushed and fsynced before the run goes on, so a crash loses at most the turn
+that was streaming. File names start with the UTC start time, so a folder of runs sorts by time,
+followed by the pairing name and a short run id.
 """
 
 from __future__ import annotations
@@ -20,27 +21,14 @@ from typing import Any
 
 import anyio
 
-from intermodel.about import versions
-from intermodel.config.model import Pairing, Panel
-from intermodel.digest import canonical_digest
+from intermodel.config.digest import canonical_digest
 from intermodel.errors import TranscriptError
-from intermodel.events import (
-    BudgetExtended,
-    Event,
-    Flagged,
-    Interjected,
-    Notice,
-    Retrying,
-    RunFinished,
-    RunStarted,
-    Trimmed,
-    TurnCompleted,
-    TurnDiscarded,
-)
-from intermodel.records import Note, Record, now_iso, record_to_json
-from intermodel.secrets import Redactor
+from intermodel.records import Header, Record, record_to_json
+from intermodel.security.secrets import Redactor
+from intermodel.transcript.versions import versions
 
-__all__ = ["FORMAT_VERSION", "TranscriptWriter", "config_hash", "transcript_name"]
+__all__ = ["FORMAT_VERSION", "TranscriptWriter", "config_hash", "header_json", "to_json",
+           "transcript_name"]
 
 FORMAT_VERSION = 1
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
@@ -53,7 +41,7 @@ def transcript_name(pairing_name: str, run_id: str, started: datetime | None = N
 
 
 class TranscriptWriter:
-    """A recorder (see `Dialogue`) that turns recorded events into transcript lines."""
+    """A recorder (see `intermodel.engine.session`): one transcript line per record."""
 
     def __init__(self, path: Path, *, redactor: Redactor | None = None) -> None:
         self.path = path
@@ -61,15 +49,17 @@ class TranscriptWriter:
         self._fd: int | None = None
 
     @classmethod
-    def create(cls, directory: str | Path, pairing: Pairing | Panel, run_id: str, *,
+    def create(cls, directory: str | Path, name: str, run_id: str, *,
                redactor: Redactor | None = None) -> TranscriptWriter:
+        """A new transcript in `directory`, named after the run's start, `name` (the pairing's
+        or panel's) and `run_id`."""
         folder = Path(directory)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TranscriptError(
                 f"cannot create transcript folder {folder}: {exc.strerror}") from None
-        writer = cls(folder / transcript_name(pairing.name, run_id), redactor=redactor)
+        writer = cls(folder / transcript_name(name, run_id), redactor=redactor)
         writer.open(new=True)
         return writer
 
@@ -111,40 +101,8 @@ class TranscriptWriter:
                                   "process is writing it)") from None
         self._fd = fd
 
-    async def record(self, event: Event) -> None:
-        data = self.to_json(event)
-        if data is not None:
-            await self.write(data)
-
-    def to_json(self, event: Event) -> dict[str, Any] | None:
-        record: Record
-        if isinstance(event, RunStarted):
-            return header(event)
-        if isinstance(event, TurnCompleted):
-            record = event.turn
-        elif isinstance(event, Interjected):
-            record = event.interjection
-        elif isinstance(event, Retrying):
-            record = event.retry
-        elif isinstance(event, TurnDiscarded):
-            record = event.discard
-        elif isinstance(event, BudgetExtended):
-            record = event.change
-        elif isinstance(event, Trimmed):
-            record = event.trim
-        elif isinstance(event, Flagged):
-            record = event.flag
-        elif isinstance(event, Notice):
-            record = Note(event.message, now_iso())
-        elif isinstance(event, RunFinished):
-            record = event.end
-        else:
-            return None
-        return record_to_json(record)
-
-    async def record_one(self, record: Record) -> None:
-        """Append one record that no event carries (e.g. a link to a branch)."""
-        await self.write(record_to_json(record))
+    async def record(self, record: Header | Record) -> None:
+        await self.write(to_json(record))
 
     async def write(self, data: dict[str, Any]) -> None:
         line = json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
@@ -170,22 +128,24 @@ class TranscriptWriter:
             self._fd = None
 
 
-def header(event: RunStarted) -> dict[str, Any]:
-    """The first record of a run; a resumed run appends a `resume` record instead."""
-    pairing = event.pairing
-    if event.resume is not None:
-        return record_to_json(event.resume)
+def to_json(record: Header | Record) -> dict[str, Any]:
+    """The transcript line of `record`."""
+    return header_json(record) if isinstance(record, Header) else record_to_json(record)
+
+
+def header_json(header: Header) -> dict[str, Any]:
+    """The first line of a run's transcript; a resumed run appends a `resume` record instead."""
     return {
-        "kind": "header",
+        "kind": Header.KIND,
         "format": FORMAT_VERSION,
-        "run_id": event.run_id,
-        "started_at": event.started_at,
-        "pairing": pairing.name,
-        "source": pairing.source,
+        "run_id": header.run_id,
+        "started_at": header.started_at,
+        "pairing": header.pairing,
+        "source": header.source,
         "versions": versions(),
-        **event.origin,
-        "config_hash": config_hash(pairing.resolved),
-        "config": dict(pairing.resolved),
+        **header.origin,
+        "config_hash": config_hash(header.config),
+        "config": dict(header.config),
     }
 
 

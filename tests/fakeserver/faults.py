@@ -48,7 +48,7 @@ waits, or reads, as long as the server goes on.
     Backlogged (connect)        APITimeoutError (9)         APITimeoutError (9)
 
     (7) "Exceeds the limit (4300 digits) for integer string conversion".
-    (8) httpx drops only Authorization on a redirect to another origin; `x-api-key` and any
+    (8) httpx2 drops only Authorization on a redirect to another origin; `x-api-key` and any
         other credential header go along. The SDKs follow redirects by default.
     (9) from httpx2.ConnectTimeout.
 

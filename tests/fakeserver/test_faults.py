@@ -14,7 +14,6 @@ from email.utils import parsedate_to_datetime
 
 import anthropic
 import anyio
-import httpx
 import httpx2
 import openai
 import pytest
@@ -187,7 +186,7 @@ async def test_sdks_follow_a_redirect_elsewhere_with_every_extra_header(
     assert srv.requests[-1].fault == Fault.redirect(elsewhere.base_url + path, 307)
     assert followed.headers["x-api-key"] == "proxy-secret"
     assert followed.headers["x-proxy-token"] == "token-secret"
-    assert "authorization" not in followed.headers  # the one header httpx strips
+    assert "authorization" not in followed.headers  # the one header httpx2 strips
 
 
 @pytest.mark.parametrize("kind", ["silent", "drip"])
@@ -196,10 +195,10 @@ async def test_every_request_gets_the_hostile_answer_probes_included(
     srv: FakeServer, kind: str
 ) -> None:
     srv.every_request = Fault.silent() if kind == "silent" else Fault.drip(seconds=0.05)
-    async with httpx.AsyncClient(base_url=srv.base_url, timeout=0.2) as http:
+    async with httpx2.AsyncClient(base_url=srv.base_url, timeout=0.2) as http:
         with anyio.move_on_after(1.0) as waited:
             if kind == "silent":
-                with pytest.raises(httpx.ReadTimeout):
+                with pytest.raises(httpx2.ReadTimeout):
                     await http.get("/props")
             else:
                 await http.get("/props")  # each byte resets the read timeout: it never fires
@@ -211,8 +210,8 @@ async def test_every_request_gets_the_hostile_answer_probes_included(
 async def test_a_backlogged_port_hangs_the_connection_attempt() -> None:
     with Backlogged() as port:
         started = time.perf_counter()
-        async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=0.3)) as http:
-            with pytest.raises(httpx.ConnectTimeout):
+        async with httpx2.AsyncClient(timeout=httpx2.Timeout(5.0, connect=0.3)) as http:
+            with pytest.raises(httpx2.ConnectTimeout):
                 await http.get(port.base_url + "/props")
         assert 0.3 <= time.perf_counter() - started < 2
 
@@ -361,7 +360,7 @@ async def test_faults_apply_in_order_to_generation_requests_only(
 
 def test_fault_rate_is_seeded_and_queue_goes_first() -> None:
     def statuses(seed: int) -> list[int]:
-        with FakeServer() as server, httpx.Client(base_url=server.base_url) as http:
+        with FakeServer() as server, httpx2.Client(base_url=server.base_url) as http:
             server.fault_rate(0.5, seed=seed, kinds=[Fault.status(500)])
             server.faults.push(Fault.status(418))
             body = {"model": "m", "messages": MESSAGES}
@@ -457,7 +456,7 @@ def test_module_entry_point_serves_until_sigterm() -> None:
             assert ready[0] == "READY"
             assert ready[1].startswith("http://127.0.0.1:")
             body = {"model": "m", "stream": True, "messages": MESSAGES}
-            sse = httpx.post(ready[1] + "/v1/chat/completions", json=body).text
+            sse = httpx2.post(ready[1] + "/v1/chat/completions", json=body).text
             chunks = [json.loads(line[6:]) for line in sse.splitlines()
                       if line.startswith("data: {")]
             assert sum(1 for c in chunks if c["choices"] and "content" in c["choices"][0]["delta"]

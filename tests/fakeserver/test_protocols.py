@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
-import httpx
+import httpx2
 import openai
 import pytest
 
@@ -223,7 +223,7 @@ async def test_anthropic_non_streaming(srv: FakeServer, ant: anthropic.AsyncAnth
 
 def test_models_props_and_unknown_paths(srv: FakeServer) -> None:
     srv.n_ctx = 8192
-    with httpx.Client(base_url=srv.base_url) as http:
+    with httpx2.Client(base_url=srv.base_url) as http:
         model = http.get("/v1/models").json()["data"][0]
         assert (model["id"], model["meta"]["n_ctx"]) == ("SmolLM2-135M-Instruct.Q4_1.gguf", 8192)
         assert http.get("/props").json()["default_generation_settings"]["n_ctx"] == 8192
@@ -252,7 +252,7 @@ async def test_require_key(srv: FakeServer) -> None:
             with pytest.raises(anthropic.AuthenticationError) as ant_error:
                 await anthropic_text(ant, [])
             assert ant_error.value.body["error"]["type"] == "authentication_error"
-    async with httpx.AsyncClient(base_url=srv.base_url) as http:
+    async with httpx2.AsyncClient(base_url=srv.base_url) as http:
         body = {"model": "m", "max_tokens": 8, "messages": MESSAGES}
         headers = {"x-api-key": "secret-value", "anthropic-version": "2023-06-01"}
         assert (await http.post("/v1/messages", json=body, headers=headers)).status_code == 200

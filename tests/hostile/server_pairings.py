@@ -1,4 +1,5 @@
-"""Pairings aimed at a fake server, and what the hostile tests read back from a run."""
+"""Pairings and providers aimed at a fake server, and what the hostile tests read back from a
+run."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ from pathlib import Path
 import anyio
 
 from intermodel.config import Pairing, parse_pairing
+from intermodel.config.request import Message, Request
+from intermodel.engine.prepare import prepared_run
+from intermodel.providers.anthropic import AnthropicProvider
+from intermodel.providers.base import Provider, StreamEvent
+from intermodel.providers.openai import OpenAIProvider
 from intermodel.records import Note, Record, RunEnd
-from intermodel.runner import prepared_run
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import Transcript, read_transcript
+from tests.fakeserver import FakeServer
 
 KEY = "hostile-test-key-0123456789"
 PROTOCOLS = ["openai", "anthropic"]
+ENV = {"TEST_KEY": KEY}
 
 
 def agent_toml(name: str, protocol: str, base_url: str, extra: str = "") -> str:
@@ -66,7 +74,7 @@ async def run_to_end(pairing: Pairing, tmp_path: Path) -> tuple[RunEnd, Transcri
     """Run `pairing` (at most 15 s) with its key set: how it ended, and its transcript."""
     async with prepared_run(pairing, out_dir=tmp_path, environ={"TEST_KEY": KEY}) as run:
         with anyio.fail_after(15):
-            end = await run.dialogue.run()
+            end = await run.session.run()
     return end, transcript_of(run.transcript)
 
 
@@ -77,3 +85,24 @@ def notes(records: list[Record]) -> list[str]:
 def transcript_of(path: Path | None) -> Transcript:
     assert path is not None
     return read_transcript(path)
+
+
+def provider_for(protocol: str, srv: FakeServer, extra: str = "",
+                 headers: dict[str, str] | None = None) -> Provider:
+    """ada of a pairing on `srv`, as a provider of `protocol` with the test key."""
+    agent = pairing_for(srv.base_url, protocol, protocol, extra_a=extra).agent("ada")
+    cls = OpenAIProvider if protocol == "openai" else AnthropicProvider
+    return cls(agent, Credentials(api_key=KEY, headers=headers or {}))
+
+
+def request() -> Request:
+    return Request(model="m", system="", messages=(Message("user", "Hi"),))
+
+
+async def collect(provider: Provider) -> list[StreamEvent]:
+    """Everything `provider` streams for a one-line request (at most 20 s), then close it."""
+    try:
+        with anyio.fail_after(20):
+            return [event async for event in provider.stream(request())]
+    finally:
+        await provider.aclose()

@@ -22,18 +22,18 @@ from pathlib import Path
 
 import anyio
 
-from intermodel.branch import prepared_branch
 from intermodel.cli import main
 from intermodel.config import Pairing, Panel, parse_pairing
 from intermodel.config.loader import build_panel, normalise_panel
 from intermodel.config.model import AgentConfig
+from intermodel.engine.events import Event, TurnStarted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import RateLimited
-from intermodel.events import Event, TurnStarted
+from intermodel.lineage.branch import prepared_branch
+from intermodel.lineage.resume import prepared_resume
 from intermodel.providers.base import Provider
 from intermodel.providers.scripted import ScriptedProvider
-from intermodel.resume import prepared_resume
-from intermodel.runner import prepared_run
-from intermodel.secrets import Credentials
+from intermodel.security.secrets import Credentials
 from tests.fakes import FailingProvider
 
 LONG = "word " * 60  # about 75 estimated tokens: a few of these overflow a 256-token window
@@ -114,7 +114,7 @@ def _flaky_ada(agent: AgentConfig, partner: str, credentials: Credentials) -> Pr
 async def _first_run(pairing: Pairing, folder: Path) -> Path:
     async with prepared_run(pairing, out_dir=folder, origin=ORIGIN,
                             provider_factory=_flaky_ada) as run:
-        events = run.dialogue.subscribe()
+        events = run.session.subscribe()
 
         async def steer() -> None:
             event: Event
@@ -122,16 +122,16 @@ async def _first_run(pairing: Pairing, folder: Path) -> Path:
                 if not isinstance(event, TurnStarted):
                     continue
                 if event.turn == 2 and event.attempt == 1:
-                    run.dialogue.controls.interject("Please be brief.", to="both")
+                    run.session.controls.interject("Please be brief.", to="both")
                 if event.turn == 3 and event.attempt == 1:
-                    run.dialogue.controls.extend(2)
+                    run.session.controls.extend(2)
                 if event.turn == 5:
-                    run.dialogue.controls.stop(now=True, reason="interrupted")
+                    run.session.controls.stop(now=True, reason="interrupted")
 
         with anyio.fail_after(20):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(steer)
-                await run.dialogue.run()
+                await run.session.run()
                 tg.cancel_scope.cancel()
     assert run.transcript is not None
     return run.transcript
@@ -143,16 +143,16 @@ async def _record(folder: Path) -> Bases:
     dialogue = await _first_run(pairing, folder)
     async with prepared_resume(dialogue) as run:
         with anyio.fail_after(20):
-            await run.dialogue.run()
+            await run.session.run()
     async with prepared_branch(dialogue, 2, say="Change the subject.", turns=3) as run:
         with anyio.fail_after(20):
-            await run.dialogue.run()
+            await run.session.run()
     assert run.transcript is not None
     branch = run.transcript
     panel_config = panel()
     async with prepared_run(panel_config, out_dir=folder) as run:
         with anyio.fail_after(20):
-            await run.dialogue.run()
+            await run.session.run()
     assert run.transcript is not None
     return Bases(dialogue, branch, run.transcript)
 
@@ -180,7 +180,8 @@ class Result:
 
     @property
     def lines(self) -> list[str]:
-        return self.err.splitlines()
+        # Lines end at "\n" only, as a terminal sees them (`splitlines` also splits at NEL…).
+        return self.err.removesuffix("\n").split("\n") if self.err else []
 
 
 def cli(*args: str | Path) -> Result:

@@ -33,7 +33,7 @@ from intermodel.config.schema import (
     TOP,
     Field,
 )
-from intermodel.safety import LINE_LIMIT
+from intermodel.security.text import LINE_LIMIT
 
 REPO = Path(__file__).resolve().parents[2]
 # Built here, so no key-shaped literal sits in git.

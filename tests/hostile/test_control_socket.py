@@ -30,15 +30,10 @@ import anyio
 import pytest
 
 from intermodel.config import Pairing
-from intermodel.control_channel import (
-    IDLE_SECONDS,
-    MAX_CONNECTIONS,
-    ForeignSocket,
-    request,
-    runtime_dir,
-    socket_path,
-)
-from intermodel.runner import prepared_run
+from intermodel.control.client import ForeignSocket, request
+from intermodel.control.paths import runtime_dir, socket_path
+from intermodel.control.server import IDLE_SECONDS, MAX_CONNECTIONS, ControlServer, connection_cap
+from intermodel.engine.prepare import prepared_run
 from tests.conftest import SCRIPTED, PairingFactory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,8 +160,8 @@ def test_the_client_checks_the_uid_it_expects(make_pairing: PairingFactory, tmp_
 
     async def main() -> None:
         async with prepared_run(pairing, out_dir=tmp_path) as run:
-            server = run.control_server()
-            assert server is not None
+            assert run.transcript is not None
+            server = ControlServer(run.session, run.transcript)
             async with anyio.create_task_group() as tg:
                 await tg.start(server.serve)
                 with pytest.raises(ForeignSocket):
@@ -174,7 +169,7 @@ def test_the_client_checks_the_uid_it_expects(make_pairing: PairingFactory, tmp_
                         server.path, {"command": "stop"}, expected_uid=os.getuid() + 1))
                 reply = await anyio.to_thread.run_sync(request, server.path, {"command": "status"})
                 seen.append(reply["status"]["state"])
-                end = await run.dialogue.run()
+                end = await run.session.run()
                 tg.cancel_scope.cancel()
         seen.append(end.reason)
 
@@ -267,6 +262,17 @@ def test_a_folder_owned_by_another_user_is_not_used(runtime: Path) -> None:
 # -- floods and garbage ----------------------------------------------------------------------
 
 
+def test_the_socket_never_takes_more_than_a_quarter_of_the_descriptors() -> None:
+    """Under a low limit the run keeps most descriptors for itself: before, 16 idle connections
+    under a limit of 24 left a run unable to open a file (an import failed with EMFILE)."""
+    import resource
+
+    assert connection_cap(24) == 6
+    assert connection_cap(3) == 1  # always one, so `status` can still get through
+    assert connection_cap(1024) == MAX_CONNECTIONS
+    assert connection_cap(resource.RLIM_INFINITY) == MAX_CONNECTIONS
+
+
 def test_a_flood_of_idle_connections_under_a_low_descriptor_limit(tmp_path: Path,
                                                                   runtime: Path) -> None:
     """More idle connections than the run has file descriptors: it keeps serving (accept errors
@@ -298,7 +304,7 @@ def test_a_flood_of_idle_connections_under_a_low_descriptor_limit(tmp_path: Path
             client.connect(str(path))
             clients.append(client)
         time.sleep(IDLE_SECONDS + 2)
-        assert run.poll() is None  # still running
+        assert run.poll() is None, run.communicate()[1]  # still running
         closed = 0
         for client in clients:
             client.setblocking(False)
@@ -310,7 +316,7 @@ def test_a_flood_of_idle_connections_under_a_low_descriptor_limit(tmp_path: Path
             client.close()
     [transcript] = (tmp_path / "t").glob("*.jsonl")
     reply = retry_request(path, {"command": "interject", "text": "still there?", "to": "both"})
-    assert reply == {"ok": True}
+    assert reply["ok"] is True and "message for ada and bo" in reply["accepted"]
     _, err = run.communicate(timeout=60)
     assert run.returncode == 0, err
     assert "Traceback" not in err
@@ -345,8 +351,8 @@ def serve_and_abuse(pairing: Pairing, out: Path, environ: dict[str, str],
 
     async def main() -> str:
         async with prepared_run(pairing, out_dir=out, environ=environ) as run:
-            server = run.control_server()
-            assert server is not None
+            assert run.transcript is not None
+            server = ControlServer(run.session, run.transcript)
             async with anyio.create_task_group() as tg:
                 await tg.start(server.serve)
 
@@ -354,7 +360,7 @@ def serve_and_abuse(pairing: Pairing, out: Path, environ: dict[str, str],
                     found.append(await anyio.to_thread.run_sync(abuse, server.path))
 
                 tg.start_soon(attack)
-                end = await run.dialogue.run()
+                end = await run.session.run()
                 tg.cancel_scope.cancel()
         return end.reason
 
@@ -452,6 +458,6 @@ def test_replies_carry_no_secret_and_no_command_line_wording(make_pairing: Pairi
     reason, replies = serve_and_abuse(pairing, tmp_path, {"HOSTILE_KEY": KEY}, abuse)
     text = json.dumps(replies)
     assert KEY[:8] not in text
-    assert replies[2] == {"ok": False, "error": "to must be a, b, both, ada or bo"}
+    assert replies[2] == {"ok": False, "error": "no such addressee: use a, b, both, ada or bo"}
     assert "--" not in text
     assert reason == "max_turns"

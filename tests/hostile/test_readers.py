@@ -14,11 +14,11 @@ from pathlib import Path
 import anyio
 import pytest
 
+from intermodel.config import experiment as spec
 from intermodel.config import schema
-from intermodel.control_channel import ControlServer
-from intermodel.events import TurnStarted
-from intermodel.experiment import spec
-from intermodel.runner import prepared_run
+from intermodel.control.server import ControlServer
+from intermodel.engine.events import TurnStarted
+from intermodel.engine.prepare import prepared_run
 from intermodel.transcript.reader import read_transcript
 from tests.conftest import SCRIPTED, PairingFactory
 from tests.hostile.support import Bases, cli, cli_process, record_bases
@@ -234,7 +234,7 @@ def test_deeply_nested_toml_is_one_line(kind: str, nested: str, tmp_path: Path) 
 
 def test_control_extend_is_bounded_on_the_command_line_and_the_socket(
         make_pairing: PairingFactory, tmp_path: Path) -> None:
-    from intermodel.bounds import MAX_TURNS
+    from intermodel.security.bounds import MAX_TURNS
 
     result = cli("control", tmp_path / "run.jsonl", "extend", "100000000000000000000")
     assert result.code == 2 and "expected a number from 1 to 1000000" in result.err
@@ -245,26 +245,27 @@ def test_control_extend_is_bounded_on_the_command_line_and_the_socket(
     async def main() -> Path:
         async with prepared_run(pairing, out_dir=tmp_path) as run:
             assert run.transcript is not None
-            server = ControlServer(run.dialogue, run.transcript)
-            events = run.dialogue.subscribe()
+            server = ControlServer(run.session, run.transcript)
+            events = run.session.subscribe()
 
             async def steer() -> None:
                 async for event in events:
                     if isinstance(event, TurnStarted) and event.turn == 2:
                         for turns in (10**20, True, "5", MAX_TURNS, MAX_TURNS):
                             replies.append(server.answer({"command": "extend", "turns": turns}))
-                        run.dialogue.controls.stop(now=True)
+                        run.session.controls.stop(now=True)
 
             with anyio.fail_after(20):
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(steer)
-                    await run.dialogue.run()
+                    await run.session.run()
                     tg.cancel_scope.cancel()
             return run.transcript
 
     transcript = anyio.run(main)
     refused = {"ok": False, "error": "extend needs a whole number of turns, from 1 to 1000000"}
-    assert replies == [refused, refused, refused, {"ok": True}, {"ok": True}]
+    assert replies[:3] == [refused, refused, refused]
+    assert [(r["ok"], "accepted" in r) for r in replies[3:]] == [(True, True)] * 2
     budgets = [r.max_turns for r in read_transcript(transcript).records
                if type(r).__name__ == "BudgetChange"]
     assert budgets == [MAX_TURNS, MAX_TURNS]  # capped: a transcript never holds more
@@ -332,3 +333,16 @@ def test_a_panel_prompt_file_is_read_the_same_way(tmp_path: Path) -> None:
     (tmp_path / "big.txt").write_bytes(b"x" * 2_000_000)
     assert f"{path}: panel.prompt_file: cannot read 'big.txt': larger than 1 MiB" in cli(
         "validate", path).lines
+
+
+@pytest.mark.parametrize("separator", ["\x85", "\u2028", "\x0b", "\x1e"])
+def test_a_value_with_a_unicode_line_separator_stays_on_one_error_line(
+        separator: str, bases: Bases, tmp_path: Path) -> None:
+    """Python's `splitlines` also splits at NEL, U+2028, VT and RS: a hostile value quoted in an
+    error started a line of its own, which could pass for another error."""
+    path = edited(bases.dialogue, tmp_path / "sep.jsonl", 1,
+                  {"config": f"{separator}intermodel: all good"})
+    result = cli_process("inspect", path)
+    assert result.code == 2
+    assert len(result.err.split("\n")) == 2, result.err  # one line, and its newline
+    assert "all good" in result.err

@@ -9,6 +9,7 @@ properties drive real dialogues with random keys, random text around them and ra
 from __future__ import annotations
 
 import dataclasses
+import enum
 import io
 import json
 import os
@@ -25,20 +26,21 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from intermodel.config import Pairing, parse_pairing
+from intermodel.config.experiment import load_experiment
 from intermodel.config.model import AgentConfig
-from intermodel.console import ConsoleRenderer, Style
+from intermodel.config.request import Request
+from intermodel.console.progress import ProgressView
+from intermodel.console.render import ConsoleRenderer, Style
+from intermodel.engine.events import Event, RunStarted, redacted
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import ProviderError
-from intermodel.events import Event, RunStarted, redacted
 from intermodel.experiment.batch import Batch
 from intermodel.experiment.manifest import MANIFEST
-from intermodel.experiment.progress import ProgressView
-from intermodel.experiment.spec import load_experiment
-from intermodel.providers.base import Finished, Provider, Request, StreamEvent, TextDelta
+from intermodel.providers.base import Finished, Provider, ProviderBase, StreamEvent, TextDelta
 from intermodel.providers.errors import error_for_status
 from intermodel.providers.scripted import ScriptedProvider
-from intermodel.runner import prepared_run
-from intermodel.safety import safe_line
-from intermodel.secrets import MIN_FRAGMENT, Credentials, Redactor, remember_secrets
+from intermodel.security.secrets import MIN_FRAGMENT, Credentials, Redactor, remember_secrets
+from intermodel.security.text import safe_line
 from intermodel.tui.app import live_app
 from tests.fakeserver import FakeServer, Fault
 from tests.tui_support import frozen_clock, status_text, until
@@ -119,7 +121,7 @@ def test_a_key_cut_by_the_message_limit_leaves_no_fragment(tmp_path: Path) -> No
 # -- properties over real dialogues ------------------------------------------------------------
 
 
-class EchoingProvider:
+class EchoingProvider(ProviderBase):
     """A server that echoes: streams `pieces`, then fails with `error` (or finishes)."""
 
     name = "openai"
@@ -153,7 +155,7 @@ async def outputs_of_a_run(key: str, provider: Provider, out: Path) -> list[str]
     shown: list[str] = []
     async with prepared_run(echo_pairing(), out_dir=out, environ={"HOSTILE_KEY": key},
                             provider_factory=factory) as run:
-        subscription = run.dialogue.subscribe()
+        subscription = run.session.subscribe()
         events: list[Event] = []
 
         async def watch() -> None:
@@ -162,7 +164,7 @@ async def outputs_of_a_run(key: str, provider: Provider, out: Path) -> list[str]
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
-            end = await run.dialogue.run()
+            end = await run.session.run()
     console = ConsoleRenderer(Style(color=False), width=80)
     shown.append(console.render(events))
     shown.append(safe_line(end.detail))
@@ -241,6 +243,8 @@ def example(kind: Any, secret: str) -> Any:
         return secret
     if kind in (int, float):
         return kind(1)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return next(iter(kind))  # a closed set's name: it cannot hold a secret
     if kind is bool:
         return True
     if origin in (typing.Union, type(int | str)):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from intermodel.commands import EXIT_SIGNAL
+from intermodel.errors import EXIT_SIGNAL
 from intermodel.records import Discard, Retry
 from intermodel.transcript.reader import Transcript, read_transcript
 from tests.fakeserver import Backlogged, FakeServer, Fault

@@ -77,7 +77,9 @@ def record_kind(cls: type, name: str) -> Kind:
         return Kind(wrong_string="../../etc/passwd")
     if annotation == "Usage":  # docs: null where the server did not report usage
         return Kind(optional=True, nullable=True, any_object=True)
-    return Kind(text=annotation == "str", optional=optional, nullable="None" in annotation)
+    # A closed set of names reads any string: one this version does not know is its UNKNOWN.
+    text = annotation in ("str", "EndReason", "ErrorKind")
+    return Kind(text=text, optional=optional, nullable="None" in annotation)
 
 
 COUNT = Kind(optional=True, nullable=True)  # a token count in a usage object

@@ -28,13 +28,14 @@ import anyio
 import pytest
 
 from intermodel.config import load_pairing
-from intermodel.control_channel import live_runs, socket_path
-from intermodel.digest import canonical_digest
+from intermodel.config.digest import canonical_digest
+from intermodel.config.experiment import load_experiment
+from intermodel.control.client import live_runs
+from intermodel.control.paths import socket_path
+from intermodel.engine.prepare import prepared_run
 from intermodel.errors import InvalidRunId, UntrustedTranscript
 from intermodel.experiment.batch import Batch
-from intermodel.experiment.spec import load_experiment
-from intermodel.resume import prepared_resume
-from intermodel.runner import prepared_run
+from intermodel.lineage.resume import prepared_resume
 from intermodel.transcript.reader import read_transcript
 from tests.fakeserver import FakeServer, Fault
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from intermodel.analysis.markdown import to_markdown
+from intermodel.config.experiment import load_experiment
 from intermodel.experiment.batch import Batch
-from intermodel.experiment.spec import load_experiment
-from intermodel.transcript.markdown import to_markdown
 from intermodel.transcript.reader import read_transcript
 
 REPO = Path(__file__).resolve().parents[2]

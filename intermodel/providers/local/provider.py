@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncGenerator
+from typing import Self
 
 import anyio
 import anyio.to_thread
 
+from intermodel.config.capabilities import PROVIDERS
 from intermodel.config.model import AgentConfig
+from intermodel.config.request import Request
 from intermodel.errors import ProviderBroken, ProviderError
-from intermodel.providers.base import Request, StreamEvent
+from intermodel.providers.base import ConfiguredProvider, StreamEvent
 from intermodel.providers.local.pool import POOL
 from intermodel.providers.local.reply import End, Reply, sampler_options
 from intermodel.providers.local.runtime import NAME, import_llama, model_path
 from intermodel.providers.local.state import Snapshot
+from intermodel.security.secrets import Credentials
 
 __all__ = ["LocalProvider"]
 
 
-class LocalProvider:
+class LocalProvider(ConfiguredProvider):
     name = NAME
+    capabilities = PROVIDERS[NAME]
+
+    @classmethod
+    def for_agent(cls, agent: AgentConfig, partner: str, credentials: Credentials) -> Self:
+        return cls(agent)
 
     def __init__(self, agent: AgentConfig) -> None:
         import_llama()

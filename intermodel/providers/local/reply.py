@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
+from intermodel.config.request import Request
 from intermodel.errors import BadRequest, ContextTooLong, ProviderBroken, ProviderError
-from intermodel.providers.base import Finished, Request, StreamEvent, UsageReport
+from intermodel.providers.base import Finished, StreamEvent, UsageReport
 from intermodel.providers.local.runtime import (
     CONTEXT_FULL,
     DEFAULT_TEMPERATURE,

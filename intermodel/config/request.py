@@ -1,0 +1,101 @@
+"""What an agent is sent for one turn: the provider-neutral request, and its sampling settings.
+
+A request is the agent's own view of the conversation (see `intermodel.engine.requests`) plus its
+settings, the same for every wire protocol. It lives with the configuration, below the providers,
+because both sides need it: an agent's config holds its `Sampling`, and every provider takes a
+`Request`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from intermodel.config.digest import canonical_digest
+
+__all__ = ["Message", "Request", "Role", "Sampling", "estimate_text_tokens"]
+
+Role = Literal["user", "assistant"]
+CHARS_PER_TOKEN_ESTIMATE = 4
+
+
+def estimate_text_tokens(chars: int) -> int:
+    """About how many tokens `chars` characters of text take, without the model's tokenizer:
+    four characters a token, rounded up (an estimate errs towards too many; any text is at least
+    one). The one estimate of text: a context window is fitted with it, and the scripted provider
+    reports its usage with it."""
+    return -(-chars // CHARS_PER_TOKEN_ESTIMATE)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message of an agent's view. `thinking` is set only on the agent's own turns when its
+    pairing sends its thinking back to it; `signature` is the provider's proof for that thinking
+    (Anthropic requires it to accept thinking blocks back)."""
+
+    role: Role
+    content: str
+    thinking: str = ""
+    signature: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        data = {"role": self.role, "content": self.content}
+        if self.thinking:
+            data["thinking"] = self.thinking
+        if self.signature:
+            data["signature"] = self.signature
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int = 1024
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "stop": list(self.stop),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """Everything a provider needs for one call, and nothing that identifies the caller's secrets.
+
+    `thinking_budget` asks for extended thinking where the API has it (Anthropic); `extra_body` and
+    `extra_headers` pass through provider extras. Header values are as the pairing wrote them,
+    `${VAR}` references unexpanded: a request never holds a secret, so it can be hashed and
+    stored; providers send the values resolved from their credentials.
+    """
+
+    model: str
+    system: str
+    messages: tuple[Message, ...]
+    sampling: Sampling = field(default_factory=Sampling)
+    thinking_budget: int | None = None
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "system": self.system,
+            "messages": [m.to_json() for m in self.messages],
+            "sampling": self.sampling.to_json(),
+            "thinking_budget": self.thinking_budget,
+            "extra_body": dict(self.extra_body),
+            "extra_headers": dict(self.extra_headers),
+        }
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of this request: the fingerprint a transcript keeps so
+        anyone can later check that a rebuilt request is exactly the one that was sent."""
+        return canonical_digest(self.to_json())

@@ -1,0 +1,1 @@
+"""The engine: sessions (a dialogue or a panel), their turns, requests, budgets and events."""

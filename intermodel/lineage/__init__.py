@@ -1,0 +1,1 @@
+"""Runs made from recorded runs: resume, branch, replay, and the audit of requests."""

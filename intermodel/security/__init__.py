@@ -1,0 +1,1 @@
+"""Defences against input intermodel did not write: keys, files, numbers, ids, terminal text."""

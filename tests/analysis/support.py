@@ -1,0 +1,53 @@
+"""Real transcripts for the analysis tests: scripted pairings and panels run to their end."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import anyio
+
+from intermodel.config import load_config
+from intermodel.engine.events import TurnStarted
+from intermodel.engine.prepare import prepared_run
+from intermodel.transcript.reader import Transcript, read_transcript
+
+
+async def run_file(text: str, folder: Path, name: str = "run", *,
+                   interject: tuple[int, str] | None = None) -> Transcript:
+    """Run the pairing or panel in TOML `text` (scripted agents) to its end, headless, into a new
+    transcript under `folder`, and read that back. `interject` (N, TEXT) sends TEXT to both
+    agents as turn N starts, so it reaches them before turn N + 1."""
+    config = folder / f"{name}.toml"
+    config.write_text(textwrap.dedent(text), encoding="utf-8")
+    async with prepared_run(load_config(config), out_dir=folder / "transcripts") as run:
+        events = run.session.subscribe()
+
+        async def watch() -> None:
+            async for event in events:
+                if interject and isinstance(event, TurnStarted) and event.turn == interject[0]:
+                    run.session.controls.interject(interject[1], to="both")
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch)
+                await run.session.run()
+    assert run.transcript is not None
+    return read_transcript(run.transcript)
+
+
+def pairing(ada: list[str], bo: list[str] | None = None, *, turns: int = 8,
+            extra: str = "", bo_rule: str = "list", ada_exhausted: str = "cycle",
+            bo_exhausted: str = "cycle") -> str:
+    """A scripted pairing of ada and bo with these replies (bo echoes ada with bo_rule echo)."""
+    def quoted(replies: list[str]) -> str:
+        return "[" + ", ".join('"' + r.replace("\\", "\\\\").replace('"', '\\"')
+                               .replace("\n", "\\n") + '"' for r in replies) + "]"
+
+    bo_replies = f"replies = {quoted(bo)}\n" if bo is not None else ""
+    return (f'name = "analysis"\n\n[dialogue]\nopener = "Talk about anything."\n'
+            f'max_turns = {turns}\nstop_phrases = ["^C^C"]\n\n'
+            f'[agents.ada]\nprovider = "scripted"\n[agents.ada.script]\n'
+            f'replies = {quoted(ada)}\nwhen_exhausted = "{ada_exhausted}"\n\n'
+            f'[agents.bo]\nprovider = "scripted"\n[agents.bo.script]\n'
+            f'rule = "{bo_rule}"\nwhen_exhausted = "{bo_exhausted}"\n{bo_replies}\n{extra}')
