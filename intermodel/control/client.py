@@ -57,7 +57,9 @@ def request(path: Path, payload: dict[str, Any], timeout: float = 5.0, *,
             if owner != expected:
                 raise ForeignSocket(f"{path} is served by another user (uid {owner}); nothing "
                                     "was sent to it. Someone may have replaced the run's socket.")
-            client.sendall(json.dumps(payload).encode() + b"\n")
+            # A busy run answers and hangs up without reading: its reply is still here to read.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                client.sendall(json.dumps(payload).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):
                 chunk = client.recv(65536)

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -375,20 +376,47 @@ def test_connections_beyond_the_cap_are_told_the_run_is_busy(make_pairing: Pairi
 
     def abuse(path: Path) -> dict[str, Any]:
         idle = []
-        for _ in range(MAX_CONNECTIONS):
-            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            client.connect(str(path))
-            idle.append(client)
-        time.sleep(0.5)  # let the run accept them all
-        busy = request(path, {"command": "status"})
-        for client in idle:
-            client.close()
+        try:
+            for _ in range(MAX_CONNECTIONS):
+                client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                client.connect(str(path))
+                idle.append(client)
+            time.sleep(0.5)  # let the run accept them all
+            # The run answers "busy" at once, without reading: often before this request is
+            # sent, which then meets a closed socket (EPIPE); the answer must still be read.
+            busy = request(path, {"command": "status"})
+        finally:
+            for client in idle:
+                client.close()
         return {"busy": busy, "after": retry_request(path, {"command": "status"})}
 
     reason, replies = serve_and_abuse(pairing, tmp_path, {}, abuse)
     assert replies["busy"]["ok"] is False and "busy" in replies["busy"]["error"]
     assert replies["after"]["ok"] is True
     assert reason == "max_turns"
+
+
+def test_a_reply_sent_before_the_request_was_read_is_still_read(tmp_path: Path) -> None:
+    """A busy run answers at once and hangs up without reading. A request too big for the
+    socket's buffers makes the client still be sending when that happens (EPIPE), every time."""
+    path = tmp_path / "busy.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen(1)
+
+        def answer_unread() -> None:
+            peer, _ = listener.accept()
+            with peer:
+                peer.sendall(b'{"ok": false, "error": "busy"}\n')
+                time.sleep(0.2)  # the client is blocked sending by now
+
+        server = threading.Thread(target=answer_unread)
+        server.start()
+        try:
+            reply = request(path, {"command": "status", "padding": "x" * 8_000_000})
+        finally:
+            server.join()
+    assert reply == {"ok": False, "error": "busy"}
 
 
 def test_an_idle_connection_is_closed(make_pairing: PairingFactory, tmp_path: Path,
