@@ -77,30 +77,49 @@ async def test_the_socket_steers_the_run_and_answers_status(make_pairing: Pairin
         ("hi from outside", ("bo",))]
 
 
+class SlowRun:
+    """`intermodel run --headless` of a pairing too slow to end by itself, in a real process,
+    with `cli` to speak to it from other processes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.env = {**os.environ, "INTERMODEL_TRANSCRIPTS": str(folder), "NO_COLOR": "1"}
+        config = folder / "slow.toml"
+        # A budget the run cannot reach while a test talks to it: only a stop ends it.
+        config.write_text(SLOW.replace("delay = 0.05", "delay = 0.4").replace(
+            "max_turns = 6", "max_turns = 1000"))
+        self.proc = subprocess.Popen([sys.executable, "-m", "intermodel", "run", str(config),
+                                      "--headless"], cwd=REPO, env=self.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "intermodel", *args], cwd=REPO,
+                              env=self.env, capture_output=True, text=True, timeout=30,
+                              check=False)
+
+    def wait_for_status(self) -> subprocess.CompletedProcess[str]:
+        """`status` asked until the run answers: a busy machine may take many seconds to start
+        it."""
+        deadline = time.monotonic() + 60  # a bound for a hang, not for speed
+        status = self.cli("status", str(self.folder))
+        while "turns done" not in status.stdout:
+            assert self.proc.poll() is None, self.proc.communicate()[1]
+            assert time.monotonic() < deadline, "the run never answered status"
+            status = self.cli("status", str(self.folder))
+        return status
+
+    def end(self) -> None:
+        self.proc.kill()
+        self.proc.communicate()  # reaps it and closes its pipes, however the test ended
+
+
 def test_say_status_and_stop_from_another_process(tmp_path: Path) -> None:
-    env = {**os.environ, "INTERMODEL_TRANSCRIPTS": str(tmp_path), "NO_COLOR": "1"}
-    config = tmp_path / "slow.toml"
-    # A budget the run cannot reach while the test talks to it: only the stop ends it.
-    config.write_text(SLOW.replace("delay = 0.05", "delay = 0.4").replace(
-        "max_turns = 6", "max_turns = 1000"))
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "intermodel", *args], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=30, check=False)
-
-    proc = subprocess.Popen([sys.executable, "-m", "intermodel", "run", str(config),
-                             "--headless"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    run = SlowRun(tmp_path)
+    proc, cli = run.proc, run.cli
     try:
         # pytest's temporary paths are too long for a socket beside the transcript, so this also
         # covers the fallback socket in the private runtime folder.
-        # Asked until the run answers: a busy machine may take many seconds to start it.
-        deadline = time.monotonic() + 60  # a bound for a hang, not for speed
-        status = cli("status", str(tmp_path))
-        while "turns done" not in status.stdout:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the run never answered status"
-            status = cli("status", str(tmp_path))
+        status = run.wait_for_status()
         [transcript] = tmp_path.glob("*.jsonl")
         assert status.returncode == 0
         assert "/1000 turns done" in status.stdout
@@ -114,8 +133,7 @@ def test_say_status_and_stop_from_another_process(tmp_path: Path) -> None:
         assert stopped.returncode == 0, stopped.stderr
         out, err = proc.communicate(timeout=20)
     finally:
-        proc.kill()
-        proc.communicate()  # reaps it and closes its pipes, however the test ended
+        run.end()
     assert proc.returncode == 0, err
     assert "✎ human → ada" in out
     records = [json.loads(line) for line in transcript.read_text().splitlines()]
