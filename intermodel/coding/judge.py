@@ -29,7 +29,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from intermodel.coding.labels import MAX_TEXT, Target
@@ -44,6 +44,7 @@ __all__ = [
     "Answer",
     "Material",
     "Unusable",
+    "answer_schema",
     "correction",
     "judge_request",
     "material",
@@ -55,6 +56,9 @@ __all__ = [
 MAX_REPLY = 65_536  # characters of a judge's reply that are read at all
 _MAX_STARTS = 256  # `{` positions a reply is searched from for JSON objects
 _NO_REPLY = "[no reply]"
+# A rationale of "one or two sentences", bounded so a model constrained to the answer's shape
+# cannot spend its whole max_tokens inside the string and leave the JSON unfinished.
+RATIONALE_CHARS = 240
 # Model ids every run of a provider shares: replacing them in text would hide nothing.
 _GENERIC_MODELS = frozenset({"bundled", "scripted"})
 _ACCOUNT_PROVIDERS = ("openai", "anthropic")
@@ -306,14 +310,28 @@ def _answer_format(scheme: Scheme) -> str:
     return f'{{"labels": ["<{names}>", ...], "rationale": "<one or two sentences>"}}'
 
 
+def answer_schema(scheme: Scheme) -> dict[str, Any]:
+    """The JSON schema of an answer, as `_answer_format` describes it to the judge: a provider
+    that can constrain its output (the local model) is held to it, so even a small model
+    answers in the format and with one of the scheme's labels."""
+    label = {"enum": list(scheme.label_names)}
+    rationale = {"type": "string", "maxLength": RATIONALE_CHARS}
+    chosen: dict[str, Any] = (
+        {"label": label} if scheme.choice == "single"
+        else {"labels": {"type": "array", "items": label, "minItems": 1,
+                         "maxItems": len(scheme.labels)}})
+    return {"type": "object", "properties": {**chosen, "rationale": rationale},
+            "required": [*chosen, "rationale"], "additionalProperties": False}
+
+
 def judge_request(agent: AgentConfig, scheme: Scheme, shown: Material) -> Request:
     """The first request for one target: the judge's model and settings, the scheme as the
-    system prompt, the target's material as the one user message."""
+    system prompt, the target's material as the one user message, the answer's schema."""
     return Request(
         model=agent.model, system=system_prompt(scheme, shown.nonce),
         messages=(Message("user", shown.body()),), sampling=agent.sampling,
         thinking_budget=agent.thinking_budget, extra_body=agent.extra_body,
-        extra_headers=agent.extra_headers,
+        extra_headers=agent.extra_headers, answer_schema=answer_schema(scheme),
     )
 
 
@@ -324,8 +342,7 @@ def correction(request: Request, reply: str, problem: str, scheme: Scheme) -> Re
     again = (f"That reply could not be used: {problem}. Reply again with only one JSON object, "
              f"nothing before or after it:\n{_answer_format(scheme)}")
     messages = (*request.messages, Message("assistant", said), Message("user", again))
-    return Request(request.model, request.system, messages, request.sampling,
-                   request.thinking_budget, request.extra_body, request.extra_headers)
+    return replace(request, messages=messages)
 
 
 # -- reading the reply -----------------------------------------------------------------------------

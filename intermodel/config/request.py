@@ -74,6 +74,11 @@ class Request:
     `extra_headers` pass through provider extras. Header values are as the pairing wrote them,
     `${VAR}` references unexpanded: a request never holds a secret, so it can be hashed and
     stored; providers send the values resolved from their credentials.
+
+    `answer_schema` is a JSON schema the reply must follow (a judge's answer). A provider that
+    can constrain its output enforces it (the local model, with a grammar); the others rely on
+    the request's own instructions. It enters the canonical JSON only when set, so every other
+    request hashes as it always has.
     """
 
     model: str
@@ -83,9 +88,10 @@ class Request:
     thinking_budget: int | None = None
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+    answer_schema: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "model": self.model,
             "system": self.system,
             "messages": [m.to_json() for m in self.messages],
@@ -94,6 +100,9 @@ class Request:
             "extra_body": dict(self.extra_body),
             "extra_headers": dict(self.extra_headers),
         }
+        if self.answer_schema is not None:
+            data["answer_schema"] = dict(self.answer_schema)
+        return data
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of this request: the fingerprint a transcript keeps so

@@ -3,6 +3,7 @@ real transcripts."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import textwrap
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from intermodel.coding.judge import (
     Answer,
     Unusable,
+    answer_schema,
     correction,
     judge_request,
     material,
@@ -182,6 +184,40 @@ def test_a_correction_carries_the_reply_and_the_problem(panel: Transcript) -> No
     assert again.messages[1].content == "[no reply]"
     assert "the reply was empty" in again.messages[2].content
     assert again.digest() != first.digest()
+    assert again.answer_schema == first.answer_schema == answer_schema(ENGAGEMENT)
+
+
+def test_the_answer_schema_enters_the_hash_only_of_requests_that_carry_one(
+        panel: Transcript) -> None:
+    first = judge_request(resolve_judge("local", ENGAGEMENT).agent, ENGAGEMENT,
+                          material(panel, Target.answer("gem")))
+    assert first.to_json()["answer_schema"]["properties"]["label"] == {
+        "enum": ["engaged", "deflecting", "mixed"]}
+    bare = dataclasses.replace(first, answer_schema=None)
+    assert "answer_schema" not in bare.to_json()  # every other request hashes as before
+    assert bare.digest() != first.digest()
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_every_answer_the_schema_allows_is_read_as_given(data: st.DataObject) -> None:
+    """What a grammar-bound local judge can say, the reader accepts, with the same labels."""
+    for scheme in (ENGAGEMENT, TOPICS):
+        schema = answer_schema(scheme)
+        names = list(scheme.label_names)
+        rationale = data.draw(st.text(max_size=schema["properties"]["rationale"]["maxLength"]))
+        if scheme.choice == "single":
+            chosen = data.draw(st.sampled_from(names))
+            answer: dict[str, object] = {"label": chosen, "rationale": rationale}
+            expected: tuple[str, ...] = (chosen,)
+        else:
+            picked = data.draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
+            answer = {"labels": picked, "rationale": rationale}
+            expected = tuple(n for n in names if n in picked)
+        assert set(schema["required"]) == set(answer)
+        parsed = parse_reply(json.dumps(answer, ensure_ascii=data.draw(st.booleans())), scheme)
+        assert isinstance(parsed, Answer), parsed
+        assert set(parsed.labels) == set(expected)
 
 
 # -- reading the reply ----------------------------------------------------------------------------

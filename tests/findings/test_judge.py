@@ -286,9 +286,9 @@ def test_the_local_model_codes_real_answers(tmp_path: Path) -> None:
     found = records(paths[0])
     assert len(found) == 2
     for record in found:
-        # A 135M model may or may not manage the format: either way, a record that says so.
-        assert record["labels"] in (["engaged"], ["deflecting"], ["mixed"]) or \
-            str(record["unlabelled"]).startswith("no usable reply after 2 attempts")
+        # Held to the answer's schema by a grammar, even a 135M model answers with a label.
+        assert record["labels"] in (["engaged"], ["deflecting"], ["mixed"]), record
+        assert record["rationale"], record
         assert record["coder"]["spec"] == f"{judges}:small"  # type: ignore[index]
         assert record["coder"]["model"] == "bundled"  # type: ignore[index]
         assert str(record["request_hash"]).startswith("sha256:")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -153,6 +155,7 @@ class Reply:
             seed=llama_cpp.LLAMA_DEFAULT_SEED if sampling.seed is None else sampling.seed,
             stream=True,
             stopping_criteria=llama_cpp.StoppingCriteriaList([self._after_token]),
+            **self._grammar(),
             **self.options,
         )
         think = ThinkTagParser()
@@ -175,6 +178,13 @@ class Reply:
         # end-of-generation token, which it sampled but does not count as output.
         return finish, self.sampled - 1 if finish == "stop" else self.sampled
 
+    def _grammar(self) -> dict[str, Any]:
+        """A request with an answer schema is held to it by a grammar on sampling."""
+        schema = self.request.answer_schema
+        if schema is None:
+            return {}
+        return {"grammar": _schema_grammar(json.dumps(schema, sort_keys=True))}
+
     def _after_token(self, evaluated: Sequence[int], _logits: Any) -> bool:
         """Called as each token is sampled, with the tokens evaluated before it."""
         self.sampled = len(evaluated) - self.prompt_tokens + 1
@@ -183,6 +193,17 @@ class Reply:
     def _emit(self, item: Item) -> None:
         if isinstance(item, ProviderError | End) or item:
             self._queue.put(item)
+
+
+@functools.lru_cache(maxsize=8)
+def _schema_grammar(schema: str) -> Any:
+    """llama.cpp's grammar for a JSON schema, built once per schema (a judge sends the same
+    one with every target)."""
+    grammar = import_llama().llama_grammar.LlamaGrammar
+    try:
+        return grammar.from_json_schema(schema, verbose=False)
+    except (ValueError, RuntimeError, KeyError, NotImplementedError) as exc:
+        raise BadRequest(f"answer schema not usable as a grammar: {exc}", provider=NAME) from exc
 
 
 def _chat_messages(request: Request) -> list[dict[str, str]]:
