@@ -318,12 +318,15 @@ def _normalise_script(
             part.strip() for part in re.split(r"^---\s*$", text, flags=re.MULTILINE)
             if part.strip()
         ]
-    for key in ("replies", "thinking"):
-        for text in script.get(key, []):
+    written = (("replies", script.get("replies", [])), ("thinking", script.get("thinking", [])),
+               ("when", list((script.get("when") or {}).values())))
+    for key, texts in written:
+        for text in texts:
             for name in unknown_placeholders(text, SCRIPT_PLACEHOLDERS):
                 check.fail(f"{path}.{key}", f"unknown placeholder {{{name}}}; known: {{name}}, "
                            "{partner}, {reply} (write {{ and }} for literal braces)")
-    if script.get("rule") == "list" and not script.get("replies") and "replies" not in reported:
+    if (script.get("rule") == "list" and not script.get("replies") and not script.get("when")
+            and "replies" not in reported):
         check.fail(f"{path}.replies", "rule = \"list\" needs at least one reply (or a file)")
     return script
 
@@ -487,6 +490,7 @@ def _build_agent(name: str, a: Mapping[str, Any]) -> AgentConfig:
         script=None if script is None else ScriptConfig(
             replies=tuple(script["replies"]),
             thinking=tuple(script["thinking"]),
+            when=tuple((script.get("when") or {}).items()),
             rule=script["rule"],
             when_exhausted=script["when_exhausted"],
             chunk_words=script["chunk_words"],

@@ -65,6 +65,8 @@ class ScriptConfig:
 
     replies: tuple[str, ...] = ()
     thinking: tuple[str, ...] = ()
+    # (text, reply): the first text found in the last message the agent was sent picks the reply.
+    when: tuple[tuple[str, str], ...] = ()
     rule: Literal["list", "echo", "count"] = "list"
     when_exhausted: Literal["cycle", "repeat_last", "fail"] = "cycle"
     chunk_words: int = 1

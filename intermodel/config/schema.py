@@ -132,6 +132,11 @@ SCRIPT: dict[str, Field] = {
     ),
     "file": Field(STR, "A text file of replies separated by lines holding only `---`."),
     "thinking": Field(STR_LIST, "Thinking streamed before the reply of the same index.", []),
+    "when": Field(
+        STR_TABLE,
+        "Replies chosen by what the agent was last sent: the first key found in that message "
+        "picks its reply, before the rule is consulted.",
+    ),
     "rule": Field(
         STR,
         "`list` (the replies), `echo` (repeat the partner's last message), `count`.",

@@ -7,7 +7,8 @@ which the judge's prompt replaces), or a short form:
     local                 the bundled local model      local:PATH   a GGUF file
     scripted              a scripted judge that always answers the scheme's first label
     scripted:LABEL        a scripted judge that always answers LABEL (for demos and tests;
-                          a file's scripted agent can reply anything, in any order)
+                          a file's scripted agent can reply anything, and with `when`,
+                          by what it is shown)
     openai:MODEL          OpenAI's API, key in OPENAI_API_KEY
     anthropic:MODEL       Anthropic's API, key in ANTHROPIC_API_KEY
 

@@ -1,9 +1,11 @@
 """A provider that needs nothing: deterministic replies, streamed in chunks.
 
-For demos, tests and benchmarks. Replies come from a list (or file), or from a rule; each is
-streamed a few words at a time with optional delays, so it behaves like a model on screen. Every
-request received is kept in `requests`, which lets tests check exactly what an agent was sent.
-Token counts are estimates (about four characters per token), clearly not a real tokenizer's.
+For demos, tests and benchmarks. Replies come from a list (or file), from what the agent was last
+sent (`when`: the same reply to the same kind of message, whatever came before), or from a rule;
+each is streamed a few words at a time with optional delays, so it behaves like a model on screen.
+Every request received is kept in `requests`, which lets tests check exactly what an agent was
+sent. Token counts are estimates (about four characters per token), clearly not a real
+tokenizer's.
 """
 
 from __future__ import annotations
@@ -84,12 +86,18 @@ class ScriptedProvider(ConfiguredProvider):
         script = self.script
         reply_number = index + 1
         values = {"name": self.agent.name, "partner": self.partner, "reply": reply_number}
+        last = request.messages[-1].content if request.messages else ""
+        for text, reply in script.when:
+            if text in last:
+                return render_placeholders(reply, values), ""
         if script.rule == "echo":
-            last = request.messages[-1].content if request.messages else ""
             return last, ""
         if script.rule == "count":
             return f"{self.agent.name} speaks for the {_ordinal(reply_number)} time.", ""
         replies = script.replies
+        if not replies:  # a script of `when` replies only, and none of its texts was found
+            raise BadRequest(f"script of {self.agent.name}: no `when` text is in the message and "
+                             "there are no replies", provider=self.name)
         if index >= len(replies):
             if script.when_exhausted == "fail":
                 raise BadRequest(f"script of {self.agent.name} has only {len(replies)} replies",

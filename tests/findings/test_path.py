@@ -16,7 +16,17 @@ from tests.hostile.support import cli_process
 
 from .support import ENGAGEMENT, PANEL, label
 
-JUDGE = "judge scripted:deflecting (scripted)"
+# A scripted judge that reads what it is shown, as a model would: its label depends on the answer.
+JUDGES = """
+name = "judges"
+[panel]
+prompt = "-"
+[agents.reader]
+provider = "scripted"
+[agents.reader.script.when]  # {{ and }}: literal braces, as in every scripted reply
+"tides" = '{{"label": "engaged", "rationale": "It names what it would think about."}}'
+"As an AI" = '{{"label": "deflecting", "rationale": "It turns to tips."}}'
+"""
 EXPERIMENT = """
 name = "trial"
 out = "{out}"
@@ -45,9 +55,10 @@ def test_batch_to_findings(tmp_path: Path) -> None:
     engagement = load_scheme(ENGAGEMENT)
     assert cli_process("validate", ENGAGEMENT).code == 0
 
-    # A scripted judge always answers the one label; a real one is `--judge local` or a model.
-    judged = cli_process("judge", tmp_path / "out", "--scheme", ENGAGEMENT, "--judge",
-                         "scripted:deflecting", "--blind", "--yes", timeout=120)
+    (tmp_path / "judges.toml").write_text(JUDGES)
+    spec = f"{tmp_path / 'judges.toml'}:reader"
+    judged = cli_process("judge", tmp_path / "out", "--scheme", ENGAGEMENT, "--judge", spec,
+                         "--blind", "--yes", timeout=120)
     assert judged.code == 0, judged.err
     for run in runs:
         for agent, person in (("gpt", "deflecting"), ("gem", "engaged")):
@@ -57,10 +68,9 @@ def test_batch_to_findings(tmp_path: Path) -> None:
                             "--format", "json")
     assert agreement.code == 0, agreement.err
     report = json.loads(agreement.out)
-    # ann: 3 deflecting, 3 engaged; the judge: deflecting throughout. Agreement 0.5, and
-    # exactly what chance gives with those margins: kappa 0.
+    # ann and the judge: gpt deflecting, gemma engaged, in every replicate. Full agreement.
     [pair] = report["pairs"]
-    assert report["units"] == 6 and pair["kappa"]["value"] == 0.0
+    assert report["units"] == 6 and pair["kappa"]["value"] == 1.0
 
     phrases = cli_process("phrases", tmp_path / "out", "--by", "model", "--n", "2")
     assert phrases.code == 0 and "3/3" in phrases.out
@@ -69,9 +79,10 @@ def test_batch_to_findings(tmp_path: Path) -> None:
     assert stats.code == 0, stats.err
     deflecting = [(r["group"], r["coder"], r["k"], r["n"]) for r in json.loads(stats.out)
                   if r["value"] == "deflecting"]
+    judge = f"judge {spec} (scripted)"
     assert sorted(deflecting) == [
-        ("scripted:gemma-x", "ann", 0, 3), ("scripted:gemma-x", JUDGE, 3, 3),
-        ("scripted:gpt-x", "ann", 3, 3), ("scripted:gpt-x", JUDGE, 3, 3)]
+        ("scripted:gemma-x", "ann", 0, 3), ("scripted:gemma-x", judge, 0, 3),
+        ("scripted:gpt-x", "ann", 3, 3), ("scripted:gpt-x", judge, 3, 3)]
 
     assert cli_process("index", tmp_path / "out").code == 0
     with closing(sqlite3.connect(tmp_path / "out" / "intermodel.sqlite")) as db:
