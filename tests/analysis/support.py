@@ -84,12 +84,9 @@ replies = ["cy answers at once"]
 PANEL_OPENER = "What is new today?"
 
 
-async def run_panel_batch(folder: Path, replicates: int = 2) -> list[Path]:
-    """Run PANEL_TRIAL as the experiment "panel-trial" (opener "news", `replicates` replicates)
-    with the real batch runner; the transcripts land in `folder`/runs, in entry order."""
-    from intermodel.config.experiment import load_experiment
-    from intermodel.experiment.batch import Batch
-
+def panel_trial(folder: Path, replicates: int = 2) -> Path:
+    """Write PANEL_TRIAL and the experiment "panel-trial" that runs it (opener "news",
+    `replicates` replicates, out = `folder`) into `folder`; returns the experiment file."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "voices.toml").write_text(textwrap.dedent(PANEL_TRIAL), encoding="utf-8")
     experiment = folder / "panel-trial.toml"
@@ -103,6 +100,15 @@ async def run_panel_batch(folder: Path, replicates: int = 2) -> list[Path]:
         label = "news"
         text = "{PANEL_OPENER}"
         """), encoding="utf-8")
+    return experiment
+
+
+async def run_panel_batch(folder: Path, replicates: int = 2) -> list[Path]:
+    """Run `panel_trial` with the real batch runner; the transcripts land in `folder`/runs."""
+    from intermodel.config.experiment import load_experiment
+    from intermodel.experiment.batch import Batch
+
+    experiment = panel_trial(folder, replicates)
     with anyio.fail_after(30):
         report = await Batch(load_experiment(experiment)).run()
     assert report.count("finished") == replicates, report.states
