@@ -301,7 +301,7 @@ def _run_row(transcript: Transcript, path: str, size: int, mtime_ns: int) -> Row
     ends = [r for r in transcript.records if isinstance(r, RunEnd)]
     return {
         "run_id": transcript.run_id, "path": path, "pairing": header.get("pairing"),
-        "kind": "panel" if transcript.is_panel else "pairing", "prompt": _prompt(header),
+        "kind": "panel" if transcript.is_panel else "pairing", "prompt": transcript.prompt,
         "source": header.get("source"), "started_at": header.get("started_at"),
         "finished": final is not None, **_ending(final),
         "turns": len(transcript.turns), "max_turns": transcript.max_turns,
@@ -315,14 +315,6 @@ def _run_row(transcript: Transcript, path: str, size: int, mtime_ns: int) -> Row
         "torn_bytes": transcript.torn_bytes, "file_size": size,
         "file_mtime_ns": mtime_ns, "indexed_at": now_iso(),
     }
-
-
-def _prompt(header: Row) -> str | None:
-    """A panel's message: its `[panel] prompt`, or the experiment's opener that replaced it
-    (the header's config holds the one the agents were sent). None for a pairing."""
-    panel = header["config"].get("panel")
-    prompt = panel.get("prompt") if isinstance(panel, dict) else None
-    return prompt if isinstance(prompt, str) else None
 
 
 def _final_end(records: Iterable[Record]) -> RunEnd | None:
