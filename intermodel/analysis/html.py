@@ -2,7 +2,9 @@
 
 A run's page shows who talked (models as configured and as the servers reported them), the role
 prompts and the opener, then the conversation with the agent who spoke first on the left and the
-other on the right, one turn under the other, so the exchange reads top to bottom. Thinking is
+other on the right, one turn under the other, so the exchange reads top to bottom. A panel's page
+shows its message, then the answers side by side, one column per agent in the panel file's order
+(in a grid when there are more than two), whatever order they completed in. Thinking is
 folded in `<details>`; interjections stand where the agents saw them (just before the turn they
 were aimed at); retries, discarded turns, trims, flags, notes and resumes are small notes in
 between. A chart of reply length per turn and the per-agent figures of `run_stats` follow.
@@ -56,6 +58,8 @@ def run_html(transcript: Transcript) -> str:
     sides = _sides(config, stats)
     labels = run_labels(transcript)
     marks = {index: labels_html(records) for index, records in labels.by_turn.items()}
+    if transcript.is_panel:
+        return _panel_html(transcript, config, stats, sides, marks)
     body = [
         _run_header(transcript, stats),
         run_findings_html(transcript, labels),
@@ -71,6 +75,19 @@ def run_html(transcript: Transcript) -> str:
     return page(f"{stats.pairing} · {stats.run_id}", "\n".join(body))
 
 
+def _panel_html(transcript: Transcript, config: Mapping[str, Any], stats: RunStats,
+                sides: Mapping[str, str], marks: Mapping[int, str]) -> str:
+    body = [
+        _run_header(transcript, stats),
+        run_findings_html(transcript, run_labels(transcript)),
+        _panel_prompts(transcript, config, list(sides)),
+        _panel_answers(transcript, list(sides), marks),
+        "<h2>Figures</h2>",
+        _figures(stats.agents, noun="answers"),
+    ]
+    return page(f"{stats.pairing} · {stats.run_id}", "\n".join(body))
+
+
 def index_html(runs: Sequence[RunStats], folder: Path, skipped: Sequence[str] = (),
                findings: str = "") -> str:
     """The index of a folder of runs; each run links to the `.html` beside its transcript.
@@ -80,6 +97,7 @@ def index_html(runs: Sequence[RunStats], folder: Path, skipped: Sequence[str] = 
             _runs_table(runs, folder)]
     if findings:
         body.append(findings)
+    body.append(_panels_section(runs, folder))
     groups = group_summary(runs)
     if groups:
         body += ["<h2>Experiment groups</h2>",
@@ -122,8 +140,11 @@ def write_index(folder: Path) -> tuple[Path, int, list[str]]:
 # ---- the run page ------------------------------------------------------------------------------
 
 def _sides(config: Mapping[str, Any], stats: RunStats) -> dict[str, str]:
-    """Agent → "a" (left, spoke first) or "b"; an agent beyond two (a damaged file) goes right."""
+    """Agent → "a" (left, spoke first) or "b"; an agent beyond two (a damaged file) goes right.
+    A panel's agents keep the file's order, their colours alternating."""
     names = [a.agent for a in stats.agents]
+    if stats.is_panel:
+        return {name: "ab"[i % 2] for i, name in enumerate(names)}
     first = _mapping(config.get("dialogue")).get("first")
     if first in names:
         names.remove(first)
@@ -136,7 +157,8 @@ def _run_header(transcript: Transcript, stats: RunStats) -> str:
     end = transcript.end if stats.finished else None
     facts = [("run", stats.run_id), ("started", stats.started_at),
              ("ended", end.at if end else "not finished"),
-             ("turns", f"{stats.turns} of {stats.max_turns}" if stats.max_turns else stats.turns),
+             ("answers" if stats.is_panel else "turns",
+              f"{stats.turns} of {stats.max_turns}" if stats.max_turns else stats.turns),
              ("duration", f"{stats.duration:.1f} s" if stats.duration is not None else "—"),
              ("end", _end_text(stats)), ("cost", _money(stats.cost)),
              ("source", head.get("source", "")),
@@ -190,6 +212,59 @@ def _role_prompts(transcript: Transcript, config: Mapping[str, Any], names: Sequ
     except (TranscriptError, KeyError):
         agents = _mapping(config.get("agents"))
         return {name: str(_mapping(agents.get(name)).get("prompt", "")) for name in names}
+
+
+def _panel_prompts(transcript: Transcript, config: Mapping[str, Any], names: Sequence[str]
+                   ) -> str:
+    prompts = _role_prompts(transcript, config, names)
+    cells = [f'<div><h3 class="who">{esc(name)}</h3><div class="text">'
+             f"{esc(prompts[name]) or '<em>(none)</em>'}</div></div>" for name in names]
+    message = transcript.prompt
+    shown = f'<div class="text">{esc(message)}</div>' if message is not None else \
+        '<div class="empty">(not recorded)</div>'
+    return (f'<h2>Role prompts</h2>\n<div class="{_grid(names)}">\n' + "\n".join(cells)
+            + '\n</div>\n<h2>Message <span class="muted">to every agent</span></h2>\n' + shown)
+
+
+def _grid(names: Sequence[str]) -> str:
+    """Side by side for two agents; a grid that wraps for more."""
+    return "columns" if len(names) <= 2 else "grid"
+
+
+def _panel_answers(transcript: Transcript, names: Sequence[str], marks: Mapping[int, str]
+                   ) -> str:
+    """One column per agent, in the panel file's order (answers are recorded as they complete);
+    each agent's retries and discarded attempts under its answer, the rest after them."""
+    sides = {name: "ab"[i % 2] for i, name in enumerate(names)}
+    columns: dict[str, list[str]] = {name: [] for name in names}
+    answered: set[str] = set()
+    after: list[str] = []
+    for record in transcript.records:
+        match record:
+            case Turn(agent=agent) if agent in columns:
+                columns[agent].insert(0, _turn(record, sides[agent], marks.get(record.index, ""),
+                                               noun="answer"))
+                answered.add(agent)
+            case Retry(agent=agent) | Discard(agent=agent) if agent in columns:
+                columns[agent].append(_record(record, sides, marks))
+            case RunEnd():
+                after.append(f'<p class="note end">{esc(_note(record, noun="answers"))}</p>')
+            case _:
+                after.append(_record(record, sides, marks))
+    for name in names:
+        if name not in answered:
+            columns[name].insert(0, f'<article class="turn {sides[name]}"><header><span '
+                                 f'class="who">{esc(name)}</span></header><div class="empty">'
+                                 "(no answer)</div></article>")
+    cells = [f'<div class="answer">{"".join(parts)}</div>' for parts in columns.values()]
+    out = [f'<h2>Answers</h2>\n<div class="{_grid(names)} answers">', *cells, "</div>", *after]
+    if transcript.torn is not None:
+        out.append(f'<p class="note warn">⚠ the file ends with an incomplete record '
+                   f"({transcript.torn_bytes} bytes): the process died while writing it</p>")
+    if not _finished(transcript):
+        out.append('<p class="note warn">⚠ no final record: the run crashed or is still '
+                   "running</p>")
+    return "\n".join(out)
 
 
 def _conversation(transcript: Transcript, sides: Mapping[str, str], inherited: int,
@@ -248,7 +323,7 @@ def _note_class(record: Record) -> str:
             return "note"
 
 
-def _note(record: Record) -> str:
+def _note(record: Record, *, noun: str = "turns") -> str:
     """The one-line text of every record that is not a turn or an interjection."""
     match record:
         case Retry():
@@ -277,14 +352,15 @@ def _note(record: Record) -> str:
         case RunEnd():
             by = f" by {record.ended_by}" if record.ended_by else ""
             detail = f" — {record.detail}" if record.detail else ""
-            return (f"■ ended: {record.reason}{by}{detail} · {record.turns} turns in "
+            return (f"■ ended: {record.reason}{by}{detail} · {record.turns} {noun} in "
                     f"{record.duration:.1f} s")
         case _:
             return ""
 
 
-def _turn(turn: Turn, side: str, labels: str = "") -> str:
-    """A turn; `labels` is the safe HTML of the labels coders gave it."""
+def _turn(turn: Turn, side: str, labels: str = "", *, noun: str = "turn") -> str:
+    """A turn (or a panel's answer: `noun`); `labels` is the safe HTML of the labels coders gave
+    it."""
     facts = [turn.model, f"{turn.usage.output_tokens} tokens"
              if turn.usage.output_tokens is not None else "", f"{turn.latency:.2f} s",
              f"first token {turn.ttft:.2f} s" if turn.ttft is not None else "",
@@ -296,7 +372,7 @@ def _turn(turn: Turn, side: str, labels: str = "") -> str:
             else '<div class="empty">(empty reply)</div>')
     # Even numbers are escaped: the reader does not check a record's types.
     return (f'<article class="turn {side}" id="t{esc(turn.index)}"><header>'
-            f'<span class="who">{esc(turn.agent)}</span> · turn {esc(turn.index)} '
+            f'<span class="who">{esc(turn.agent)}</span> · {noun} {esc(turn.index)} '
             f'<span class="facts">{esc(" · ".join(f for f in facts if f))}</span></header>'
             f"{thinking}{text}{labels}</article>")
 
@@ -307,12 +383,12 @@ def _interjection(record: Interjection) -> str:
             f'{esc(record.before_turn)}</span><div class="text">{esc(record.text)}</div></div>')
 
 
-def _figures(agents: Sequence[AgentStats]) -> str:
+def _figures(agents: Sequence[AgentStats], *, noun: str = "turns") -> str:
     def pair(a: float | None, b: float | None, unit: str = "") -> str:
         return f"{_num(a)} / {_num(b)}{unit}"
 
     lines: list[tuple[str, list[str]]] = [
-        ("turns", [str(a.turns) for a in agents]),
+        (noun, [str(a.turns) for a in agents]),
         ("tokens in / out", [f"{_num(a.input_tokens)} / {_num(a.output_tokens)}"
                              for a in agents]),
         ("reply characters mean / median", [pair(a.reply_chars_mean, a.reply_chars_median)
@@ -362,6 +438,40 @@ def _run_row(run: RunStats, folder: Path) -> str:
         _td(_num(run.duration, " s"), sort=run.duration, numeric=True), _td(end),
         _td(run.ended_by or ""), _td(flags), _td(run.retries, numeric=True),
         _td(_money(run.cost), sort=run.cost, numeric=True),
+    ]
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _panels_section(runs: Sequence[RunStats], folder: Path) -> str:
+    """The panels among `runs`, each with its message (cut short; the run's page has it
+    whole); nothing when there are none."""
+    panels = sorted((run for run in runs if run.is_panel),
+                    key=lambda run: (run.started_at, str(run.path)))
+    if not panels:
+        return ""
+    head = "".join(f"<th>{c}</th>" for c in ("run", "started", "panel", "opener", "replicate",
+                                              "answers", "message"))
+    rows = "\n".join(_panel_row(run, folder) for run in panels)
+    return (f"<h2>Panels</h2>\n<p class=\"muted\">{len(panels)} panels: one message to several "
+            "agents, each answering once</p>\n<table class=\"sortable\">\n<thead><tr>"
+            f"{head}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>")
+
+
+_PROMPT_SHOWN = 160  # characters of a panel's message on the index
+
+
+def _panel_row(run: RunStats, folder: Path) -> str:
+    experiment = run.experiment or {}
+    prompt = run.prompt if run.prompt is not None else "(not recorded)"
+    if len(prompt) > _PROMPT_SHOWN:
+        prompt = prompt[:_PROMPT_SHOWN - 1] + "…"
+    answers = f"{run.turns} of {run.max_turns}" if run.max_turns else str(run.turns)
+    cells = [
+        f'<td><a href="{esc(_link(run.path, folder))}">{esc(run.run_id)}</a></td>',
+        _td(run.started_at), _td(run.pairing_label), _td(run.opener or ""),
+        _td(experiment.get("replicate", ""), numeric=True), _td(answers, sort=run.turns,
+                                                                numeric=True),
+        f'<td class="text">{esc(prompt)}</td>',
     ]
     return "<tr>" + "".join(cells) + "</tr>"
 

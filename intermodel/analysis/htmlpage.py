@@ -41,6 +41,9 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .muted, .facts { color: var(--muted); font-size: .85em; }
 .columns { display: flex; gap: 1.2rem; } .columns > * { flex: 1; min-width: 0; }
 .conversation { display: flex; flex-direction: column; gap: .6rem; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(17rem, 1fr));
+  gap: 1.2rem; }
+.answers .turn, .answers .turn.b { width: 100%; margin-bottom: .4rem; }
 .turn { width: calc(50% - .6rem); background: var(--card); border-radius: .4rem;
   padding: .5rem .8rem; border-left: 4px solid var(--a); box-sizing: border-box; }
 .turn.b { align-self: flex-end; border-left-color: var(--b); }

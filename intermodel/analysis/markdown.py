@@ -14,6 +14,9 @@ message), and the config itself (the pairing's name and description, agent names
   neither forge the page's structure nor run anything.
 
 Thinking sits in a collapsible <details> block, which Markdown viewers render folded.
+
+A panel's answers are listed by agent, in the panel file's order (the transcript records them as
+they complete), each with its agent's retries and discarded attempts after it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from intermodel.records import (
     Flag,
     Interjection,
     Note,
+    Record,
     Resumption,
     Retry,
     RunEnd,
@@ -75,8 +79,11 @@ def to_markdown(transcript: Transcript) -> str:
             shared = "both agents" if dialogue.opener_shared else _inline(dialogue.opener_to)
             out += [f"## Opener (to {shared})", "", _quote(dialogue.opener), "",
                     "## Conversation", ""]
-    for record in transcript.records:
-        out += _record(record)
+    if isinstance(setting, Panel):
+        out += _answers(transcript, list(agents))
+    else:
+        for record in transcript.records:
+            out += _record(record)
     if transcript.torn:
         out += ["", "> ⚠ the transcript ends with an incomplete record (the run was interrupted)"]
     if transcript.end is None:
@@ -84,7 +91,30 @@ def to_markdown(transcript: Transcript) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _record(record: object) -> list[str]:
+def _answers(transcript: Transcript, names: list[str]) -> list[str]:
+    """A panel's records: each agent's answer (or that it gave none) and its retries and
+    discards, agent by agent; then the rest in the order they happened."""
+    own: dict[str, list[Record]] = {name: [] for name in names}
+    rest: list[Record] = []
+    for record in transcript.records:
+        match record:
+            case Turn(agent=agent) | Retry(agent=agent) | Discard(agent=agent) if agent in own:
+                own[agent].append(record)
+            case _:
+                rest.append(record)
+    out: list[str] = []
+    for name, records in own.items():
+        answers = [r for r in records if isinstance(r, Turn)]
+        if not answers:
+            out += [f"### {_inline(name)}", "", "*(no answer)*", ""]
+        for item in answers + [r for r in records if not isinstance(r, Turn)]:
+            out += _record(item, noun="answer")
+    for item in rest:
+        out += _record(item, noun="answer")
+    return out
+
+
+def _record(record: object, *, noun: str = "turn") -> list[str]:
     match record:
         case Turn():
             facts = [record.model or "?", f"{record.latency:.2f} s", record.stop_reason]
@@ -92,7 +122,7 @@ def _record(record: object) -> list[str]:
                 facts.insert(1, f"{record.usage.output_tokens} tokens")
             if record.attempts > 1:
                 facts.append(f"{record.attempts} attempts")
-            lines = [f"### Turn {record.index} · {_inline(record.agent)}", "",
+            lines = [f"### {noun.capitalize()} {record.index} · {_inline(record.agent)}", "",
                      _small(" · ".join(_inline(f) for f in facts if f)), ""]
             if record.thinking:
                 lines += ["<details><summary>thinking</summary>", "", _quote(record.thinking), "",
@@ -135,7 +165,7 @@ def _record(record: object) -> list[str]:
                                for name, u in record.usage.items())
             return ["## End", "", f"- reason: **{_inline(record.reason)}**{by}"
                     + (f" ({_inline(record.detail)})" if record.detail else ""),
-                    f"- {record.turns} turns in {record.duration:.1f} s",
+                    f"- {record.turns} {noun}s in {record.duration:.1f} s",
                     f"- tokens: {tokens or 'none recorded'}", ""]
         case _:
             return []

@@ -38,7 +38,7 @@ __all__ = ["APPLICATION_ID", "SCHEMA", "SCHEMA_VERSION", "Row", "run_rows"]
 Row = dict[str, Any]
 
 # Bump on any change to SCHEMA: an index of another version is rebuilt from its transcripts.
-SCHEMA_VERSION = 2  # 2: end states and labels (intermodel.analysis.sqlfindings)
+SCHEMA_VERSION = 3  # 2: end states and labels (intermodel.analysis.sqlfindings); 3: panels
 # Stored in the file header (PRAGMA application_id) so an index is recognised as one, and any
 # other database is never altered. "IMDX" in ASCII.
 APPLICATION_ID = 0x494D4458
@@ -54,6 +54,8 @@ SCHEMA: tuple[str, ...] = (
         run_id TEXT PRIMARY KEY,
         path TEXT NOT NULL UNIQUE,
         pairing TEXT,
+        kind TEXT NOT NULL,
+        prompt TEXT,
         source TEXT,
         started_at TEXT,
         ended_at TEXT,
@@ -208,6 +210,7 @@ SCHEMA: tuple[str, ...] = (
     "CREATE INDEX runs_by_experiment ON runs (experiment_name, experiment_pairing, "
     "experiment_opener)",
     "CREATE INDEX runs_by_pairing ON runs (pairing)",
+    "CREATE INDEX runs_by_kind ON runs (kind)",
     "CREATE INDEX runs_by_start ON runs (started_at)",
     "CREATE INDEX runs_by_parent ON runs (parent_run_id)",
     "CREATE INDEX agents_by_model ON agents (model)",
@@ -240,7 +243,21 @@ SCHEMA: tuple[str, ...] = (
            b.model AS model_b, a.model || ' + ' || b.model AS model_pair
       FROM runs r
       JOIN agents a ON a.run_id = r.run_id AND a.slot = 0
-      JOIN agents b ON b.run_id = r.run_id AND b.slot = 1""",
+      JOIN agents b ON b.run_id = r.run_id AND b.slot = 1
+     WHERE r.kind = 'pairing'""",
+    # One row per answer of a panel, with the message it answered, the agent's model and the
+    # experiment entry, so answers compare across models and replicates without a join.
+    """CREATE VIEW answers AS
+    SELECT r.run_id, r.pairing AS panel, r.prompt,
+           r.experiment_name, r.experiment_entry, r.experiment_pairing, r.experiment_opener,
+           r.experiment_replicate, r.experiment_seed,
+           t.agent, a.slot, a.provider, a.model, t.model AS served_model,
+           t.text, t.thinking, t.input_tokens, t.output_tokens, t.reasoning_tokens,
+           t.latency, t.ttft, t.stop_reason, t.attempts, t.reply_chars, t.reply_words, t.at
+      FROM runs r
+      JOIN turns t ON t.run_id = r.run_id
+      LEFT JOIN agents a ON a.run_id = t.run_id AND a.name = t.agent
+     WHERE r.kind = 'panel'""",
     """CREATE VIEW experiment_outcomes AS
     SELECT experiment_name, experiment_pairing, experiment_opener,
            COALESCE(end_reason, 'unfinished') AS end_reason,
@@ -284,6 +301,7 @@ def _run_row(transcript: Transcript, path: str, size: int, mtime_ns: int) -> Row
     ends = [r for r in transcript.records if isinstance(r, RunEnd)]
     return {
         "run_id": transcript.run_id, "path": path, "pairing": header.get("pairing"),
+        "kind": "panel" if transcript.is_panel else "pairing", "prompt": transcript.prompt,
         "source": header.get("source"), "started_at": header.get("started_at"),
         "finished": final is not None, **_ending(final),
         "turns": len(transcript.turns), "max_turns": transcript.max_turns,

@@ -102,6 +102,8 @@ class RunStats:
     torn: bool  # the file ends with an incomplete record
     cost: float | None
     agents: tuple[AgentStats, ...]
+    is_panel: bool = False  # one message to several agents, each answering once
+    prompt: str | None = None  # a panel's message; None for a pairing
 
     @property
     def opener(self) -> str | None:
@@ -150,6 +152,8 @@ def run_stats(transcript: Transcript) -> RunStats:
         torn=transcript.torn is not None,
         cost=None if not costs or None in costs else sum(c for c in costs if c is not None),
         agents=agents,
+        is_panel=transcript.is_panel,
+        prompt=transcript.prompt,
     )
 
 

@@ -104,7 +104,7 @@ class ProgressView(StatusLine):
             mark = s("✗", "31")
         why = state.end_reason or state.status
         detail = f" ({state.detail})" if state.detail and state.status != "finished" else ""
-        self._print(f"{mark} " + safe_line(f"{entry.id} · {state.turns} turns · {why}{detail} · "
+        self._print(f"{mark} " + safe_line(f"{entry.id} · {state.done} · {why}{detail} · "
                                            f"{_clock(took)}"))
 
     def status_line(self) -> str:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from intermodel.config.experiment import Experiment
-from intermodel.config.model import RunSpec
+from intermodel.config.model import Panel, RunSpec
 from intermodel.engine.events import Retrying, TextChunk, TurnCompleted
 from intermodel.engine.prepare import ProviderFactory, Run, prepared_run
 from intermodel.engine.session import Session
@@ -78,7 +78,8 @@ class Batch:
         self._began = time.monotonic()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         found = scan(self.runs_dir)
-        self.states = {e.id: found.get(e.id, EntryState()) for e in self.entries}
+        self.states = {e.id: found.get(e.id) or EntryState(
+            kind="panel" if isinstance(e.pairing, Panel) else "pairing") for e in self.entries}
         todo = [e for e in self.entries if self.states[e.id].status != "finished"]
         self._skipped = len(self.entries) - len(todo)
         self._save()
@@ -141,7 +142,8 @@ class Batch:
                             provider_factory=factory, origin=entry.origin(self.experiment))
 
     async def _follow(self, entry: Entry, run: Run) -> None:
-        """Keep the entry's status (running / retrying, turns done) current."""
+        """Keep the entry's status (running / retrying, turns or answers done) current."""
+        answers = 0  # a panel's answers complete in any order: they are counted
         async for event in run.session.subscribe():
             state = self.states[entry.id]
             if isinstance(event, Retrying):
@@ -152,7 +154,8 @@ class Batch:
             elif isinstance(event, TextChunk) and state.status == "retrying":
                 self._resumed_work(entry)
             elif isinstance(event, TurnCompleted):
-                state.turns = event.turn.index
+                answers += 1
+                state.turns = answers if state.kind == "panel" else event.turn.index
                 self._notify(entry)
 
     def _resumed_work(self, entry: Entry) -> None:

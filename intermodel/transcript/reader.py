@@ -58,6 +58,15 @@ class Transcript:
     def is_panel(self) -> bool:
         return "panel" in self.header.get("config", {})
 
+    @property
+    def prompt(self) -> str | None:
+        """A panel's message as its agents were sent it (an experiment's opener replaces the
+        panel file's, and the header holds the one sent); None for a pairing. Read from the
+        stored config as written, so a config that no longer loads still has its prompt."""
+        panel = self.header.get("config", {}).get("panel")
+        prompt = panel.get("prompt") if isinstance(panel, dict) else None
+        return prompt if isinstance(prompt, str) else None
+
     def pairing(self) -> Pairing:
         """The pairing this run ran (a panel's transcript has none: see `config`)."""
         config = self.config()

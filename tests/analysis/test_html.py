@@ -19,6 +19,7 @@ from intermodel.analysis.htmlpage import SORT_SCRIPT, STYLE
 from intermodel.errors import TranscriptError
 from intermodel.lineage.resume import prepared_resume
 from intermodel.transcript.reader import read_transcript
+from tests.analysis.support import PANEL_OPENER, run_panel_batch
 from tests.conftest import PairingFactory
 
 from .test_stats import (
@@ -290,3 +291,108 @@ async def test_the_index_escapes_labels_and_names(make_pairing: PairingFactory,
     assert runs == [] and skipped[0].endswith(
         ':1: header.experiment.replicate: expected a whole number, got "1\\" onmouseover=\\"'
         'alert(6)"')
+
+
+# -- panels ------------------------------------------------------------------------------------
+
+EVIL_PANEL = f"""
+name = "evil panel"
+[panel]
+prompt = "{ATTACK_TOML} {'and more words ' * 20}"
+[agents.ann]
+provider = "scripted"
+[agents.ann.script]
+replies = ["{ATTACK_TOML}"]
+thinking = ["{ATTACK_TOML}"]
+[agents.ben]
+provider = "scripted"
+[agents.ben.script]
+rule = "echo"
+"""
+
+
+def positions(source: str, *needles: str) -> list[int]:
+    found = [source.find(needle) for needle in needles]
+    assert -1 not in found, dict(zip(needles, found, strict=True))
+    return found
+
+
+async def test_a_panel_page_shows_the_message_then_answers_by_agent(tmp_path: Path) -> None:
+    [path, _] = await run_panel_batch(tmp_path / "study")
+    transcript = read_transcript(path)
+    assert [t.agent for t in transcript.turns] == ["cy", "ben", "ann"]  # completion order
+    source = run_html(transcript)
+    page = Page(source)
+    assert_inert(page)
+    assert "Opener" not in page.all_text and "to ?" not in page.all_text
+    message = source.index("<h2>Message")
+    assert source.index(PANEL_OPENER, message) < source.index("<h2>Answers")
+    # One column per agent, in the panel file's order, in a grid (three agents).
+    answers = source[source.index("<h2>Answers"):source.index("<h2>Figures")]
+    assert '<div class="grid answers">' in answers
+    assert answers.count('<div class="answer">') == 3
+    ann, ben, cy = positions(answers, '<span class="who">ann</span> · answer 1',
+                             '<span class="who">ben</span> · answer 2',
+                             '<span class="who">cy</span> · answer 3')
+    assert ann < ben < cy
+    # Thinking folded, model text escaped.
+    [details] = [a for a in page.tags("details") if a.get("class") == "thinking"]
+    assert "open" not in details
+    assert "ann weighs the question first" in answers
+    assert "ann answers &lt;b&gt;boldly&lt;/b&gt; &amp; plainly" in answers
+    assert "■ ended: complete · 3 answers" in page.all_text
+
+
+async def test_a_panel_of_two_is_side_by_side_and_an_agent_without_answer_says_so(
+        tmp_path: Path) -> None:
+    from intermodel.config import load_config
+    from intermodel.engine.prepare import prepared_run
+    from intermodel.errors import AuthenticationFailed
+    from intermodel.providers.registry import make_provider
+    from tests.fakes import FailingProvider
+
+    def factory(agent, partner, credentials):  # type: ignore[no-untyped-def]
+        inner = make_provider(agent, partner, credentials)
+        if agent.name != "ann":
+            return inner
+        return FailingProvider(inner, [AuthenticationFailed("bad key", provider="x", status=401)])
+
+    (tmp_path / "two.toml").write_text(EVIL_PANEL, encoding="utf-8")
+    async with prepared_run(load_config(tmp_path / "two.toml"), out_dir=tmp_path,
+                            provider_factory=factory) as run:
+        await run.session.run()
+    assert run.transcript is not None
+    source = run_html(read_transcript(run.transcript))
+    page = Page(source)
+    assert_inert(page)
+    answers = source[source.index("<h2>Answers"):source.index("<h2>Figures")]
+    assert '<div class="columns answers">' in answers
+    ann, ben = positions(answers, '<span class="who">ann</span>', '<span class="who">ben</span>')
+    assert ann < ben
+    assert '(no answer)' in answers[ann:ben]
+    # ben echoes the message: the attack is on the page twice (message, answer), as text.
+    visible = ATTACK.replace("\x1b", "␛").replace("\u202e", "�")
+    assert page.all_text.count(visible) == 2
+
+
+async def test_the_index_lists_panels_with_their_message_escaped_and_cut(
+        tmp_path: Path) -> None:
+    await run_panel_batch(tmp_path / "study")
+    (tmp_path / "study" / "evil.toml").write_text(EVIL_PANEL, encoding="utf-8")
+    from tests.analysis.support import run_file
+
+    await run_file(EVIL_PANEL, tmp_path / "study", "evil")
+    index, listed, skipped = write_index(tmp_path / "study")
+    assert (listed, skipped) == (3, [])
+    source = index.read_text(encoding="utf-8")
+    page = Page(source)
+    assert_inert(page, scripts=1)
+    panels = source[source.index("<h2>Panels"):]
+    rows = panels[:panels.index("</table>")].count("<tr>") - 1
+    assert rows == 3
+    assert panels.count(f'<td class="text">{PANEL_OPENER}</td>') == 2
+    evil = next(line for line in panels.splitlines() if "evil" in line)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in evil and "<script>" not in evil
+    shown = Page(evil).all_text
+    assert shown.endswith("…") and "and more words" in shown
+    assert len(shown.split("evil panel")[-1]) < 300  # the message is cut short

@@ -25,6 +25,7 @@ from intermodel.providers.registry import make_provider
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
+from tests.analysis.support import PANEL_OPENER, run_panel_batch
 from tests.conftest import SCRIPTED, PairingFactory
 from tests.fakes import FailingProvider
 
@@ -398,10 +399,11 @@ def doc_queries() -> list[str]:
 
 
 async def test_every_query_in_the_docs_runs_and_finds_something(archive: Archive) -> None:
+    await run_panel_batch(archive.folder / "panel-trial")
     db = default_db(archive.folder)
     build_index([archive.folder], db)
     queries = doc_queries()
-    assert 6 <= len(queries) <= 8
+    assert 9 <= len(queries) <= 10
     with closing(sqlite3.connect(db)) as conn:
         for sql in queries:
             assert conn.execute(sql).fetchall(), sql
@@ -419,3 +421,44 @@ def test_the_docs_describe_every_table_view_and_column(tmp_path: Path) -> None:
         body = section[1].split("\n### ", 1)[0]
         for column in query(db, f"PRAGMA table_info({name})"):
             assert f"| `{column[1]}` |" in body, f"{name}.{column[1]} is not documented"
+
+
+async def test_a_panel_is_indexed_with_its_prompt_answers_and_experiment_entry(
+        tmp_path: Path) -> None:
+    paths = await run_panel_batch(tmp_path / "study")
+    db = default_db(tmp_path)
+    report = build_index([tmp_path], db)
+    assert sorted(report.added) == sorted(paths) and not report.skipped
+    for path in paths:
+        transcript = read_transcript(path)
+        replicate = transcript.header["experiment"]["replicate"]
+        assert query(db, "SELECT kind, prompt, pairing, turns, end_reason, experiment_name, "
+                         "experiment_entry, experiment_opener, experiment_replicate FROM runs "
+                         "WHERE run_id = ?", transcript.run_id) == [
+            ("panel", PANEL_OPENER, "voices", 3, "complete", "panel-trial",
+             f"voices/news/r{replicate}", "news", replicate)]
+        by_agent = sorted(transcript.turns, key=lambda t: t.index)
+        assert [t.agent for t in transcript.turns] != [t.agent for t in by_agent]  # the test's
+        rows = query(db, "SELECT agent, slot, provider, model, served_model, text, thinking, "
+                         "input_tokens, output_tokens, latency, ttft, prompt, "
+                         "experiment_replicate FROM answers WHERE run_id = ? ORDER BY slot",
+                     transcript.run_id)
+        assert rows == [(t.agent, slot, "scripted", t.model, t.model, t.text, t.thinking,
+                         t.usage.input_tokens, t.usage.output_tokens, t.latency, t.ttft,
+                         PANEL_OPENER, replicate) for slot, t in enumerate(by_agent)]
+        assert [r[3] for r in rows] == ["alpha-1", "beta-2", "gamma-3"]
+        assert rows[0][6] == "ann weighs the question first" and rows[1][5] == PANEL_OPENER
+    # A panel is no conversation: no seats to pair, no end state.
+    assert query(db, "SELECT COUNT(*) FROM run_pairs") == [(0,)]
+    assert query(db, "SELECT COUNT(*) FROM end_states") == [(0,)]
+
+
+async def test_a_pairing_has_no_prompt_and_no_answers(make_pairing: PairingFactory,
+                                                      tmp_path: Path) -> None:
+    chat = await record(make_pairing(), tmp_path)
+    db = default_db(tmp_path)
+    build_index([tmp_path], db)
+    assert query(db, "SELECT kind, prompt FROM runs WHERE run_id = ?", run_id(chat)) == [
+        ("pairing", None)]
+    assert query(db, "SELECT COUNT(*) FROM answers") == [(0,)]
+    assert query(db, "SELECT COUNT(*) FROM run_pairs") == [(1,)]

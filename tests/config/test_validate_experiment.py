@@ -23,8 +23,8 @@ def test_the_example_experiment_is_valid() -> None:
     result = validate("configs/experiments/demo.toml")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == ("ok  configs/experiments/demo.toml  (experiment demo: 2 pairings x "
-                        "2 openers x 2 replicates = 8 runs)")
+    assert lines[0] == ("ok  configs/experiments/demo.toml  (experiment demo: 3 pairings x "
+                        "2 openers x 2 replicates = 12 runs)")
     assert any(line.strip().startswith("scripted: ") and "scripted.toml" in line
                for line in lines[1:])
     assert result.stderr == ""

@@ -242,7 +242,12 @@ def test_the_command_estimates_asks_and_runs(tmp_path: Path) -> None:
 
 def test_the_example_experiment_is_valid() -> None:
     experiment = load_experiment(REPO / "configs" / "experiments" / "demo.toml")
-    assert len(plan(experiment)) == 2 * 2 * 2
+    entries = plan(experiment)
+    assert len(entries) == 3 * 2 * 2
+    # It has a panel entry, on the bundled model like its local pairing: it runs offline.
+    panels = [e for e in entries if e.pairing.kind == "panel"]
+    assert {e.pairing_label for e in panels} == {"panel"} and len(panels) == 4
+    assert {a.provider for e in panels for a in e.pairing.agents} == {"local"}
 
 
 @pytest.mark.parametrize("signals", [1, 2], ids=["once", "twice"])
