@@ -126,7 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("path", help="a transcript, or a folder searched for transcripts")
     index.add_argument("--db", metavar="FILE",
                        help="the database (default: intermodel.sqlite in the folder)")
-    index.add_argument("--rebuild", action="store_true", help="index every file again")
+    index.add_argument("--rebuild", action="store_true",
+                       help="build the index's own tables again from every file (tables you "
+                            "added to the database stay)")
     _handled_by(index, reading.index)
 
     resume = sub.add_parser("resume", help="continue an interrupted run from its transcript")
