@@ -116,9 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("path", help="a transcript, or a folder searched for transcripts")
     stats.add_argument("--format", choices=["table", "csv", "json"], default="table")
     stats.add_argument("--wide", action="store_true",
-                       help="every column, however wide the terminal (by default a terminal's "
-                            "table leaves out what does not fit, and says so; a pipe gets every "
-                            "column unless COLUMNS is set)")
+                       help="every column, however narrow the terminal (by default a terminal's "
+                            "table leaves out what does not fit, and says so; a pipe or file "
+                            "always gets every column)")
     add_stats_options(stats)
     _handled_by(stats, reading.stats)
 

@@ -8,7 +8,6 @@ narrow terminal still gets one line per row rather than wrapped rows.
 
 from __future__ import annotations
 
-import os
 import shutil
 import textwrap
 import unicodedata
@@ -23,17 +22,12 @@ NARROWEST_CELL = 8  # a shortened column keeps at least this many characters
 
 
 def output_width(stream: TextIO, *, wide: bool = False) -> int | None:
-    """The columns a table may use on `stream`, None for no limit. An explicit COLUMNS is always
-    obeyed; a terminal's own width otherwise; a pipe or file gets every column (as `ps` does),
-    so `grep`, `awk` and `less -S` see the whole table."""
-    if wide:
+    """The columns a table may use on `stream`, None for no limit: a terminal's width (COLUMNS,
+    when set, says it instead, as for every program); a pipe or a file gets every column, so
+    what `grep`, `awk` or a saved file see never depends on the shell the command ran in."""
+    if wide or not getattr(stream, "isatty", lambda: False)():
         return None
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
-    if getattr(stream, "isatty", lambda: False)():
-        return shutil.get_terminal_size().columns
-    return None
+    return shutil.get_terminal_size().columns
 
 
 @dataclass

@@ -1,12 +1,17 @@
 """`intermodel stats` fits the terminal: columns that do not fit are left out, least needed first,
-and one line says which; `--wide` shows them all. A pipe gets every column unless COLUMNS says
-otherwise (as `ps` does), so scripts reading the table see all of it."""
+and one line says which; `--wide` shows them all. A pipe gets every column whatever COLUMNS says,
+so scripts reading the table see all of it. The command runs on a real pseudo-terminal, sized as
+a window would be."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -27,14 +32,32 @@ async def runs(tmp_path: Path) -> Path:
 
 
 def stats(folder: Path, *args: str, columns: int | None) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    if columns is not None:
-        env["COLUMNS"] = str(columns)
-    result = subprocess.run([sys.executable, "-m", "intermodel", "stats", str(folder), *args],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
-                            check=False)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
+    """The command's lines on a terminal `columns` wide, or on a pipe (None); COLUMNS is not set
+    on a terminal, so its own size counts, and set to 60 on a pipe, where it must not."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    command = [sys.executable, "-m", "intermodel", "stats", str(folder), *args]
+    if columns is None:
+        result = subprocess.run(command, cwd=REPO, env={**env, "COLUMNS": "60"},
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    with subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=follower,
+                          stderr=subprocess.PIPE) as process:
+        os.close(follower)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the command has closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(leader)
+        assert process.wait(timeout=60) == 0, process.stderr.read() if process.stderr else ""
+    return out.decode("utf-8").replace("\r\n", "\n").splitlines()
 
 
 @pytest.mark.anyio
@@ -64,7 +87,7 @@ async def test_a_wide_terminal_a_pipe_and_wide_show_every_column(runs: Path) -> 
     assert all(head in "\n".join(whole) for head in ALL_HEADS)
     assert not whole[-1].startswith("(")  # nothing left out, nothing to say
     assert stats(runs, "--wide", columns=60) == whole
-    assert stats(runs, columns=None) == whole  # a pipe, no COLUMNS: everything
+    assert stats(runs, columns=None) == whole  # a pipe: everything, though COLUMNS is 60
 
 
 def test_the_fit_shortens_what_it_cannot_leave_out_and_counts_wide_characters() -> None:
