@@ -115,6 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="figures of recorded runs: per run, agent and group")
     stats.add_argument("path", help="a transcript, or a folder searched for transcripts")
     stats.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    stats.add_argument("--wide", action="store_true",
+                       help="every column, however narrow the terminal (by default a terminal's "
+                            "table leaves out what does not fit, and says so; a pipe or file "
+                            "always gets every column)")
     add_stats_options(stats)
     _handled_by(stats, reading.stats)
 
@@ -122,7 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("path", help="a transcript, or a folder searched for transcripts")
     index.add_argument("--db", metavar="FILE",
                        help="the database (default: intermodel.sqlite in the folder)")
-    index.add_argument("--rebuild", action="store_true", help="index every file again")
+    index.add_argument("--rebuild", action="store_true",
+                       help="build the index's own tables again from every file (tables you "
+                            "added to the database stay)")
     _handled_by(index, reading.index)
 
     resume = sub.add_parser("resume", help="continue an interrupted run from its transcript")

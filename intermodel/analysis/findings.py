@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from intermodel.analysis.coders import coder_name
 from intermodel.analysis.endstates import STATES, EndState, end_state
+from intermodel.analysis.fitwidth import ColumnFit
 from intermodel.analysis.intervals import Proportion, wilson
 from intermodel.analysis.study import (
     Coding,
@@ -202,20 +203,24 @@ def _label_order(codings: Sequence[Coding]) -> dict[str, list[str]]:
 _NAMES = {"model": "MODEL", "agent": "AGENT", "group": "GROUP", "label": "LABEL"}
 
 
-def render_findings(result: Findings) -> str:
+def render_findings(result: Findings, fit: ColumnFit | None = None) -> str:
+    """Both tables as text; `fit` narrows them to a width (see `render_table`)."""
     head = _NAMES[result.by]
+    fit = fit or ColumnFit(None)
     out: list[str] = []
     if result.ends:
-        out.append(f"End states by {result.by} (of conversations; 95% Wilson intervals):\n")
+        out.append(fit.wrap(f"End states by {result.by} (of conversations; 95% Wilson "
+                            "intervals):") + "\n")
         out.append(table([head, "END STATE", "RUNS", "TURNS", "TURNS BEFORE ENDING MEAN/MED"], [
             [cell(r.group, 60), r.state, str(r.share), f"{r.turns_mean:.1f}",
-             f"{r.before_mean:.1f}/{r.before_median:g}"] for r in result.ends]))
+             f"{r.before_mean:.1f}/{r.before_median:g}"] for r in result.ends],
+            fit=fit, drop=("TURNS BEFORE ENDING MEAN/MED", "TURNS")))
     if result.labels:
-        out.append(f"\nLabels by {result.by} (of the targets each coder labelled; 95% Wilson "
-                   "intervals):\n")
+        out.append("\n" + fit.wrap(f"Labels by {result.by} (of the targets each coder "
+                                   "labelled; 95% Wilson intervals):") + "\n")
         out.append(table(["SCHEME", "CODER", head, "LABEL", "TARGETS"], [
             [cell(r.scheme), cell(r.coder, 60), cell(r.group, 60), cell(r.label), str(r.share)]
-            for r in result.labels]))
+            for r in result.labels], fit=fit, drop=("CODER", "SCHEME")))
     if not out:
         return "no end states or labels to show\n"
     return "".join(out)

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from intermodel.analysis.groups import group_summary
+from intermodel.analysis.htmlcells import models_cell, outcome_cell
 from intermodel.analysis.htmlfindings import (
     index_findings_html,
     labels_html,
@@ -413,7 +414,7 @@ def _figures(agents: Sequence[AgentStats], *, noun: str = "turns") -> str:
 # ---- the index page ----------------------------------------------------------------------------
 
 _RUN_COLUMNS = ("run", "started", "pairing", "opener", "replicate", "models", "turns",
-                "duration", "end", "ended by", "flags", "retries", "cost")
+                "duration", "outcome", "flags", "retries", "cost")
 
 
 def _runs_table(runs: Sequence[RunStats], folder: Path) -> str:
@@ -426,17 +427,14 @@ def _runs_table(runs: Sequence[RunStats], folder: Path) -> str:
 
 def _run_row(run: RunStats, folder: Path) -> str:
     experiment = run.experiment or {}
-    end = run.end_reason or ("unfinished, torn" if run.torn else "unfinished")
     flags = ", ".join(f"{d} {n}" for d, n in run.flags.items())
-    # The models as the servers reported them (what actually answered), else as configured.
-    models = "; ".join(f"{a.agent}: {', '.join(a.served_models) or a.model}" for a in run.agents)
     cells = [
         f'<td><a href="{esc(_link(run.path, folder))}">{esc(run.run_id)}</a></td>',
         _td(run.started_at), _td(run.pairing_label), _td(run.opener or ""),
-        _td(experiment.get("replicate", ""), numeric=True), _td(models),
+        _td(experiment.get("replicate", ""), numeric=True), models_cell(run),
         _td(run.turns, numeric=True),
-        _td(_num(run.duration, " s"), sort=run.duration, numeric=True), _td(end),
-        _td(run.ended_by or ""), _td(flags), _td(run.retries, numeric=True),
+        _td(_num(run.duration, " s"), sort=run.duration, numeric=True), outcome_cell(run),
+        _td(flags), _td(run.retries, numeric=True),
         _td(_money(run.cost), sort=run.cost, numeric=True),
     ]
     return "<tr>" + "".join(cells) + "</tr>"

@@ -28,10 +28,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from intermodel.analysis.fitwidth import ColumnFit
 from intermodel.analysis.groups import group_summary
 from intermodel.analysis.stats import AgentStats, RunStats
 from intermodel.security.text import terminal_safe
@@ -120,23 +120,32 @@ _AGENT_HEAD = ("  AGENT", "MODEL", "TURNS", "TOKENS IN/OUT", "CHARS MEAN/MED", "
 _GROUP_HEAD = ("EXPERIMENT", "PAIRING", "OPENER", "RUNS", "FINISHED", "TURNS", "ENDS", "FLAGS")
 
 
-def render_table(runs: Sequence[RunStats]) -> str:
-    """One line per run, a line per agent under it, then the experiment groups, if any."""
+# What a narrow terminal leaves out first; the columns not named here always stay.
+_RUN_DROP = ("STARTED", "TIME", "COST", "EVENTS", "FLAGS", "TURNS", "BY")
+_AGENT_DROP = ("TTFT MEAN/MED", "RETRIES", "WORDS", "THINKING", "COST", "CHARS MEAN/MED",
+               "LATENCY MEAN/MED", "STOP", "TOKENS IN/OUT", "TURNS")
+_GROUP_DROP = ("FINISHED", "FLAGS", "TURNS", "EXPERIMENT")
+
+
+def render_table(runs: Sequence[RunStats], fit: ColumnFit | None = None) -> str:
+    """One line per run, a line per agent under it, then the experiment groups, if any. Every
+    column, unless `fit` narrows the tables to a width (its `hint()` then says what it left
+    out)."""
     if not runs:
         return "no runs\n"
-    run_lines = [_run_cells(run) for run in runs]
-    agent_lines = [[_agent_cells(a) for a in run.agents] for run in runs]
-    run_widths = _widths([_RUN_HEAD, *run_lines])
-    agent_widths = _widths([_AGENT_HEAD, *(c for cells in agent_lines for c in cells)])
-    out = [_line(_RUN_HEAD, run_widths), _line(_AGENT_HEAD, agent_widths)]
-    for run_cells, agents in zip(run_lines, agent_lines, strict=True):
-        out.append(_line(run_cells, run_widths))
-        out += [_line(cells, agent_widths) for cells in agents]
+    fit = fit or ColumnFit(None)
+    run_lines = fit.lines(_RUN_HEAD, [_run_cells(run) for run in runs], _RUN_DROP)
+    agent_lines = fit.lines(_AGENT_HEAD, [_agent_cells(a) for run in runs for a in run.agents],
+                            _AGENT_DROP)
+    out = [run_lines[0], agent_lines[0]]
+    agents = iter(agent_lines[1:])
+    for run, line in zip(runs, run_lines[1:], strict=True):
+        out.append(line)
+        out += [next(agents) for _ in run.agents]
     groups = [_group_cells(g) for g in group_summary(runs)]
     if groups:
-        widths = _widths([_GROUP_HEAD, *groups])
-        out += ["", "Experiment groups (fractions of runs):", _line(_GROUP_HEAD, widths)]
-        out += [_line(cells, widths) for cells in groups]
+        out += ["", "Experiment groups (fractions of runs):"]
+        out += fit.lines(_GROUP_HEAD, groups, _GROUP_DROP)
     return "\n".join(out) + "\n"
 
 
@@ -193,20 +202,6 @@ def _cell(value: object, limit: int = _MAX_CELL) -> str:
 def _count(n: int, word: str) -> str:
     one, _, many = word.partition("/")
     return f"{n} {one if n == 1 else many or one + 's'}"
-
-
-def _width(text: str) -> int:
-    # Wide (East Asian, most emoji) characters take two terminal columns.
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _widths(table: Sequence[Sequence[str]]) -> list[int]:
-    return [max(_width(row[i]) for row in table) for i in range(len(table[0]))]
-
-
-def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
-    padded = [c + " " * (w - _width(c)) for c, w in zip(cells, widths, strict=True)]
-    return "  ".join(padded).rstrip()
 
 
 def _int(value: int | None) -> str:

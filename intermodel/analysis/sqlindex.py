@@ -21,17 +21,21 @@ How a build works:
   reported. The choice depends on the files only, never on the order of earlier builds.
 - Paths are stored relative to the database's folder, so an archive moved with its index stays
   valid.
+- A rebuild (asked for, or for a new schema) drops only the tables and views the index made, as
+  listed in `meta.objects`: people keep their own coding tables in the same database.
 - The database is created readable by its owner only (mode 600, and so are its journals), and a
   symbolic link at its path, or at its journals' paths, is refused rather than followed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 
 from intermodel.analysis.sqlfindings import sync_labels
@@ -187,20 +191,52 @@ def _prepare(conn: sqlite3.Connection, db: Path, rebuild: bool) -> bool:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if objects and version == SCHEMA_VERSION and not rebuild:
         return False
-    # The index is derived data: an older (or newer) layout is simply built again.
+    # The index is derived data: an older (or newer) layout is simply built again. Only what
+    # intermodel made is dropped; the tables and views people added beside it stay.
+    made = _made_by_us(conn)
+    theirs = {name for _, name in objects if name not in made}
+    needed = sorted(theirs & set(_schema_objects()))
+    if needed:
+        raise UsageError(f"{db} has a table {', '.join(needed)} that intermodel did not make "
+                         "but needs the name of; rename it (ALTER TABLE … RENAME TO …) and "
+                         "index again")
     conn.execute("PRAGMA foreign_keys = OFF")
     with _transaction(conn):
         for kind, name in sorted(objects, key=lambda o: o[0] != "view"):
-            conn.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
+            if name in made:
+                conn.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
         for statement in SCHEMA:
             conn.execute(statement)
         conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
             ("schema_version", str(SCHEMA_VERSION)), ("transcript_format", str(FORMAT_VERSION)),
-            ("created_at", now_iso())])
+            ("created_at", now_iso()), ("objects", json.dumps(_schema_objects()))])
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     conn.execute("PRAGMA foreign_keys = ON")
     return True
+
+
+@cache
+def _schema_objects() -> list[str]:
+    """The tables and views the schema makes, as SQLite names them."""
+    with closing(sqlite3.connect(":memory:")) as scratch:
+        for statement in SCHEMA:
+            scratch.execute(statement)
+        return [name for (name,) in scratch.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name")]
+
+
+def _made_by_us(conn: sqlite3.Connection) -> set[str]:
+    """The tables and views an index says it made (`meta.objects`); for an index from before it
+    said so, those of today's schema, which every earlier schema's are among."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'objects'").fetchone()
+        names = json.loads(row[0]) if row else None
+    except (sqlite3.Error, ValueError, TypeError):
+        names = None
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+        return set(names)
+    return set(_schema_objects())
 
 
 @contextmanager

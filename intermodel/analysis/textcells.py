@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from intermodel.analysis.report import _cell, _line, _widths
+from intermodel.analysis.fitwidth import ColumnFit
+from intermodel.analysis.report import _cell
 
 __all__ = ["cell", "table"]
 
@@ -15,7 +16,9 @@ def cell(value: object, limit: int = 40) -> str:
     return _cell(value, limit)
 
 
-def table(head: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> str:
-    """Columns padded to their widest cell, two spaces apart; a line per row, ending in one."""
-    widths = _widths([list(head), *rows])
-    return "".join(f"{indent}{_line(cells, widths)}\n" for cells in [list(head), *rows])
+def table(head: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "",
+          fit: ColumnFit | None = None, drop: Sequence[str] = ()) -> str:
+    """Columns padded to their widest cell, two spaces apart; a line per row, ending in one.
+    `fit` narrows it to a width, leaving out columns of `drop` (least needed first)."""
+    lines = (fit or ColumnFit(None)).lines(head, rows, drop, indent)
+    return "".join(f"{line}\n" for line in lines)

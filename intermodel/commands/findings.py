@@ -18,6 +18,7 @@ from intermodel.security.text import message_lines, safe_line, terminal_safe
 
 if TYPE_CHECKING:
     from intermodel.analysis.findings import Findings
+    from intermodel.analysis.fitwidth import ColumnFit
     from intermodel.analysis.phrases import Phrase
 
 __all__ = [
@@ -110,13 +111,13 @@ def _findings(args: argparse.Namespace) -> tuple[Findings, list[str], int]:
     return result, skipped, len(runs)
 
 
-def stats_section(args: argparse.Namespace) -> str:
+def stats_section(args: argparse.Namespace, fit: ColumnFit | None = None) -> str:
     """What `stats` adds below its run table: end states and label fractions. Files it cannot
     read were already reported by the run table."""
     from intermodel.analysis.findings import render_findings
 
     result, _, _ = _findings(args)
-    return "\n" + terminal_safe(render_findings(result))
+    return "\n" + terminal_safe(render_findings(result, fit))
 
 
 def stats_rows(args: argparse.Namespace) -> int:

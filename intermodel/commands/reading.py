@@ -150,12 +150,17 @@ def stats(args: argparse.Namespace) -> int:
         sys.stdout.write(to_csv(runs))
     elif args.format == "json":
         sys.stdout.write(to_json(runs) + "\n")
+    elif not runs:
+        print("no transcripts found")
     else:
-        print(render_table(runs) if runs else "no transcripts found")
-        if runs:
-            from intermodel.commands.findings import stats_section
+        from intermodel.analysis.fitwidth import ColumnFit, output_width
+        from intermodel.commands.findings import stats_section
 
-            sys.stdout.write(stats_section(args))
+        fit = ColumnFit(output_width(sys.stdout, wide=args.wide))
+        print(render_table(runs, fit))
+        sys.stdout.write(stats_section(args, fit))
+        if fit.hint():
+            print(fit.hint())
     return _skipped(skipped, read=len(runs))
 
 

@@ -3,6 +3,8 @@
 `ConsoleRenderer` is a pure events → text translation (easy to test); `run_console` feeds it from a
 subscription and writes in batches, at most a few dozen times a second, from a worker thread, so a
 slow or paused terminal never stalls the models. All model text passes through `terminal_safe`.
+Markers (a human's message, a pause, a notice) always take whole lines: one arriving mid-reply
+ends the reply's line, and the reply goes on under a "… " continuation mark.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class Style:
 
 
 THINK_PREFIX = "  ┆ "
+CONTINUED = "… "  # where a reply goes on after a marker line cut into it
 
 
 @dataclass
@@ -86,6 +89,8 @@ class ConsoleRenderer:
     _slots: dict[str, int] = field(default_factory=dict)
     _section: tuple[int, str] | None = None  # (turn, "text"|"thinking") being streamed
     _at_line_start: bool = True
+    _interrupted: bool = False  # a marker line came in the middle of _section
+    _held_space: str = ""  # a reply's trailing spaces, written only if more text follows them
     _turns: list[Turn] = field(default_factory=list)
     _started: set[int] = field(default_factory=set)  # turns streamed in front of us
     _panel: bool = False
@@ -113,42 +118,52 @@ class ConsoleRenderer:
                 self._turns.append(done)
                 # A turn that was not streamed here (one a branch inherited) is shown whole.
                 whole = "" if done.index in self._started else self._whole(done)
+                self._section = None
                 return whole + self._newline() + s.dim(self._status(done, self._panel)) + "\n"
             case Retrying(retry=r):
                 dropped = f"; {r.partial_chars} characters discarded" if r.partial_chars else ""
                 line = f"  ↻ {r.agent} turn {r.turn}: {r.error.words}" \
                        f"{f' {r.status}' if r.status else ''} — retrying in {r.wait:.1f} s{dropped}"
-                return self._newline() + s.warn(terminal_safe(line)) + "\n"
+                return self._marker(s.warn(terminal_safe(line)))
             case TurnDiscarded(discard=d):
-                return self._newline() + s.warn(f"  ✗ turn {d.turn} of {d.agent} discarded "
-                                                f"({d.reason})") + "\n"
+                self._section = None
+                return self._marker(s.warn(f"  ✗ turn {d.turn} of {d.agent} discarded "
+                                           f"({d.reason})"))
             case Interjected(interjection=i):
                 to = " and ".join(i.to)
-                return self._newline() + s.warn(f"  ✎ human → {to} (from turn {i.before_turn}): ") \
-                    + terminal_safe(i.text) + "\n"
+                # A message of several lines stays indented under its marker.
+                text = terminal_safe(i.text).rstrip("\n").replace("\n", "\n    ")
+                return self._marker(s.warn(f"  ✎ human → {to} (from turn {i.before_turn}): ")
+                                    + text)
             case Paused():
-                return self._newline() + s.warn("  ‖ paused") + "\n"
+                return self._marker(s.warn("  ‖ paused"))
             case Resumed(step=step):
-                return self._newline() + s.warn("  ▸ one step" if step else "  ▸ resumed") + "\n"
+                return self._marker(s.warn("  ▸ one step" if step else "  ▸ resumed"))
             case BudgetExtended(change=change):
-                return self._newline() + s.warn(f"  + budget now {change.max_turns} turns") + "\n"
+                return self._marker(s.warn(f"  + budget now {change.max_turns} turns"))
             case Trimmed(trim=t):
                 span = f"{t.dropped[0]}-{t.dropped[-1]}" if len(t.dropped) > 1 else \
                     "".join(map(str, t.dropped))
                 why = "the server refused it" if t.cause == "server" else \
                     f"it needed about {t.estimated_tokens}"
-                return self._newline() + s.warn(
+                return self._marker(s.warn(
                     f"  ✂ {t.agent}: turns {span} dropped from its view to fit {t.window} tokens "
-                    f"({why})") + "\n"
+                    f"({why})"))
             case Flagged(flag=f):
                 line = f"  ⚑ {f.detector}: {terminal_safe(f.detail)}"
-                return self._newline() + (s.dim(line) if f.action == "mark" else s.warn(line)) \
-                    + "\n"
+                return self._marker(s.dim(line) if f.action == "mark" else s.warn(line))
             case Notice(message=message):
-                return self._newline() + s.warn(f"  ! {terminal_safe(message)}") + "\n"
+                return self._marker(s.warn(f"  ! {terminal_safe(message)}"))
             case RunFinished(end=end):
                 return self._newline() + self._summary(end)
         return ""
+
+    def _marker(self, line: str) -> str:
+        """A marker line (a human's message, a pause, a notice…) arriving at any moment: it ends
+        a reply's line first, and the reply, when it goes on, does so under CONTINUED."""
+        if self._section is not None:
+            self._interrupted = True
+        return self._newline() + line + "\n"
 
     def _header(self, agent: str, what: str) -> str:
         self._section = None
@@ -197,7 +212,16 @@ class ConsoleRenderer:
             if kind == "thinking":
                 out += self.style.thinking(THINK_PREFIX)
             self._section = (turn, kind)
-        text = terminal_safe(text)
+            self._interrupted = False
+        elif self._interrupted:  # the marker ended the line: say this is the same reply
+            prefix = THINK_PREFIX if kind == "thinking" else ""
+            out += self.style.dim(prefix + CONTINUED)
+            self._interrupted = False
+        # Trailing spaces wait for the text after them: a line a marker ends has none.
+        text = self._held_space + terminal_safe(text)
+        kept = text.rstrip(" \t")
+        self._held_space = text[len(kept):]
+        text = kept
         if kind == "thinking":
             text = text.replace("\n", "\n" + THINK_PREFIX)
             out += self.style.thinking(text)
@@ -208,6 +232,7 @@ class ConsoleRenderer:
         return out
 
     def _newline(self) -> str:
+        self._held_space = ""
         if self._at_line_start:
             return ""
         self._at_line_start = True

@@ -69,7 +69,7 @@ TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p",
 ATTRIBUTES = {"lang", "charset", "http-equiv", "content", "name", "class", "id", "href",
               "data-v", "xmlns", "viewbox", "width", "height", "role", "aria-label", "x", "y",
               "x1", "y1", "x2", "y2", "cx", "cy", "r", "fill", "stroke", "stroke-width",
-              "points", "text-anchor", "transform"}
+              "points", "text-anchor", "transform", "title"}
 
 
 class Page(HTMLParser):
