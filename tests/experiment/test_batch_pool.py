@@ -10,9 +10,17 @@ from pathlib import Path
 import anyio
 import pytest
 
-from intermodel.config.experiment import load_experiment
+from intermodel.config.experiment import Limit, load_experiment
+from intermodel.config.model import AgentConfig
+from intermodel.config.request import Message, Request
+from intermodel.errors import RateLimited
 from intermodel.experiment.batch import Batch
+from intermodel.experiment.limits import LimitedProvider, SharedLimit
+from intermodel.experiment.slots import RunSlot, SlotProvider
+from intermodel.providers.base import Finished
+from intermodel.providers.registry import make_provider
 from intermodel.records import Retry
+from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 from tests.fakeserver import FakeServer, Fault
 from tests.fakeserver.handler import GENERATION_PATHS
@@ -78,3 +86,41 @@ async def test_concurrent_runs_share_one_pool(tmp_path: Path) -> None:
         [retry] = [r for run in transcripts for r in run.records if isinstance(r, Retry)]
         assert (retry.endpoint, retry.wait) == (urls[0], 0.0)
         assert served(one) + served(two) == 6
+
+
+async def slowed(limit: SharedLimit) -> bool:
+    """Whether the limit holds its runs back (a 429 made it cool down)."""
+    with anyio.move_on_after(0.5):
+        await limit.cooled()
+        return False
+    return True
+
+
+@pytest.mark.parametrize("servers", [1, 2])
+async def test_a_429_from_one_server_of_a_pool_holds_back_that_server_alone(
+        servers: int) -> None:
+    """A run's place among the batch's concurrency, and the provider's shared limit, as the
+    batch wraps a pooled provider: a server's 429 with another server ready keeps the place and
+    slows no one; a 429 with no other server behaves as for one server."""
+    with ExitStack() as stack:
+        pool = [stack.enter_context(FakeServer()) for _ in range(servers)]
+        pool[0].faults.push(Fault.status(429, retry_after="30"))
+        agent = AgentConfig(name="ada", provider="openai", model="m", timeout=5,
+                            base_urls=tuple(s.base_url + "/v1" for s in pool))
+        limit = SharedLimit("openai", Limit(streams=4))
+        places = anyio.CapacityLimiter(1)
+        slot = RunSlot(places)
+        provider = SlotProvider(LimitedProvider(
+            make_provider(agent, "", Credentials(api_key="k")), limit), slot, limit)
+        request = Request(model="m", system="", messages=(Message("user", "Hi"),))
+        async with provider:
+            with pytest.raises(RateLimited) as refused:
+                async for _ in provider.stream(request):
+                    pass
+            assert refused.value.elsewhere is (servers == 2)
+            assert slot.held is (servers == 2)
+            assert await slowed(limit) is (servers == 1)
+            if servers == 2:  # and the retry goes to the other server, in the same place
+                events = [event async for event in provider.stream(request)]
+                assert isinstance(events[-1], Finished)
+                assert served(pool[1]) == 1
