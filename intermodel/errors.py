@@ -202,6 +202,10 @@ class ProviderError(IntermodelError):
         self.status = status
         # Seconds the server asked us to wait; only meaningful for transient errors.
         self.retry_after = retry_after
+        # Set by an endpoint pool (`providers.pool`): the server that failed (its public URL),
+        # and whether another server of the pool is ready, so the turn is retried there at once.
+        self.endpoint = ""
+        self.elsewhere = False
 
     @property
     def kind(self) -> ErrorKind:
@@ -214,6 +218,8 @@ class ProviderError(IntermodelError):
     def describe(self) -> str:
         """One line for people: what failed, with the status code when known."""
         where = f"{self.provider} " if self.provider else ""
+        if self.endpoint:
+            where += f"at {self.endpoint} "
         status = f"{self.status} " if self.status else ""
         return f"{where}{status}{self.kind.words}: {self.message}"
 

@@ -178,6 +178,10 @@ class Turn:
     # True when intermodel itself ended the reply, which had passed its length cap without a
     # finish (stop_reason is then "length"); the server's own stops leave it False.
     client_stop: bool = False
+    # The server of the agent's endpoint pool (`base_urls`) that answered, as a URL without
+    # credentials or query; "" for an agent of one server. Not part of the request hash: any
+    # server of the pool answers the same request.
+    endpoint: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +209,7 @@ class Retry:
     wait: float
     partial_chars: int = 0  # how much of the reply had streamed before the failure (discarded)
     at: str = ""
+    endpoint: str = ""  # the server of an endpoint pool that failed ("" for one server)
 
     def __post_init__(self) -> None:
         # Code may name the kind by its text; one that is not a kind is an error here (a reader
@@ -361,4 +366,6 @@ def record_to_json(record: Record) -> dict[str, Any]:
         data["dropped"] = list(record.dropped)
     elif isinstance(record, RunEnd) and record.stop is None:
         del data["stop"]  # only an end by a stop phrase has one
+    if isinstance(record, Turn | Retry) and not record.endpoint:
+        del data["endpoint"]  # only an agent with an endpoint pool names one
     return {"kind": record.KIND, **data}

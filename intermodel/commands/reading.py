@@ -227,6 +227,8 @@ def inspect(args: argparse.Namespace) -> int:
     print(terminal_safe(body))
     verdict = "matches the recorded hash" if result.matches else (
         f"DOES NOT MATCH the recorded {terminal_safe(result.turn.request_hash)}")
-    print(f"turn {result.turn.index} ({terminal_safe(result.turn.agent)}): {result.digest} "
-          f"{verdict}")
+    # A pooled agent's turn names its server; the server is in no request, so not in the hash.
+    server = f", answered by {terminal_safe(result.turn.endpoint)}" if result.turn.endpoint else ""
+    print(f"turn {result.turn.index} ({terminal_safe(result.turn.agent)}{server}): "
+          f"{result.digest} {verdict}")
     return EXIT_OK if result.matches and not config_bad else EXIT_RUN_ERROR

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from intermodel.config.capabilities import PROVIDERS, SAMPLING_SETTINGS, Option, providers_with
+from intermodel.config.endpoints import check_endpoints
 from intermodel.config.model import (
+    DEFAULT_COOL_DOWN,
     PLACEHOLDERS,
     AgentConfig,
     DetectorConfig,
@@ -289,9 +291,11 @@ def _normalise_agent(
         # Like prompt_file: a model path is relative to the pairing file, not to where you are.
         agent["model"] = str(base_dir / Path(agent["model"]).expanduser())
     if not caps.network:
-        for key in ("api_key_env", "base_url"):
+        for key in ("api_key_env", "base_url", "base_urls", "endpoint_cool_down"):
             if key in table and key not in reported:
                 check.fail(f"{path}.{key}", f"not used by provider {shown_value(provider)}")
+    else:
+        check_endpoints(check, agent, table, path)
     if "script" in caps.options:
         if "script" not in reported:
             agent["script"] = _normalise_script(check, agent.get("script", {}),
@@ -467,9 +471,11 @@ def _build_agent(name: str, a: Mapping[str, Any]) -> AgentConfig:
         model=a["model"],
         prompt=a["prompt"],
         base_url=a.get("base_url"),
+        base_urls=tuple(a.get("base_urls", ())),
+        endpoint_cool_down=float(a.get("endpoint_cool_down", DEFAULT_COOL_DOWN)),
         api_key_env=a.get("api_key_env") or PROVIDERS[a["provider"]].key_env,
-        # A key is optional for a custom base_url (local servers) unless the file names one.
-        key_required="api_key_env" in a or "base_url" not in a,
+        # A key is optional for custom servers (local ones) unless the file names one.
+        key_required="api_key_env" in a or not ("base_url" in a or "base_urls" in a),
         sampling=Sampling(
             temperature=a.get("temperature"),
             top_p=a.get("top_p"),

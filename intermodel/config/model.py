@@ -13,6 +13,7 @@ from intermodel.config.request import Sampling
 from intermodel.errors import UsageError
 
 __all__ = [
+    "DEFAULT_COOL_DOWN",
     "PLACEHOLDERS",
     "Addressee",
     "AgentConfig",
@@ -30,6 +31,9 @@ __all__ = [
 
 # A name in `config.capabilities.PROVIDERS` (the config check refuses any other).
 ProviderName = str
+
+# Seconds a server of an endpoint pool that failed is set aside, unless the agent says otherwise.
+DEFAULT_COOL_DOWN = 30.0
 
 # Placeholders a role prompt may use, filled once per agent when the run starts.
 PLACEHOLDERS = ("name", "partner", "max_turns")
@@ -92,6 +96,10 @@ class AgentConfig:
     model: str
     prompt: str = ""
     base_url: str | None = None
+    # An endpoint pool: servers of the same model, each request to the least busy one
+    # (`providers.pool`); empty for an agent of one server. Never given with base_url.
+    base_urls: tuple[str, ...] = ()
+    endpoint_cool_down: float = DEFAULT_COOL_DOWN  # seconds a pool's failing server is set aside
     api_key_env: str | None = None
     # False when a missing key variable is acceptable (a local OpenAI-compatible server).
     key_required: bool = True
@@ -107,6 +115,10 @@ class AgentConfig:
     context_window: int | None = None
     script: ScriptConfig | None = None
     price: Price | None = None
+
+    def at_endpoint(self, url: str) -> AgentConfig:
+        """This agent as if it had one server, `url` (one member of its endpoint pool)."""
+        return replace(self, base_url=url, base_urls=())
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,10 @@ AGENT: dict[str, Field] = {
     ),
     "model": Field(STR, "Model id (for `local`, a path to a GGUF file; default: bundled)."),
     "base_url": Field(STR, "Server address for OpenAI-compatible or proxied APIs.", None, url),
+    "base_urls": Field(STR_LIST, "Several servers of the same model, instead of base_url: each "
+                       "request goes to the least busy one.", None),
+    "endpoint_cool_down": Field(NUMBER, "Seconds a server of base_urls that failed is set "
+                                "aside.", None, between(0, MAX_SECONDS)),
     "api_key_env": Field(STR, "Name of the environment variable holding the key.", None, env_name),
     "prompt": Field(STR, "Role prompt (system); may use {name}, {partner}, {max_turns}.", ""),
     "prompt_file": Field(STR, "Read the role prompt from this file instead (relative path)."),

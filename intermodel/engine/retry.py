@@ -2,7 +2,8 @@
 
 One policy for every provider (the SDKs' own retries are off): exponential backoff with jitter,
 a server's Retry-After honoured up to a cap, and a limit on attempts and on the total wait of one
-turn. Fatal errors are never retried.
+turn. Fatal errors are never retried. A failure of one server of an endpoint pool while another
+is ready (`ProviderError.elsewhere`) is retried at once: the next attempt goes to that server.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class RetryPolicy:
         c = self.config
         if not error.transient or failures > c.attempts:
             return None
+        if error.elsewhere:
+            return 0.0
         backoff = min(c.backoff_max, c.backoff_initial * 2.0 ** (failures - 1))
         # Equal jitter: at least half the backoff, so waits still grow, but clients desynchronise.
         wait = backoff * (0.5 + self._rng.random() / 2)

@@ -46,6 +46,7 @@ from intermodel.providers.base import (
     Finished,
     Provider,
     ReplyLimits,
+    Serving,
     TextDelta,
     ThinkingDelta,
     UsageReport,
@@ -87,6 +88,7 @@ class _Partial:
     events: int = 0  # events other than text, for the watchdog (text is counted by `text`)
     stalled: bool = False  # the watchdog ended the attempt
     cut: bool = False  # the reply passed its length cap and was ended here
+    endpoint: str = ""  # the server of an endpoint pool the attempt went to
     notes: list[str] = field(default_factory=list)  # to record once the turn is complete
 
     @property
@@ -269,6 +271,8 @@ class TurnProducer:
                             partial.usage = _usage(event, partial.notes, agent, index)
                         elif isinstance(event, Finished):
                             partial.finished = event
+                        elif type(event) is Serving:
+                            partial.endpoint = event.endpoint
         finally:
             flush_thinking()
             flush_text()
@@ -279,7 +283,8 @@ class TurnProducer:
                             wait: float, partial: _Partial) -> None:
         await self._emit(Retrying(Retry(index, agent, attempt, error.kind,
                                         self._redact(error.message), error.status, wait,
-                                        partial.chars, now_iso())))
+                                        partial.chars, now_iso(),
+                                        endpoint=error.endpoint or partial.endpoint)))
 
     async def _fail(self, index: int, agent: str, partial: _Partial, error: ProviderError,
                     attempts: int, *, gave_up: bool = False) -> NoReturn:
@@ -321,6 +326,7 @@ class TurnProducer:
             request_hash=request.digest(),
             at=now_iso(),
             client_stop=partial.cut,
+            endpoint=partial.endpoint,
         )
 
 

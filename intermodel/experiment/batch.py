@@ -170,8 +170,9 @@ class Batch:
         limited 429`."""
         agent = entry.pairing.agent(retry.agent)
         where: str = agent.provider
-        if agent.base_url:
-            where += f" {urlsplit(agent.base_url).netloc or agent.base_url}"
+        server = retry.endpoint or agent.base_url  # a pool's record names the server that failed
+        if server:
+            where += f" {urlsplit(server).netloc or server}"
         why = retry.error.replace("_", " ") + (f" {retry.status}" if retry.status else "")
         return redact(f"{where}: {why}")
 

@@ -101,5 +101,8 @@ class LimitedProvider(ProviderWrapper):
                 async for event in self.inner.stream(request):
                     yield event
             except RateLimited as error:
-                self.limit.cool_down(error.retry_after)
+                # One server of an endpoint pool saying no holds back that server alone (the
+                # pool sets it aside), not every run on the provider.
+                if not error.elsewhere:
+                    self.limit.cool_down(error.retry_after)
                 raise

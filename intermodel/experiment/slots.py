@@ -3,7 +3,8 @@
 A run holds its place while it works, and gives it back when a request fails (the engine then
 waits out a backoff) or while its provider is cooling down after a 429; it takes a place again
 before its next request. So runs on a provider that is down wait without holding the places that
-runs on healthy providers need.
+runs on healthy providers need. A failure that is retried at once, on another server of an
+endpoint pool, keeps the place.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import AsyncGenerator, Callable
 import anyio
 
 from intermodel.config.request import Request
+from intermodel.errors import ProviderError
 from intermodel.experiment.limits import SharedLimit
 from intermodel.providers.base import Provider, ProviderWrapper, StreamEvent
 
@@ -59,6 +61,9 @@ class SlotProvider(ProviderWrapper):
         try:
             async for event in self.inner.stream(request):
                 yield event
-        except Exception:
-            self.slot.give_back()  # a backoff follows, or the end of the run
+        except Exception as error:
+            # A backoff follows, or the end of the run; but a pool's failing server is retried
+            # on another at once, in the place the run holds.
+            if not (isinstance(error, ProviderError) and error.elsewhere):
+                self.slot.give_back()
             raise

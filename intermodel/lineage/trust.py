@@ -73,18 +73,20 @@ class Seat:
     base_url: str | None
     key_env: str | None
     headers: tuple[tuple[str, str], ...]  # (name, template as written, `${VAR}` unexpanded)
+    base_urls: tuple[str, ...] = ()  # an endpoint pool, given instead of base_url
 
     @classmethod
     def of(cls, agent: AgentConfig) -> Seat:
         return cls(agent.name, agent.provider, agent.base_url, agent.api_key_env,
-                   tuple(sorted(agent.extra_headers.items())))
+                   tuple(sorted(agent.extra_headers.items())), agent.base_urls)
 
     @property
-    def endpoint(self) -> str | None:
-        """The URL its requests go to; None for providers that make none (scripted, local)."""
+    def endpoints(self) -> tuple[str, ...]:
+        """The URLs its requests go to (several for an endpoint pool); none for providers that
+        make no request (scripted, local)."""
         if self.provider not in DEFAULT_ENDPOINT:
-            return None
-        return self.base_url or DEFAULT_ENDPOINT[self.provider]
+            return ()
+        return self.base_urls or (self.base_url or DEFAULT_ENDPOINT[self.provider],)
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -98,18 +100,20 @@ class Seat:
     @property
     def sensitive(self) -> bool:
         """Whether it touches the network or your environment at all."""
-        return self.endpoint is not None or bool(self.variables) or bool(self.headers)
+        return bool(self.endpoints) or bool(self.variables) or bool(self.headers)
 
     def same_as(self, other: Seat) -> bool:
-        """The same provider, endpoint (scheme, host, port, path), key variable and headers."""
+        """The same provider, endpoints (scheme, host, port, path; a pool's in any order), key
+        variable and headers."""
         return (self.provider == other.provider and self.key_env == other.key_env
                 and self.headers == other.headers
-                and _url_key(self.endpoint) == _url_key(other.endpoint))
+                and {_url_key(u) for u in self.endpoints}
+                == {_url_key(u) for u in other.endpoints})
 
     def describe(self) -> str:
-        """One line naming the endpoint, the key variable and the headers (never a value)."""
+        """One line naming the endpoints, the key variable and the headers (never a value)."""
         parts = [f"{self.agent}: {self.provider}"]
-        parts.append(f"-> {self.endpoint}" if self.endpoint else "(no network)")
+        parts.append(f"-> {', '.join(self.endpoints)}" if self.endpoints else "(no network)")
         if self.key_env:
             parts.append(f"key ${self.key_env}")
         for name, template in self.headers:
@@ -125,10 +129,8 @@ def shown(text: str) -> str:
     return terminal_safe(text).replace("\n", "\u240a").replace("\t", "\u2409")
 
 
-def _url_key(url: str | None) -> tuple[Any, ...]:
+def _url_key(url: str) -> tuple[Any, ...]:
     """What makes two endpoints the same: scheme, user, host and port, path (trailing / aside)."""
-    if url is None:
-        return ()
     try:
         parts = urlsplit(url.strip())
         scheme = parts.scheme.lower()
@@ -204,7 +206,7 @@ def _private_group(gid: int) -> bool:
 
 
 def _renamed(seat: Seat, agent: str) -> Seat:
-    return Seat(agent, seat.provider, seat.base_url, seat.key_env, seat.headers)
+    return Seat(agent, seat.provider, seat.base_url, seat.key_env, seat.headers, seat.base_urls)
 
 
 def vouchers_of_transcript(header: Mapping[str, Any]) -> Vouchers:

@@ -3,7 +3,8 @@
 A provider knows one API and nothing about dialogues. It takes a `Request` (the agent's own view of
 the conversation plus its settings, `intermodel.config.request`) and yields `TextDelta`,
 `ThinkingDelta`, `UsageReport` and finally exactly one `Finished`; between them, `HEARTBEAT` for
-each complete event that carried nothing to show. Any failure leaves it as a `ProviderError`
+each complete event that carried nothing to show. A provider over an endpoint pool first yields
+`Serving`, naming the server the attempt goes to. Any failure leaves it as a `ProviderError`
 subclass.
 
 A provider is an async context manager: `async with provider:` holds its clients (or its share
@@ -44,6 +45,7 @@ __all__ = [
     "ProviderBase",
     "ProviderWrapper",
     "ReplyLimits",
+    "Serving",
     "StreamEvent",
     "TextDelta",
     "ThinkingDelta",
@@ -78,6 +80,14 @@ class Finished:
     signature: str = ""  # provider proof of the thinking, kept so it can be sent back later
 
 
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """The server of an endpoint pool that this attempt goes to (its URL without credentials or
+    query): the first event of a pooled provider's stream (`providers.pool`)."""
+
+    endpoint: str
+
+
 class Heartbeat:
     """A complete event that carried nothing to show (a ping, a block's start, the role chunk):
     proof that the server is still answering, for the stall watchdog. Yield `HEARTBEAT`."""
@@ -90,7 +100,7 @@ class Heartbeat:
 
 HEARTBEAT = Heartbeat()
 
-StreamEvent = TextDelta | ThinkingDelta | UsageReport | Finished | Heartbeat
+StreamEvent = TextDelta | ThinkingDelta | UsageReport | Finished | Heartbeat | Serving
 
 
 @dataclass(frozen=True, slots=True)

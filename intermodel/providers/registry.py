@@ -77,5 +77,14 @@ def provider_class(name: str) -> type[ConfiguredProvider]:
 
 
 def make_provider(agent: AgentConfig, partner: str, credentials: Credentials) -> Provider:
-    """The provider an agent's config asks for, ready to enter (`async with`)."""
-    return provider_class(agent.provider).for_agent(agent, partner, credentials)
+    """The provider an agent's config asks for, ready to enter (`async with`). An agent with an
+    endpoint pool (`base_urls`) gets one provider per server, used as one (`pool`), sharing the
+    process's count of each server's load."""
+    cls = provider_class(agent.provider)
+    if not agent.base_urls:
+        return cls.for_agent(agent, partner, credentials)
+    from intermodel.providers.pool import SHARED, PooledProvider
+
+    members = [cls.for_agent(agent.at_endpoint(url), partner, credentials)
+               for url in agent.base_urls]
+    return PooledProvider(members, SHARED.pool(agent.base_urls), agent.endpoint_cool_down)

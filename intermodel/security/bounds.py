@@ -19,6 +19,7 @@ __all__ = [
     "MAX_CONCURRENCY",
     "MAX_COST",
     "MAX_DEPTH",
+    "MAX_ENDPOINTS",
     "MAX_INT",
     "MAX_PRICE",
     "MAX_RECORD_DEPTH",
@@ -39,6 +40,7 @@ MAX_SECONDS = 10**8  # any duration (about three years)
 MAX_ATTEMPTS = 100_000  # attempts at one turn, as a transcript records them
 MAX_RETRIES = 10_000  # retries of one turn a pairing may allow
 MAX_CONCURRENCY = 1_000  # runs, or streams, at once
+MAX_ENDPOINTS = 256  # servers in one agent's endpoint pool (base_urls)
 MAX_BYTES = 2**50  # any size of a file (a petabyte)
 MAX_PRICE = 10**6  # US dollars per million tokens
 MAX_COST = 10**9  # US dollars

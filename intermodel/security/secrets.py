@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "KEY_SHAPED",
@@ -27,6 +28,7 @@ __all__ = [
     "header_name_problem",
     "header_value_problem",
     "looks_like_key",
+    "public_url",
     "redact",
     "remember_secrets",
 ]
@@ -232,3 +234,19 @@ _default = Redactor()
 def redact(text: str) -> str:
     """`text` without any secret this process resolved and without key-shaped strings."""
     return _default(text)
+
+
+def public_url(url: str) -> str:
+    """`url` as it may be written down: without a user or password (`http://user:key@host`) and
+    without a query or fragment (`?api_key=...`), which may hold credentials, then redacted.
+    What cannot be parsed as a URL is reduced to "[unreadable URL]"."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # a port that is not a number, a malformed IPv6 address...
+        return "[unreadable URL]"
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    netloc = host if port is None else f"{host}:{port}"
+    return redact(urlunsplit((parts.scheme, netloc, parts.path, "", "")))

@@ -293,7 +293,8 @@ RECORDS: dict[str, Table] = {
         "ttft": _optional(Nullable(SECONDS)), "stop_reason": _optional(TEXT),
         "model": _optional(TEXT), "attempts": _optional(ATTEMPTS),
         "request_hash": _optional(TEXT), "client_stop": _optional(BOOL), "at": AT,
-    }, build=Turn),
+        "endpoint": _optional(TEXT),  # written since endpoint pools; absent before, and for
+    }, build=Turn),                   # agents of one server
     Interjection.KIND: Table({
         # An interjection sent after the last turn is aimed at the turn after it.
         "before_turn": Field(Whole(1, MAX_TURNS + 1)), "to": Field(ListOf(AGENT)),
@@ -304,6 +305,7 @@ RECORDS: dict[str, Table] = {
         "error": Field(ERROR_KIND), "message": Field(TEXT),
         "status": Field(Nullable(Whole(0, 999))),
         "wait": Field(SECONDS), "partial_chars": _optional(BYTES), "at": AT,
+        "endpoint": _optional(TEXT),
     }, build=Retry),
     Discard.KIND: Table({
         "turn": Field(TURN), "agent": Field(AGENT), "reason": Field(END_REASON),

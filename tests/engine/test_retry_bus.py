@@ -39,6 +39,17 @@ def test_fatal_errors_are_never_retried_and_limits_hold() -> None:
     assert p.wait_before_retry(RateLimited("x", retry_after=8), 1, 5) is None
 
 
+def test_a_pool_server_failing_while_another_is_ready_is_retried_at_once() -> None:
+    p = policy(attempts=2, backoff_initial=5, max_wait=10)
+    rerouted = RateLimited("x", retry_after=60)
+    rerouted.elsewhere = True
+    assert p.wait_before_retry(rerouted, 1, 0) == 0.0  # Retry-After is that server's alone
+    assert p.wait_before_retry(rerouted, 3, 0) is None  # attempts still count
+    refused = BadRequest("no")
+    refused.elsewhere = True  # never set for fatal errors; and would change nothing
+    assert p.wait_before_retry(refused, 1, 0) is None
+
+
 def test_retry_after_parsing() -> None:
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after({"retry-after": "7"}) == 7
