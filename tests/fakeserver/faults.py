@@ -59,6 +59,7 @@ live API sends it. The other ways a Responses stream reports failure raise nothi
     stream_error, responses="error"              APIError (6) (the live API's nested shape)
     stream_error, responses="error_documented"   nothing: yields a ResponseErrorEvent
     stream_error, responses="response.failed"    nothing: yields a ResponseFailedEvent
+    stream_error, responses="llamacpp"           APIError (6) (a bare data: line, as llama.cpp)
     empty_stream                                 nothing: no events at all
     a response cut by max_output_tokens          nothing: ends with response.incomplete
 
@@ -91,7 +92,7 @@ FaultKind = Literal[
 ]
 StreamErrorKind = Literal["overloaded", "rate_limit", "api_error"]
 # How a Responses API stream reports a failure (see responses.error_event).
-ResponsesErrorShape = Literal["error", "error_documented", "response.failed"]
+ResponsesErrorShape = Literal["error", "error_documented", "response.failed", "llamacpp"]
 PayloadKind = Literal["invalid_utf8", "huge_int", "deep_nesting", "absurd_usage"]
 
 MID_STREAM_KINDS = frozenset({"cut_midway", "stall", "malformed_sse", "stream_error", "drip",
@@ -205,7 +206,8 @@ class Fault:
 
         On the Responses API, `responses` picks the event: `error` as the live API sends it
         (fields nested under `error`), `error_documented` as its reference documents it (flat),
-        or `response.failed` (the response, failed, with its error).
+        `response.failed` (the response, failed, with its error), or `llamacpp` (a bare `data:`
+        line with the error body, as llama.cpp's server sends it).
         """
         return cls("stream_error", after_chunks=after_chunks, stream_error_kind=kind,
                    responses_error=responses)

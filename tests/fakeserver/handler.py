@@ -164,6 +164,13 @@ class Handler(BaseHTTPRequestHandler):
         if fault is not None and not fault.mid_stream:
             self._fail_request(fake, fault, body)
             return
+        if self.api == "responses":  # what the API refuses never reaches the model
+            rejected = (responses.check_llamacpp_inputs(body)
+                        if fake.responses_dialect == "llamacpp"
+                        else responses.check_reasoning_inputs(body))
+            if rejected is not None:
+                self._send_json(*rejected)
+                return
         reply = fake.responder(record)
         model = reply.model or str(body.get("model") or "unknown")
         n = fake._next_id()
@@ -172,10 +179,6 @@ class Handler(BaseHTTPRequestHandler):
             and fault.payload == "absurd_usage"
         endless = stream and fault is not None and fault.kind == "endless"
         if self.api == "responses":
-            rejected = responses.check_reasoning_inputs(body)
-            if rejected is not None:
-                self._send_json(*rejected)
-                return
             # A reasoning model reasons whether or not a summary is asked for.
             usage = (ABSURD_USAGE, ABSURD_USAGE) if absurd else (
                 reply.usage or _usage(body, reply, bool(reply.thinking)))
@@ -185,12 +188,13 @@ class Handler(BaseHTTPRequestHandler):
                 reasoning_tokens=(ABSURD_USAGE if absurd else reply.reasoning_tokens
                                   if reply.reasoning_tokens is not None
                                   else len(reply.thinking_chunks())),
-                reasoning_id=f"rs_fake{n:06d}", message_id=f"msg_fake{n:06d}")
+                reasoning_id=f"rs_fake{n:06d}", message_id=f"msg_fake{n:06d}",
+                dialect=fake.responses_dialect)
             record.response_id = answer.id
             if endless:
                 self._stream(responses.endless(answer), None)
             elif stream:
-                self._stream(responses.stream(answer), fault)
+                self._stream(responses.events(answer), fault)
             else:
                 self._send_body(responses.body(answer), fault)
             return

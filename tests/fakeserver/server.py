@@ -83,6 +83,7 @@ class FakeServer:
     `echo_key_invalid_utf8` (a hostile mode, see `echo`).
     It records `requests` (every request, with the fault it got) and `refusals`. Requests with a
     wrong key are answered 401 and consume no fault; only generation requests consume faults.
+    `responses_dialect` picks OpenAI's Responses API or llama.cpp's dialect of it;
     `reasoning_origins` traces reasoning items sent back on the Responses API.
     """
 
@@ -99,6 +100,9 @@ class FakeServer:
         # num_ctx parameter, so Ollama's default applies), or "plain" (none at all).
         self.flavor: Literal["llamacpp", "vllm", "ollama", "plain"] = "llamacpp"
         self.ollama_num_ctx: int | None = None
+        # Which Responses API to speak on /v1/responses: OpenAI's, or llama.cpp's reduced
+        # dialect (see `responses`).
+        self.responses_dialect: Literal["openai", "llamacpp"] = "openai"
         self.require_key: str | None = None
         # A hostile mode (see `echo`): answer every generation request with its own key inside
         # bytes that are not UTF-8.

@@ -26,7 +26,6 @@ from tests.fakeserver import (
     Fault,
     ScriptedResponder,
     http_date,
-    split_tokens,
 )
 
 from .conftest import (
@@ -344,21 +343,25 @@ async def test_in_stream_error_bodies(
 async def test_responses_in_stream_failures_in_each_shape(
     srv: FakeServer, oai: openai.AsyncOpenAI
 ) -> None:
+    received: list[str]
     srv.faults.push(
         Fault.stream_error(6, kind="rate_limit"),
+        Fault.stream_error(6, kind="rate_limit", responses="llamacpp"),
         Fault.stream_error(6, responses="error_documented"),
         Fault.stream_error(6, kind="api_error", responses="response.failed"),
     )
-    # As the live API sends it: the SDK raises.
-    received: list[str] = []
-    with pytest.raises(openai.APIError) as raised:
-        await responses_text(oai, received)
-    assert type(raised.value) is openai.APIError
-    assert raised.value.body == {
-        "message": "Rate limit reached for requests.", "type": "requests", "param": None,
-        "code": "rate_limit_exceeded",
-    }
-    assert received == split_tokens(DEFAULT_TEXT)[:2]
+    # As the live API sends it, and as llama.cpp's server does: the SDK raises.
+    for _ in range(2):
+        received = []
+        with pytest.raises(openai.APIError) as raised:
+            await responses_text(oai, received)
+        assert type(raised.value) is openai.APIError
+        assert raised.value.body == {
+            "message": "Rate limit reached for requests.", "type": "requests", "param": None,
+            "code": "rate_limit_exceeded",
+        }
+        assert received[0] == "Reply"
+        assert len(received) == 2  # the 2 text events before the failure
 
     # As documented, and as response.failed: the SDK yields the event and raises nothing.
     for expected in ("error", "response.failed"):

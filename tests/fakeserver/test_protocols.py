@@ -3,6 +3,7 @@ endpoints, keys)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -145,6 +146,7 @@ async def test_openai_non_streaming(srv: FakeServer, oai: openai.AsyncOpenAI) ->
 
 # Responses API
 
+WIRE = Path(__file__).parent / "wire"  # what real servers sent
 REASONING = {"effort": "low", "summary": "auto"}
 ENCRYPTED = ["reasoning.encrypted_content"]
 
@@ -388,6 +390,60 @@ async def test_responses_non_streaming(srv: FakeServer, oai: openai.AsyncOpenAI)
     assert response.usage is not None
     assert (response.usage.total_tokens, response.usage.output_tokens_details.reasoning_tokens) \
         == (5, 1)
+
+
+@pytest.mark.parametrize("capture", ["llamacpp-responses-stream.sse",
+                                     "llamacpp-responses-think-stream.sse"])
+def test_responses_llamacpp_dialect_has_the_captured_shape(srv: FakeServer, capture: str) -> None:
+    real = responses.read_stream((WIRE / capture).read_text())
+    [*_, (_, completed)] = real
+    output = completed["response"]["output"]
+    thinking = "".join(p["text"] for i in output if i["type"] == "reasoning" for p in i["content"])
+    text = "".join(p["text"] for i in output if i["type"] == "message" for p in i["content"])
+    srv.responses_dialect = "llamacpp"
+    srv.responder = ScriptedResponder([Reply(text, thinking=thinking)])
+    with httpx.Client(base_url=srv.base_url) as http:
+        request = {"model": "m", "input": "Name a planet.", "stream": True}
+        fake = responses.read_stream(http.post("/v1/responses", json=request).text)
+    assert responses.stream_shape(fake) == responses.stream_shape(real)
+
+
+@pytest.mark.anyio
+async def test_responses_llamacpp_dialect_through_the_sdk(
+    srv: FakeServer, oai: openai.AsyncOpenAI
+) -> None:
+    srv.responses_dialect = "llamacpp"
+    srv.responder = ScriptedResponder([Reply("Mars.", thinking="A planet.", stop_reason="length"),
+                                       Reply("Mars.")])
+    stream = await oai.responses.create(model="m", input=MESSAGES, stream=True,
+                                        max_output_tokens=2)
+    events = [event async for event in stream]
+    assert {e.sequence_number for e in events} == {None}  # absent: the SDK reads None
+    assert "".join(e.delta for e in events if e.type == "response.reasoning_text.delta") == (
+        "A planet.")
+    final = events[-1]
+    assert final.type == "response.completed"  # even when cut short
+    assert final.response.usage is not None
+    assert final.response.usage.output_tokens_details is None  # no reasoning_tokens
+    with pytest.raises(TypeError):  # the SDK's helper needs output_index (as with the real one)
+        async with oai.responses.stream(model="m", input=MESSAGES) as helper:
+            await helper.get_final_response()
+
+    refusals = [
+        ({"previous_response_id": "resp_1"}, "llama.cpp does not support 'previous_response_id'."),
+        ({"input": [{"type": "reasoning", "id": "rs_1", "summary": [],
+                     "encrypted_content": "gAAAAABo"}]}, "item['content'] is not an array"),
+        ({"input": [*MESSAGES, {"role": "assistant", "content": "Mars."}]},
+         "Cannot determine type of 'item'"),
+    ]
+    for extra, message in refusals:
+        with pytest.raises(openai.BadRequestError) as refused:
+            await oai.responses.create(**{"model": "m", "input": MESSAGES, **extra})
+        assert refused.value.body == {"code": 400, "message": message,
+                                      "type": "invalid_request_error"}
+    history = [*MESSAGES, {"type": "message", "role": "assistant", "content": "Mars."}]
+    response = await oai.responses.create(model="m", input=history)
+    assert response.output_text
 
 
 def test_reply_summary_parts_must_join_to_the_thinking() -> None:
