@@ -295,9 +295,10 @@ def _deltas(answer: Answer, kind: str, ids: bytes, pieces: list[str],
     """One delta event per piece, as byte templates (one string escape per piece)."""
     head = (b"event: " + kind.encode() + b'\ndata: {"type":"' + kind.encode()
             + b'","sequence_number":')
+    obfuscate = answer.obfuscate
     for piece in pieces:
         tail = extra
-        if answer.obfuscate:
+        if obfuscate:
             tail += b',"obfuscation":"' + _obfuscation(piece) + b'"'
         yield (head + str(answer.seq()).encode() + b"," + ids + b',"delta":'
                + _quote(piece).encode() + tail + b"}\n\n")
@@ -312,7 +313,8 @@ def stream(answer: Answer) -> Iterator[bytes]:
     if reply.thinking:
         yield from _reasoning_events(answer, index)
         index += 1
-    where = {"item_id": answer.message_id, "output_index": index, "content_index": 0}
+    where: dict[str, Any] = {"item_id": answer.message_id, "output_index": index,
+                             "content_index": 0}
     yield answer.event("response.output_item.added", output_index=index,
                        item=answer.message_item(done=False))
     yield answer.event("response.content_part.added", **where, part=answer.text_part(""))
@@ -329,7 +331,7 @@ def stream(answer: Answer) -> Iterator[bytes]:
 
 def _reasoning_events(answer: Answer, index: int) -> Iterator[bytes]:
     reply = answer.reply
-    item = {"item_id": answer.reasoning_id, "output_index": index}
+    item: dict[str, Any] = {"item_id": answer.reasoning_id, "output_index": index}
     yield answer.event("response.output_item.added", output_index=index,
                        item=answer.reasoning_item(done=False))
     for n, part in enumerate(answer.summary_parts()):
@@ -482,7 +484,7 @@ def events(answer: Answer) -> Iterator[bytes]:
 
 def endless(answer: Answer) -> Iterator[bytes]:
     """A response that never finishes: its opening events, then ENDLESS_PIECE forever."""
-    where = {"item_id": answer.message_id, "output_index": 0, "content_index": 0}
+    where: dict[str, Any] = {"item_id": answer.message_id, "output_index": 0, "content_index": 0}
     yield answer.event("response.created", response=answer.response("in_progress"))
     yield answer.event("response.in_progress", response=answer.response("in_progress"))
     yield answer.event("response.output_item.added", output_index=0,
