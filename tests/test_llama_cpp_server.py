@@ -23,7 +23,7 @@ import httpx
 import openai
 import pytest
 
-from tests.fakeserver import FakeServer, Reply, ScriptedResponder, responses
+from tests.fakeserver import FakeServer, Reply, ScriptedResponder, responses_llamacpp
 
 from . import llama_cpp_server
 
@@ -165,7 +165,8 @@ def test_the_fake_servers_imitation_has_the_same_shape(
     if thinking:
         body["grammar"] = THINK_GRAMMAR
     base = thinking_server if thinking else server
-    real = responses.read_stream(httpx.post(f"{base}/v1/responses", json=body, timeout=60).text)
+    sent = httpx.post(f"{base}/v1/responses", json=body, timeout=60).text
+    real = responses_llamacpp.read_stream(sent)
     *_, (_, completed) = real
     output = completed["response"]["output"]
     reasoning = "".join(part["text"] for item in output if item["type"] == "reasoning"
@@ -175,6 +176,6 @@ def test_the_fake_servers_imitation_has_the_same_shape(
     with FakeServer() as fake:
         fake.responses_dialect = "llamacpp"
         fake.responder = ScriptedResponder([Reply(text, thinking=reasoning)])
-        imitation = responses.read_stream(
+        imitation = responses_llamacpp.read_stream(
             httpx.post(f"{fake.base_url}/v1/responses", json=body, timeout=10).text)
-    assert responses.stream_shape(imitation) == responses.stream_shape(real)
+    assert responses_llamacpp.stream_shape(imitation) == responses_llamacpp.stream_shape(real)

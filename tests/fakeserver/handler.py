@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from . import responses, sse
+from . import responses, responses_llamacpp, sse
 from .echo import send_key_in_invalid_utf8
 from .faults import (
     ABSURD_USAGE,
@@ -165,7 +165,7 @@ class Handler(BaseHTTPRequestHandler):
             self._fail_request(fake, fault, body)
             return
         if self.api == "responses":  # what the API refuses never reaches the model
-            rejected = (responses.check_llamacpp_inputs(body)
+            rejected = (responses_llamacpp.check_inputs(body)
                         if fake.responses_dialect == "llamacpp"
                         else responses.check_reasoning_inputs(body))
             if rejected is not None:
@@ -188,15 +188,15 @@ class Handler(BaseHTTPRequestHandler):
                 reasoning_tokens=(ABSURD_USAGE if absurd else reply.reasoning_tokens
                                   if reply.reasoning_tokens is not None
                                   else len(reply.thinking_chunks())),
-                reasoning_id=f"rs_fake{n:06d}", message_id=f"msg_fake{n:06d}",
-                dialect=fake.responses_dialect)
+                reasoning_id=f"rs_fake{n:06d}", message_id=f"msg_fake{n:06d}")
             record.response_id = answer.id
+            dialect = responses_llamacpp if fake.responses_dialect == "llamacpp" else responses
             if endless:
                 self._stream(responses.endless(answer), None)
             elif stream:
-                self._stream(responses.events(answer), fault)
+                self._stream(dialect.stream(answer), fault)
             else:
-                self._send_body(responses.body(answer), fault)
+                self._send_body(dialect.body(answer), fault)
             return
         if self.api == "anthropic":
             # "adaptive" leaves thinking to the model; this one thinks whenever the reply has any.

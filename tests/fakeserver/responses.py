@@ -26,10 +26,8 @@ A stream, for a reply with thinking and a request asking for a summary:
 
 Every event carries `sequence_number`, from 0. Nothing follows the last event: no `[DONE]`.
 
-`FakeServer.responses_dialect = "llamacpp"` speaks llama.cpp's dialect instead, as captured in
-`wire/`: no sequence numbers or indexes, bare response objects, reasoning only as full text
-(whose item closes after the text), usage without reasoning tokens, never `incomplete`, and its
-own checks on input items.
+`FakeServer.responses_dialect = "llamacpp"` speaks llama.cpp's dialect instead (see
+`responses_llamacpp`).
 """
 
 from __future__ import annotations
@@ -42,13 +40,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _quote
-from typing import Any, Literal
+from typing import Any
 
 from .faults import HUGE_INT_DIGITS, NESTING_DEPTH, PayloadKind, ResponsesErrorShape
 from .replies import Reply, split_tokens
 
 INCLUDE_ENCRYPTED = "reasoning.encrypted_content"
-Dialect = Literal["openai", "llamacpp"]
 
 # Replies that stopped for these reasons end `incomplete`, with this reason.
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "max_output_tokens": "max_output_tokens",
@@ -112,30 +109,6 @@ def _openai_error(message: str, *, param: str | None, code: str | None) -> dict[
                       "code": code}}
 
 
-def _llamacpp_error(message: str) -> tuple[int, dict[str, Any]]:
-    return 400, {"error": {"code": 400, "message": message, "type": "invalid_request_error"}}
-
-
-def check_llamacpp_inputs(body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
-    """llama.cpp's refusals of input it cannot turn into a chat: a previous_response_id, a
-    reasoning item without its text (as OpenAI's encrypted ones are), and an assistant message
-    without `"type": "message"` (which OpenAI accepts)."""
-    if body.get("previous_response_id"):
-        return _llamacpp_error("llama.cpp does not support 'previous_response_id'.")
-    for item in input_items(body):
-        if not isinstance(item, dict):
-            continue
-        if item.get("type") == "reasoning":
-            content = item.get("content")
-            if not isinstance(content, list):
-                return _llamacpp_error("item['content'] is not an array")
-            if not content:
-                return _llamacpp_error("item['content'] is empty")
-        elif item.get("role") == "assistant" and item.get("type") != "message":
-            return _llamacpp_error("Cannot determine type of 'item'")
-    return None
-
-
 def check_reasoning_inputs(body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
     """The status and error OpenAI answers for reasoning items it cannot use, else None.
 
@@ -173,7 +146,6 @@ class Answer:
     reasoning_tokens: int
     reasoning_id: str = ""
     message_id: str = ""
-    dialect: Dialect = "openai"
     _next: int = field(default=0, repr=False)
 
     def seq(self) -> int:
@@ -358,93 +330,8 @@ def _reasoning_events(answer: Answer, index: int) -> Iterator[bytes]:
 
 def body(answer: Answer) -> bytes:
     """The non-streamed response."""
-    if answer.dialect == "llamacpp":
-        return _dumps({"completed_at": answer.created_at, "created_at": answer.created_at,
-                       "id": answer.id, "model": answer.model, "object": "response",
-                       "output": _llamacpp_output(answer), "status": "completed",
-                       "usage": _llamacpp_usage(answer)})
     status = "incomplete" if answer.incomplete_reason else "completed"
     return _dumps(answer.response(status, final=True))
-
-
-# llama.cpp's dialect, as wire/llamacpp-responses-*.sse have it (keys in its order).
-
-
-def _llamacpp_event(kind: str, **fields: Any) -> bytes:
-    return _event(kind, _dumps({"type": kind, **fields}))
-
-
-def _llamacpp_usage(answer: Answer) -> dict[str, Any]:
-    prompt, completion = answer.usage
-    return {"input_tokens": prompt, "output_tokens": completion,
-            "total_tokens": prompt + completion, "input_tokens_details": {"cached_tokens": 0}}
-
-
-def _llamacpp_reasoning(answer: Answer) -> dict[str, Any]:
-    return {"id": answer.reasoning_id, "summary": [], "type": "reasoning",
-            "content": [{"text": answer.reply.thinking, "type": "reasoning_text"}],
-            "encrypted_content": ""}
-
-
-def _llamacpp_message(answer: Answer) -> dict[str, Any]:
-    return {"type": "message", "status": "completed", "id": answer.message_id,
-            "content": [answer.text_part(answer.reply.text)], "role": "assistant"}
-
-
-def _llamacpp_output(answer: Answer) -> list[dict[str, Any]]:
-    reasoning = [_llamacpp_reasoning(answer)] if answer.reply.thinking else []
-    return [*reasoning, *([_llamacpp_message(answer)] if answer.reply.text else [])]
-
-
-def llamacpp_stream(answer: Answer) -> Iterator[bytes]:
-    """The events of one streamed response in llama.cpp's dialect."""
-    reply = answer.reply
-    opened = {"id": answer.id, "object": "response", "status": "in_progress"}
-    yield _llamacpp_event("response.created", response=opened)
-    yield _llamacpp_event("response.in_progress", response=opened)
-    if reply.thinking:
-        yield _llamacpp_event("response.output_item.added", item={
-            "id": answer.reasoning_id, "summary": [], "type": "reasoning", "content": [],
-            "encrypted_content": "", "status": "in_progress"})
-        head = (b'event: response.reasoning_text.delta\ndata: {"type":'
-                b'"response.reasoning_text.delta","delta":')
-        tail = b',"item_id":"' + answer.reasoning_id.encode() + b'"}\n\n'
-        for piece in reply.thinking_chunks():
-            yield head + _quote(piece).encode() + tail
-    if reply.text:
-        yield _llamacpp_event("response.output_item.added", item={
-            "content": [], "id": answer.message_id, "role": "assistant",
-            "status": "in_progress", "type": "message"})
-        yield _llamacpp_event("response.content_part.added", item_id=answer.message_id,
-                              part={"type": "output_text", "text": ""})
-        head = (b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
-                b'"item_id":"' + answer.message_id.encode() + b'","delta":')
-        for piece in reply.text_chunks():
-            yield head + _quote(piece).encode() + b"}\n\n"
-    # The reasoning item closes only once the whole reply is there, after the text.
-    if reply.thinking:
-        yield _llamacpp_event("response.output_item.done", item=_llamacpp_reasoning(answer))
-    if reply.text:
-        part = answer.text_part(reply.text)
-        yield _llamacpp_event("response.output_text.done", item_id=answer.message_id,
-                              text=reply.text)
-        yield _llamacpp_event("response.content_part.done", item_id=answer.message_id,
-                              part=part)
-        yield _llamacpp_event("response.output_item.done", item=_llamacpp_message(answer))
-    prompt, completion = answer.usage
-    yield _llamacpp_event("response.completed", response={
-        "id": answer.id, "object": "response", "created_at": answer.created_at,
-        "status": "completed", "model": answer.model, "output": _llamacpp_output(answer),
-        "usage": _llamacpp_usage(answer),
-    }, timings=_llamacpp_timings(prompt, completion))
-
-
-def _llamacpp_timings(prompt: int, completion: int) -> dict[str, Any]:
-    """llama.cpp's speed report, for a server reading 20 tokens a second and writing 10."""
-    return {"cache_n": 0, "prompt_n": prompt, "prompt_ms": prompt * 50.0,
-            "prompt_per_token_ms": 50.0, "prompt_per_second": 20.0, "predicted_n": completion,
-            "predicted_ms": completion * 100.0, "predicted_per_token_ms": 100.0,
-            "predicted_per_second": 10.0}
 
 
 def error_event(
@@ -475,11 +362,6 @@ def error_event(
 
 # The text an endless reply repeats, one piece per event.
 ENDLESS_PIECE = "on and on " * 10
-
-
-def events(answer: Answer) -> Iterator[bytes]:
-    """The stream for `answer`, in its dialect."""
-    return llamacpp_stream(answer) if answer.dialect == "llamacpp" else stream(answer)
 
 
 def endless(answer: Answer) -> Iterator[bytes]:
@@ -518,33 +400,3 @@ _BAD: dict[PayloadKind, bytes] = {
 
 def bad_event(payload: PayloadKind) -> bytes:
     return _BAD[payload]
-
-
-# Reading a stream back, to compare one server's with another's.
-
-
-def read_stream(text: str) -> list[tuple[str, Any]]:
-    """(event name, parsed data) of each event of a Responses stream (`event:` and `data:`
-    lines; a `data:` line alone is named by its data's `type`, or "data")."""
-    events = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        data = json.loads(fields["data"])
-        name = fields.get("event") or (data.get("type") if isinstance(data, dict) else None)
-        events.append((name or "data", data))
-    return events
-
-
-def shape(value: Any) -> Any:
-    """A JSON value's structure: object keys in their order, and the types of the values."""
-    if isinstance(value, dict):
-        return tuple((key, shape(item)) for key, item in value.items())
-    if isinstance(value, list):
-        return tuple(shape(item) for item in value)
-    return type(value).__name__
-
-
-def stream_shape(events: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    """The shape of each event, a run of events of one shape (the deltas) counted once."""
-    shapes = [(name, shape(data)) for name, data in events]
-    return [item for i, item in enumerate(shapes) if i == 0 or item != shapes[i - 1]]

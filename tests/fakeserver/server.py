@@ -101,7 +101,7 @@ class FakeServer:
         self.flavor: Literal["llamacpp", "vllm", "ollama", "plain"] = "llamacpp"
         self.ollama_num_ctx: int | None = None
         # Which Responses API to speak on /v1/responses: OpenAI's, or llama.cpp's reduced
-        # dialect (see `responses`).
+        # dialect (see `responses_llamacpp`).
         self.responses_dialect: Literal["openai", "llamacpp"] = "openai"
         self.require_key: str | None = None
         # A hostile mode (see `echo`): answer every generation request with its own key inside

@@ -18,6 +18,7 @@ from tests.fakeserver import (
     Reply,
     ScriptedResponder,
     responses,
+    responses_llamacpp,
     split_tokens,
 )
 
@@ -395,7 +396,7 @@ async def test_responses_non_streaming(srv: FakeServer, oai: openai.AsyncOpenAI)
 @pytest.mark.parametrize("capture", ["llamacpp-responses-stream.sse",
                                      "llamacpp-responses-think-stream.sse"])
 def test_responses_llamacpp_dialect_has_the_captured_shape(srv: FakeServer, capture: str) -> None:
-    real = responses.read_stream((WIRE / capture).read_text())
+    real = responses_llamacpp.read_stream((WIRE / capture).read_text())
     [*_, (_, completed)] = real
     output = completed["response"]["output"]
     thinking = "".join(p["text"] for i in output if i["type"] == "reasoning" for p in i["content"])
@@ -404,8 +405,8 @@ def test_responses_llamacpp_dialect_has_the_captured_shape(srv: FakeServer, capt
     srv.responder = ScriptedResponder([Reply(text, thinking=thinking)])
     with httpx.Client(base_url=srv.base_url) as http:
         request = {"model": "m", "input": "Name a planet.", "stream": True}
-        fake = responses.read_stream(http.post("/v1/responses", json=request).text)
-    assert responses.stream_shape(fake) == responses.stream_shape(real)
+        fake = responses_llamacpp.read_stream(http.post("/v1/responses", json=request).text)
+    assert responses_llamacpp.stream_shape(fake) == responses_llamacpp.stream_shape(real)
 
 
 @pytest.mark.anyio
