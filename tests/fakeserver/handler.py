@@ -120,6 +120,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             parsed = None
         self.api = _protocol(route, headers)
+        self.answer = None
         self.request_id = f"req_fake{fake._next_id():06d}"
         record = RecordedRequest(self.command, self.path, headers, body, parsed, self.api)
         fake._record(record)

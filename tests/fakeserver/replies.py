@@ -74,16 +74,22 @@ def content_text(content: Any) -> str:
     return ""
 
 
+def input_items(body: dict[str, Any]) -> list[Any]:
+    """A Responses API request's input as a list of items (a string is one user message)."""
+    value = body.get("input")
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    return list(value) if isinstance(value, list) else []
+
+
 def request_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The conversation a generation request carries: Chat Completions' and Messages' `messages`,
-    or the message items of a Responses request's `input` (a string input is one user message)."""
-    if "messages" in body or "input" not in body:
-        messages = body.get("messages")
-    elif isinstance(body["input"], str):
-        messages = [{"role": "user", "content": body["input"]}]
-    else:
-        messages = [item for item in body["input"] if isinstance(item, dict) and "role" in item]
-    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+    or the message items of a Responses request's `input`."""
+    messages = body.get("messages") if "messages" in body or "input" not in body \
+        else input_items(body)
+    if not isinstance(messages, list):
+        return []
+    return [m for m in messages if isinstance(m, dict) and "role" in m]
 
 
 def estimate_input_tokens(body: Any) -> int:

@@ -43,7 +43,7 @@ from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from .faults import HUGE_INT_DIGITS, NESTING_DEPTH, PayloadKind, ResponsesErrorShape
-from .replies import Reply, split_tokens
+from .replies import Reply, input_items, split_tokens
 
 INCLUDE_ENCRYPTED = "reasoning.encrypted_content"
 
@@ -89,14 +89,6 @@ def unseal(blob: object) -> dict[str, Any] | None:
     except (ValueError, binascii.Error):
         return None
     return payload if isinstance(payload, dict) else None
-
-
-def input_items(body: dict[str, Any]) -> list[Any]:
-    """The request's input as a list of items (a string input is one user message)."""
-    value = body.get("input")
-    if isinstance(value, str):
-        return [{"role": "user", "content": value}]
-    return list(value) if isinstance(value, list) else []
 
 
 def reasoning_inputs(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
-from .responses import Answer, input_items
+from .replies import input_items
+from .responses import Answer
 
 
 def _dumps(obj: Any) -> bytes:
