@@ -207,17 +207,18 @@ class Fault:
     @classmethod
     def stream_error(
         cls, after_chunks: int = 2, kind: StreamErrorKind = "overloaded",
-        responses: ResponsesErrorShape = "error",
+        responses: ResponsesErrorShape = "error", body: dict[str, Any] | None = None,
     ) -> Fault:
         """Send `after_chunks` events, then the protocol's in-stream error event, and end.
 
         On the Responses API, `responses` picks the event: `error` as the live API sends it
         (fields nested under `error`), `error_documented` as its reference documents it (flat),
         `response.failed` (the response, failed, with its error), or `llamacpp` (a bare `data:`
-        line with the error body, as llama.cpp's server sends it).
+        line with the error body, as llama.cpp's server sends it). `body` ({"error": {...}})
+        replaces the error `kind` stands for.
         """
         return cls("stream_error", after_chunks=after_chunks, stream_error_kind=kind,
-                   responses_error=responses)
+                   responses_error=responses, body=body)
 
     @classmethod
     def redirect(cls, location: str, code: int = 307) -> Fault:

@@ -412,7 +412,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"0\r\n\r\n")
         else:
             status = STREAM_ERROR_STATUS[fault.stream_error_kind]
-            payload = error_body(self.api, status)
+            payload = fault.body if isinstance(fault.body, dict) else error_body(self.api, status)
             if self.api == "responses" and self.answer is not None:
                 # Events so far were numbered 0 to strike - 1 (a Responses stream has no
                 # heartbeats), so the error is number `strike`.
