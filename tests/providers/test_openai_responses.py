@@ -375,3 +375,19 @@ async def test_a_pairing_with_a_chat_completions_partner(server: FakeServer,
     chat = [r.json for r in server.requests if r.path.endswith("/chat/completions")]
     assert all("reasoning" not in str(m) for body in chat for m in body["messages"])
     assert all(r.matches for r in verify_transcript(read_transcript(path)))
+
+
+async def test_a_key_in_the_reasoning_is_redacted_and_the_encrypted_part_kept(
+        server: FakeServer, tmp_path: Path) -> None:
+    server.responder = ScriptedResponder([Reply("Fine.", thinking=f"the key is {KEY} here")])
+    pairing = pairing_for(server, tmp_path, turns=3, extra_a=SEND_BACK)
+    path, _ = await run_pairing(pairing, tmp_path)
+    assert KEY not in path.read_text()
+    transcript = read_transcript(path)
+    [item] = transcript.turns[0].reasoning_items
+    assert item.summary == ("the key is [redacted] here",)
+    assert transcript.turns[0].thinking == "the key is [redacted] here"
+    third = [r.json for r in server.requests if r.path.endswith("/responses")][2]
+    assert third["input"][1]["encrypted_content"] == item.encrypted_content  # opaque, unchanged
+    assert server.reasoning_origins(server.requests[-1]) != [None]
+    assert all(r.matches for r in verify_transcript(transcript))
