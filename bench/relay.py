@@ -10,8 +10,8 @@ exactly N chunks as fast as it can. For each protocol we time, in alternation:
 Throughput is chunks per second of the turn (request start to last chunk); time to first token is
 measured from just before the request. Prints a table of medians and the ratio.
 
-`responses` (OpenAI's Responses API, `client.responses.create(stream=True)`) is measured on the
-bare side only, until intermodel relays that protocol.
+`responses` is OpenAI's Responses API: bare, `client.responses.create(stream=True)`; through
+intermodel, an `openai` agent with `api = "responses"`.
 
     python bench/relay.py [--chunks 2000] [--runs 9] [--protocol openai anthropic responses]
 """
@@ -117,14 +117,16 @@ async def bare_responses(base_url: str, chunks: int) -> Sample:
 BARE: dict[str, Callable[[str, int], Awaitable[Sample]]] = {
     "openai": bare_openai, "anthropic": bare_anthropic, "responses": bare_responses,
 }
-RELAYED = ("openai", "anthropic")  # the protocols an intermodel run can be measured on
+RELAYED = ("openai", "anthropic", "responses")  # the protocols an intermodel run relays
 
 
 def pairing_text(protocol: str, base_url: str, chunks: int) -> str:
-    url = base_url + "/v1" if protocol == "openai" else base_url
+    url = base_url if protocol == "anthropic" else base_url + "/v1"
+    provider = 'provider = "openai"\napi = "responses"' if protocol == "responses" \
+        else f'provider = "{protocol}"'
     agents = "".join(f"""
 [agents.{name}]
-provider = "{protocol}"
+{provider}
 model = "m"
 base_url = "{url}"
 api_key_env = "BENCH_KEY"

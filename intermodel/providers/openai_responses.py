@@ -53,6 +53,8 @@ __all__ = ["INCLUDE_ENCRYPTED", "OpenAIResponsesProvider", "input_items", "reaso
 INCLUDE_ENCRYPTED = "reasoning.encrypted_content"
 _OFFICIAL_HOST = "api.openai.com"
 _FINAL = frozenset({"response.completed", "response.incomplete"})
+_THINKING_DELTAS = frozenset({"response.reasoning_summary_text.delta",
+                              "response.reasoning_text.delta"})
 # Events that start a new stretch of thinking: a blank line goes before it when thinking came
 # before (summary parts are paragraphs; so are separate reasoning items).
 _NEW_THINKING = frozenset({"response.reasoning_summary_part.added", "response.output_item.added"})
@@ -143,19 +145,18 @@ class OpenAIResponsesProvider(ConfiguredProvider):
                 async for event in events:
                     phase.streaming = True
                     kind = event.type
-                    if kind in ("response.reasoning_summary_text.delta",
-                                "response.reasoning_text.delta"):
+                    if kind == "response.output_text.delta":  # the most frequent first
+                        if event.delta:
+                            for piece in parser.feed(event.delta):
+                                yield piece
+                            continue
+                    elif kind in _THINKING_DELTAS:
                         if event.delta:
                             if paragraph:
                                 yield ThinkingDelta("\n\n")
                                 paragraph = False
                             thought = True
                             yield ThinkingDelta(event.delta)
-                            continue
-                    elif kind == "response.output_text.delta":
-                        if event.delta:
-                            for piece in parser.feed(event.delta):
-                                yield piece
                             continue
                     elif kind in _NEW_THINKING:
                         paragraph = paragraph or thought
