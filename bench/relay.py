@@ -10,7 +10,10 @@ exactly N chunks as fast as it can. For each protocol we time, in alternation:
 Throughput is chunks per second of the turn (request start to last chunk); time to first token is
 measured from just before the request. Prints a table of medians and the ratio.
 
-    python bench/relay.py [--chunks 2000] [--runs 9] [--protocol openai anthropic]
+`responses` is OpenAI's Responses API: bare, `client.responses.create(stream=True)`; through
+intermodel, an `openai` agent with `api = "responses"`.
+
+    python bench/relay.py [--chunks 2000] [--runs 9] [--protocol openai anthropic responses]
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anthropic
@@ -92,11 +95,38 @@ async def bare_anthropic(base_url: str, chunks: int) -> Sample:
     return count / elapsed, first or 0.0
 
 
+async def bare_responses(base_url: str, chunks: int) -> Sample:
+    client = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key="k", max_retries=0)
+    started = time.perf_counter()
+    first = None
+    count = 0
+    stream = await client.responses.create(
+        model="m", input=[{"role": "user", "content": "Go."}], max_output_tokens=chunks + 10,
+        stream=True)
+    async for event in stream:
+        if event.type == "response.output_text.delta":
+            if first is None:
+                first = time.perf_counter() - started
+            count += 1
+    elapsed = time.perf_counter() - started
+    await client.close()
+    assert count == chunks, count
+    return count / elapsed, first or 0.0
+
+
+BARE: dict[str, Callable[[str, int], Awaitable[Sample]]] = {
+    "openai": bare_openai, "anthropic": bare_anthropic, "responses": bare_responses,
+}
+RELAYED = ("openai", "anthropic", "responses")  # the protocols an intermodel run relays
+
+
 def pairing_text(protocol: str, base_url: str, chunks: int) -> str:
-    url = base_url + "/v1" if protocol == "openai" else base_url
+    url = base_url if protocol == "anthropic" else base_url + "/v1"
+    provider = 'provider = "openai"\napi = "responses"' if protocol == "responses" \
+        else f'provider = "{protocol}"'
     agents = "".join(f"""
 [agents.{name}]
-provider = "{protocol}"
+{provider}
 model = "m"
 base_url = "{url}"
 api_key_env = "BENCH_KEY"
@@ -124,20 +154,22 @@ def median(samples: list[Sample], index: int) -> float:
 
 
 async def measure(protocol: str, base_url: str, chunks: int, runs: int) -> dict[str, list[Sample]]:
-    bare: Callable[[str, int], object] = bare_openai if protocol == "openai" else bare_anthropic
+    bare = BARE[protocol]
+    relayed = protocol in RELAYED
     results: dict[str, list[Sample]] = {"bare": [], "intermodel": []}
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(2):  # warm up both paths (imports, connection setup, caches)
-            await bare(base_url, chunks)  # type: ignore[misc]
-            await through_intermodel(protocol, base_url, chunks, folder)
+            await bare(base_url, chunks)
+            if relayed:
+                await through_intermodel(protocol, base_url, chunks, folder)
         for n in range(runs):
             # Alternate the order (ABBA), so drift in machine load hits both alike, and let the
             # server settle first: it is still closing the previous stream when a run ends.
             for path in (("bare", "intermodel") if n % 2 == 0 else ("intermodel", "bare")):
                 await anyio.sleep(SETTLE)
                 if path == "bare":
-                    results[path].append(await bare(base_url, chunks))  # type: ignore[misc]
-                else:
+                    results[path].append(await bare(base_url, chunks))
+                elif relayed:
                     results[path].append(await through_intermodel(protocol, base_url, chunks,
                                                                   folder))
     return results
@@ -148,12 +180,13 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--protocol", nargs="+", default=["openai", "anthropic"],
-                        choices=["openai", "anthropic"])
+                        choices=list(BARE))
     parser.add_argument("--samples", action="store_true", help="print every run's figures too")
     args = parser.parse_args()
     proc, base_url = start_server(args.chunks)
     try:
-        rows = []
+        # (protocol, bare rate, our rate, ratio, bare TTFT, added TTFT); None: not relayed yet
+        rows: list[tuple[str, float, float | None, float | None, float, float | None]] = []
         for protocol in args.protocol:
             results = anyio.run(measure, protocol, base_url, args.chunks, args.runs)
             bare, ours = results["bare"], results["intermodel"]
@@ -161,6 +194,10 @@ def main() -> None:
                 for name, samples in results.items():
                     print(f"{protocol} {name}: " + ", ".join(
                         f"{rate:,.0f}/s {ttft * 1000:.1f} ms" for rate, ttft in samples))
+            if not ours:  # measured on the bare side only
+                rows.append((protocol, median(bare, 0), None, None, median(bare, 1) * 1000,
+                             None))
+                continue
             added = [o[1] - b[1] for b, o in zip(bare, ours, strict=True)]
             rows.append((protocol, median(bare, 0), median(ours, 0),
                          median(ours, 0) / median(bare, 0), median(bare, 1) * 1000,
@@ -175,6 +212,9 @@ def main() -> None:
           "| added TTFT ms |")
     print("|---|---:|---:|---:|---:|---:|")
     for protocol, bare_rate, our_rate, ratio, ttft, added_ttft in rows:
+        if our_rate is None or ratio is None or added_ttft is None:
+            print(f"| {protocol} | {bare_rate:,.0f} | — | — | {ttft:.2f} | — |")
+            continue
         print(f"| {protocol} | {bare_rate:,.0f} | {our_rate:,.0f} | {ratio:.3f} | {ttft:.2f} "
               f"| {added_ttft:+.3f} |")
 

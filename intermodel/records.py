@@ -26,6 +26,7 @@ __all__ = [
     "HistoryEntry",
     "Interjection",
     "Note",
+    "ReasoningItem",
     "Resumption",
     "Retry",
     "RunEnd",
@@ -35,6 +36,7 @@ __all__ = [
     "Usage",
     "exit_code_for",
     "now_iso",
+    "reasoning_item_to_json",
 ]
 
 
@@ -158,6 +160,20 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningItem:
+    """One reasoning item of a reply from OpenAI's Responses API, kept so that it can be handed
+    back to the same agent with its next requests (`thinking.send_back`). `encrypted_content` is
+    the model's reasoning as only its server can read it (None when the server gave none);
+    `summary` the parts of its readable summary; `content` the full reasoning text where a
+    server exposes it (llama.cpp does, and wants it back), None where it does not."""
+
+    id: str
+    encrypted_content: str | None = None
+    summary: tuple[str, ...] = ()
+    content: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """One completed reply. `index` counts turns of the run from 1, both agents together."""
 
@@ -182,6 +198,9 @@ class Turn:
     # credentials or query; "" for an agent of one server. Not part of the request hash: any
     # server of the pool answers the same request.
     endpoint: str = ""
+    # The reply's reasoning items (OpenAI's Responses API), kept only when the agent sends its
+    # thinking back: they go back to it, never to its partner.
+    reasoning_items: tuple[ReasoningItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +377,18 @@ RECORD_TYPES: dict[str, type[Record]] = {
 }
 
 
+def reasoning_item_to_json(item: ReasoningItem) -> dict[str, Any]:
+    """A reasoning item as a transcript (and a request's hash) holds it: what was not given is
+    left out."""
+    data: dict[str, Any] = {"id": item.id}
+    if item.encrypted_content is not None:
+        data["encrypted_content"] = item.encrypted_content
+    data["summary"] = list(item.summary)
+    if item.content is not None:
+        data["content"] = list(item.content)
+    return data
+
+
 def record_to_json(record: Record) -> dict[str, Any]:
     data = asdict(record)
     if isinstance(record, Interjection):
@@ -366,6 +397,11 @@ def record_to_json(record: Record) -> dict[str, Any]:
         data["dropped"] = list(record.dropped)
     elif isinstance(record, RunEnd) and record.stop is None:
         del data["stop"]  # only an end by a stop phrase has one
+    elif isinstance(record, Turn):
+        if record.reasoning_items:
+            data["reasoning_items"] = [reasoning_item_to_json(i) for i in record.reasoning_items]
+        else:
+            del data["reasoning_items"]  # only a reply with kept reasoning has them
     if isinstance(record, Turn | Retry) and not record.endpoint:
         del data["endpoint"]  # only an agent with an endpoint pool names one
     return {"kind": record.KIND, **data}

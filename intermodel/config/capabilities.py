@@ -13,14 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["PROVIDERS", "SAMPLING_SETTINGS", "Capabilities", "SamplingSetting", "ThinkingBudget",
-           "providers_with"]
+__all__ = ["OPTIONS", "PROVIDERS", "SAMPLING_SETTINGS", "Capabilities", "Option",
+           "SamplingSetting", "ThinkingBudget", "providers_with"]
 
 SamplingSetting = Literal["temperature", "top_p", "seed"]
 # The sampling settings an API may refuse; max_tokens and stop sequences every provider takes.
 SAMPLING_SETTINGS: tuple[SamplingSetting, ...] = ("temperature", "top_p", "seed")
 # Agent settings that belong to one kind of provider; others refuse them.
-Option = Literal["script", "context_size"]
+Option = Literal["script", "context_size", "api", "reasoning"]
+OPTIONS: tuple[Option, ...] = ("script", "context_size", "api", "reasoning")
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class Capabilities:
 # entry here, its class in `providers/` (declaring `capabilities = PROVIDERS[name]`), and one
 # line in `providers.registry.REGISTRY`.
 PROVIDERS: Mapping[str, Capabilities] = {
-    "openai": Capabilities(network=True, key_env="OPENAI_API_KEY"),
+    "openai": Capabilities(network=True, key_env="OPENAI_API_KEY",
+                           options=frozenset({"api", "reasoning"})),
     "anthropic": Capabilities(
         network=True, key_env="ANTHROPIC_API_KEY", sampling=frozenset(),
         refusal="the Anthropic Messages API (version 2026-10-21, which the anthropic SDK sends, "

@@ -14,7 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from intermodel.config.capabilities import PROVIDERS, SAMPLING_SETTINGS, Option, providers_with
+from intermodel.config.capabilities import (
+    OPTIONS,
+    PROVIDERS,
+    SAMPLING_SETTINGS,
+    providers_with,
+)
 from intermodel.config.endpoints import check_endpoints
 from intermodel.config.model import (
     DEFAULT_COOL_DOWN,
@@ -31,6 +36,7 @@ from intermodel.config.model import (
     unknown_placeholders,
 )
 from intermodel.config.request import Sampling
+from intermodel.config.responses import check_openai_api
 from intermodel.config.schema import (
     AGENT,
     DETECTORS,
@@ -302,12 +308,13 @@ def _normalise_agent(
                                                 f"{path}.script", base_dir)
     else:
         agent.pop("script", None)
-    option: Option
-    for option in ("script", "context_size"):
+    for option in OPTIONS:
         if option in table and option not in reported and option not in caps.options:
             takers = " or ".join(f"provider = \"{name}\"" for name in providers_with(option))
             check.fail(f"{path}.{option}", f"only for {takers}")
     _check_sampling(check, agent, path, provider)
+    if "api" in caps.options:
+        check_openai_api(check, agent, table, path)
     return agent
 
 
@@ -485,6 +492,8 @@ def _build_agent(name: str, a: Mapping[str, Any]) -> AgentConfig:
         ),
         thinking_budget=a["thinking"].get("budget_tokens"),
         send_thinking_back=a["thinking"]["send_back"],
+        api=a.get("api", "chat"),
+        reasoning=dict(a.get("reasoning") or {}),
         extra_body=dict(a["extra_body"]),
         extra_headers=dict(a["extra_headers"]),
         timeout=float(a["timeout"]),

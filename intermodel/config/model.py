@@ -106,6 +106,8 @@ class AgentConfig:
     sampling: Sampling = field(default_factory=Sampling)
     thinking_budget: int | None = None
     send_thinking_back: bool = False
+    api: Literal["chat", "responses"] = "chat"  # which OpenAI API an `openai` agent speaks
+    reasoning: Mapping[str, str] = field(default_factory=dict)  # OpenAI's effort and summary
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 120.0

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from intermodel.config.digest import canonical_digest
+from intermodel.records import ReasoningItem, reasoning_item_to_json
 
 __all__ = ["Message", "Request", "Role", "Sampling", "estimate_text_tokens"]
 
@@ -32,19 +33,23 @@ def estimate_text_tokens(chars: int) -> int:
 class Message:
     """One message of an agent's view. `thinking` is set only on the agent's own turns when its
     pairing sends its thinking back to it; `signature` is the provider's proof for that thinking
-    (Anthropic requires it to accept thinking blocks back)."""
+    (Anthropic requires it to accept thinking blocks back), `reasoning_items` the reasoning items
+    OpenAI's Responses API takes back (encrypted) before the message they led to."""
 
     role: Role
     content: str
     thinking: str = ""
     signature: str = ""
+    reasoning_items: tuple[ReasoningItem, ...] = ()
 
-    def to_json(self) -> dict[str, str]:
-        data = {"role": self.role, "content": self.content}
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"role": self.role, "content": self.content}
         if self.thinking:
             data["thinking"] = self.thinking
         if self.signature:
             data["signature"] = self.signature
+        if self.reasoning_items:
+            data["reasoning_items"] = [reasoning_item_to_json(i) for i in self.reasoning_items]
         return data
 
 
@@ -70,7 +75,8 @@ class Sampling:
 class Request:
     """Everything a provider needs for one call, and nothing that identifies the caller's secrets.
 
-    `thinking_budget` asks for extended thinking where the API has it (Anthropic); `extra_body` and
+    `thinking_budget` asks for extended thinking where the API has it (Anthropic), `reasoning` for
+    OpenAI's reasoning settings (`effort`, `summary`) where the API has them; `extra_body` and
     `extra_headers` pass through provider extras. Header values are as the pairing wrote them,
     `${VAR}` references unexpanded: a request never holds a secret, so it can be hashed and
     stored; providers send the values resolved from their credentials.
@@ -88,6 +94,7 @@ class Request:
     thinking_budget: int | None = None
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+    reasoning: Mapping[str, str] = field(default_factory=dict)
     answer_schema: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -100,6 +107,8 @@ class Request:
             "extra_body": dict(self.extra_body),
             "extra_headers": dict(self.extra_headers),
         }
+        if self.reasoning:  # absent otherwise, so requests without it hash as they always did
+            data["reasoning"] = dict(self.reasoning)
         if self.answer_schema is not None:
             data["answer_schema"] = dict(self.answer_schema)
         return data

@@ -36,6 +36,7 @@ __all__ = [
     "PANEL",
     "PANEL_TOP",
     "PRICE",
+    "REASONING",
     "RETRY",
     "SCRIPT",
     "THINKING",
@@ -172,11 +173,20 @@ THINKING: dict[str, Field] = {
     ),
 }
 
+REASONING: dict[str, Field] = {
+    "effort": Field(STR, "How hard an OpenAI reasoning model thinks before it answers.", None,
+                    choices=("none", "minimal", "low", "medium", "high", "xhigh")),
+    "summary": Field(STR, "The reasoning summary it returns as its thinking (default for a "
+                     "reasoning model: `auto`).", None, choices=("auto", "concise", "detailed")),
+}
+
 AGENT: dict[str, Field] = {
     "provider": Field(
         STR, "Which API this agent talks to.", REQUIRED,
         choices=tuple(PROVIDERS),
     ),
+    "api": Field(STR, "For `openai`: Chat Completions (`chat`, the default) or the Responses "
+                 "API (`responses`).", None, choices=("chat", "responses")),
     "model": Field(STR, "Model id (for `local`, a path to a GGUF file; default: bundled)."),
     "base_url": Field(STR, "Server address for OpenAI-compatible or proxied APIs.", None, url),
     "base_urls": Field(STR_LIST, "Several servers of the same model, instead of base_url: each "
@@ -204,6 +214,8 @@ AGENT: dict[str, Field] = {
     "context_window": Field(INT, "Tokens this agent's requests must fit in (prompt + reply).",
                             None, between(256, MAX_TOKENS)),
     "thinking": Field(TABLE, "Reasoning options (see [agents.NAME.thinking]).", {}),
+    "reasoning": Field(TABLE, "OpenAI reasoning settings, with api = \"responses\" (see "
+                       "[agents.NAME.reasoning]).", None),
     "extra_body": Field(TABLE, "Extra request body fields, passed through unchanged.", {}),
     "extra_headers": Field(
         STR_TABLE, "Extra HTTP headers; ${VAR} in a value is read from the environment.", {}

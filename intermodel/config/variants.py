@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from intermodel.config.capabilities import PROVIDERS
 from intermodel.config.loader import config_from_resolved
 from intermodel.config.model import RunSpec
+from intermodel.config.responses import takes_seed
 
 __all__ = ["SEEDLESS_PROVIDERS", "vary"]
 
@@ -35,8 +36,8 @@ def vary(
 ) -> Spec:
     """A new pairing (or panel) with the given changes. `agents` replaces whole agent tables
     (keeping the agent's name, so a conversation so far still reads right); `seed` goes to every
-    agent whose API takes one. For a panel, `opener` is its message and `max_turns` does not
-    apply."""
+    agent whose API takes one (not Anthropic's, nor OpenAI's Responses API). For a panel,
+    `opener` is its message and `max_turns` does not apply."""
     resolved = copy.deepcopy(dict(spec.resolved))
     if name is not None:
         resolved["name"] = name
@@ -55,7 +56,7 @@ def vary(
         resolved["agents"][agent_name] = copy.deepcopy(dict(table))
     if seed is not None:
         for table in resolved["agents"].values():
-            if table.get("provider") not in SEEDLESS_PROVIDERS:
+            if table.get("provider") not in SEEDLESS_PROVIDERS and takes_seed(table):
                 table["seed"] = seed
     varied = config_from_resolved(resolved, source=source or spec.source)
     assert isinstance(varied, type(spec))  # the resolved table still says which kind it is

@@ -214,8 +214,8 @@ def record_of(event: Event) -> Header | Record | None:
 E = TypeVar("E", bound=Event)
 # What a model or a person wrote: kept verbatim but for known secrets (a model inventing an `sk-...`
 # string is data). Opaque values handed back to a provider byte for byte are left alone.
-_VERBATIM_FIELDS = frozenset({"text", "thinking"})
-_OPAQUE_FIELDS = frozenset({"signature", "request_hash"})
+_VERBATIM_FIELDS = frozenset({"text", "thinking", "summary", "content"})
+_OPAQUE_FIELDS = frozenset({"signature", "request_hash", "encrypted_content", "id"})
 
 
 def redacted(event: E, redact: Redactor) -> E:
@@ -241,7 +241,10 @@ def _redacted(value: Any, redact: Redactor) -> Any:
                 continue
             cleaned = redact.known(current) if item.name in _VERBATIM_FIELDS else redact(current)
         elif isinstance(current, tuple) and all(isinstance(x, str) for x in current):
-            cleaned = tuple(redact(x) for x in current)
+            clean = redact.known if item.name in _VERBATIM_FIELDS else redact
+            cleaned = tuple(clean(x) for x in current)
+        elif isinstance(current, tuple) and current and all(is_dataclass(x) for x in current):
+            cleaned = tuple(_redacted(x, redact) for x in current)  # a turn's reasoning items
         elif is_dataclass(current) and not isinstance(current, type | Usage):
             cleaned = _redacted(current, redact)
         else:

@@ -1,12 +1,13 @@
 """Each agent's own view of the conversation: a pure function of the pairing and the history.
 
-An agent sees its role prompt as the system message, its own turns as `assistant`, its partner's
-turns as `user`, the opener if it is addressed to it (or shared), and human interjections addressed
-to it, marked as from the human. Consecutive messages of one role are merged so that every API
-accepts the list (Anthropic insists on strict alternation). When a `Trim` record says older turns
-were dropped from an agent's view to fit its context window, they stay out of its later views
-too. Because this is pure, the same function serves the live run, `inspect` (rebuild a turn's
-request and check its hash) and `resume`.
+An agent sees its role prompt as the system message, its own turns as `assistant` (with their
+thinking and reasoning items when it sends its thinking back), its partner's turns as `user` (with
+their thinking text only when the pairing shares thinking), the opener if it is addressed to it (or
+shared), and human interjections addressed to it, marked as from the human. Consecutive messages of
+one role are merged so that every API accepts the list (Anthropic insists on strict alternation).
+When a `Trim` record says older turns were dropped from an agent's view to fit its context window,
+they stay out of its later views too. Because this is pure, the same function serves the live run,
+`inspect` (rebuild a turn's request and check its hash) and `resume`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def build_request(
         thinking_budget=config.thinking_budget,
         extra_body=config.extra_body,
         extra_headers=config.extra_headers,
+        reasoning=config.reasoning,
     )
 
 
@@ -80,15 +82,18 @@ def panel_request(panel: Panel, agent: str) -> Request:
         thinking_budget=config.thinking_budget,
         extra_body=config.extra_body,
         extra_headers=config.extra_headers,
+        reasoning=config.reasoning,
     )
 
 
 def _turn_message(pairing: Pairing, turn: Turn, viewer: str) -> Message:
     text = turn.text if turn.text.strip() else pairing.dialogue.empty_reply
     if turn.agent == viewer:
-        if pairing.agent(viewer).send_thinking_back and turn.thinking:
-            return Message("assistant", text, thinking=turn.thinking, signature=turn.signature)
+        if pairing.agent(viewer).send_thinking_back and (turn.thinking or turn.reasoning_items):
+            return Message("assistant", text, thinking=turn.thinking, signature=turn.signature,
+                           reasoning_items=turn.reasoning_items)
         return Message("assistant", text)
+    # The partner never gets reasoning items (they are the agent's own), at most the text.
     if pairing.dialogue.share_thinking and turn.thinking:
         text = f"<thinking>\n{turn.thinking}\n</thinking>\n\n{text}"
     return Message("user", text)
@@ -105,7 +110,8 @@ def merge_roles(messages: Iterable[Message]) -> list[Message]:
             signature = last.signature if not message.thinking else (
                 message.signature if not last.thinking else "")
             merged[-1] = Message(last.role, f"{last.content}\n\n{message.content}",
-                                 thinking, signature)
+                                 thinking, signature,
+                                 last.reasoning_items + message.reasoning_items)
         else:
             merged.append(message)
     return merged

@@ -17,9 +17,9 @@ a note rather than kept, or allowed to cost the reply.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import aclosing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
 import anyio
@@ -51,7 +51,7 @@ from intermodel.providers.base import (
     ThinkingDelta,
     UsageReport,
 )
-from intermodel.records import Discard, EndReason, Retry, Turn, Usage, now_iso
+from intermodel.records import Discard, EndReason, ReasoningItem, Retry, Turn, Usage, now_iso
 from intermodel.security.secrets import Redactor
 
 __all__ = ["DISCARD_KEPT", "MAX_COUNT", "Fit", "TurnFailed", "TurnProducer"]
@@ -306,8 +306,7 @@ class TurnProducer:
                 index, agent, reason, text[:DISCARD_KEPT], thinking[:DISCARD_KEPT], now_iso(),
                 text_chars=len(text), thinking_chars=len(thinking))))
 
-    @staticmethod
-    def _turn(index: int, agent: str, partial: _Partial, request: Request, latency: float,
+    def _turn(self, index: int, agent: str, partial: _Partial, request: Request, latency: float,
               attempts: int) -> Turn:
         finished = partial.finished
         assert finished is not None
@@ -327,7 +326,16 @@ class TurnProducer:
             at=now_iso(),
             client_stop=partial.cut,
             endpoint=partial.endpoint,
+            reasoning_items=tuple(self._readable_items(finished.reasoning_items)),
         )
+
+    def _readable_items(self, items: Iterable[ReasoningItem]) -> Iterator[ReasoningItem]:
+        """Reasoning items with any known key taken out of their readable text, as from the
+        thinking that streamed (the encrypted part is opaque: it goes back as it came)."""
+        known = self._redact.known
+        for item in items:
+            content = None if item.content is None else tuple(map(known, item.content))
+            yield replace(item, summary=tuple(map(known, item.summary)), content=content)
 
 
 def _cut(partial: _Partial, request: Request, cap: int, agent: str, index: int) -> None:

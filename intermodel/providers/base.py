@@ -32,6 +32,7 @@ import anyio
 from intermodel.config.capabilities import Capabilities
 from intermodel.config.model import AgentConfig
 from intermodel.config.request import Request
+from intermodel.records import ReasoningItem
 from intermodel.security.secrets import Credentials
 
 __all__ = [
@@ -78,6 +79,8 @@ class Finished:
     stop_reason: str
     model: str  # the model id the server reported, which may differ from the one asked for
     signature: str = ""  # provider proof of the thinking, kept so it can be sent back later
+    # Reasoning items to hand back with the agent's later requests (OpenAI's Responses API).
+    reasoning_items: tuple[ReasoningItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

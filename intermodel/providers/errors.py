@@ -152,7 +152,8 @@ def error_for_stream_payload(body: object, fallback: str, *, provider: str) -> P
     both = f"{code} {message}"
     if _CONTEXT_TOO_LONG.search(both):
         return ContextTooLong(_short(message), provider=provider)
-    if re.search(r"invalid_request|authentication|permission|not_found", code):
+    # invalid_request (Chat Completions), invalid_prompt (a failed Responses API response), …
+    if re.search(r"invalid_|authentication|permission|not_found", code):
         return BadRequest(_short(message), provider=provider)
     if "rate_limit" in code:
         return RateLimited(_short(message), provider=provider)

@@ -15,8 +15,8 @@ from intermodel.config.model import AgentConfig
 from intermodel.providers.base import ConfiguredProvider, Provider, ReplyLimits
 from intermodel.security.secrets import Credentials
 
-__all__ = ["CHARS_PER_TOKEN", "MIN_REPLY_CHARS", "REGISTRY", "make_provider", "provider_class",
-           "reply_limits"]
+__all__ = ["APIS", "CHARS_PER_TOKEN", "MIN_REPLY_CHARS", "REGISTRY", "make_provider",
+           "provider_class", "reply_limits"]
 
 # The reply cap's margin: real text averages about 4 characters per token; 32 leaves room for any
 # honest reply of max_tokens tokens (long whitespace or code tokens included), and no more.
@@ -38,6 +38,12 @@ def _openai() -> type[ConfiguredProvider]:
     from intermodel.providers.openai import OpenAIProvider
 
     return OpenAIProvider
+
+
+def _openai_responses() -> type[ConfiguredProvider]:
+    from intermodel.providers.openai_responses import OpenAIResponsesProvider
+
+    return OpenAIResponsesProvider
 
 
 def _anthropic() -> type[ConfiguredProvider]:
@@ -68,9 +74,17 @@ REGISTRY: Mapping[str, Callable[[], type[ConfiguredProvider]]] = {
 }
 
 
-def provider_class(name: str) -> type[ConfiguredProvider]:
-    """The class of the provider called `name`; ValueError for a name no provider has."""
-    load = REGISTRY.get(name)
+# A provider that speaks more than one API (`api` in its agent's config): the class of each API
+# other than its default.
+APIS: Mapping[tuple[str, str], Callable[[], type[ConfiguredProvider]]] = {
+    ("openai", "responses"): _openai_responses,
+}
+
+
+def provider_class(name: str, api: str = "chat") -> type[ConfiguredProvider]:
+    """The class of the provider called `name` (speaking `api`, where it speaks several);
+    ValueError for a name no provider has."""
+    load = APIS.get((name, api)) or REGISTRY.get(name)
     if load is None:
         raise ValueError(f"unknown provider {name!r} (known: {', '.join(REGISTRY)})")
     return load()
@@ -80,7 +94,7 @@ def make_provider(agent: AgentConfig, partner: str, credentials: Credentials) ->
     """The provider an agent's config asks for, ready to enter (`async with`). An agent with an
     endpoint pool (`base_urls`) gets one provider per server, used as one (`pool`), sharing the
     process's count of each server's load."""
-    cls = provider_class(agent.provider)
+    cls = provider_class(agent.provider, agent.api)
     if not agent.base_urls:
         return cls.for_agent(agent, partner, credentials)
     from intermodel.providers.pool import SHARED, PooledProvider

@@ -39,6 +39,7 @@ from intermodel.records import (
     Flag,
     Interjection,
     Note,
+    ReasoningItem,
     Record,
     Resumption,
     Retry,
@@ -285,6 +286,12 @@ def _optional(value: Value) -> Field:
 USAGE = Table({name: _optional(Nullable(TOKENS))
                for name in ("input_tokens", "output_tokens", "reasoning_tokens")}, build=Usage)
 
+# Kept verbatim to be sent back to the agent's own server; nothing here is ever shown.
+REASONING_ITEM = Table({
+    "id": Field(TEXT), "encrypted_content": _optional(TEXT), "summary": _optional(ListOf(TEXT)),
+    "content": _optional(ListOf(TEXT)),
+}, build=ReasoningItem)
+
 RECORDS: dict[str, Table] = {
     Turn.KIND: Table({
         "index": Field(TURN), "agent": Field(AGENT), "text": Field(TEXT),
@@ -294,7 +301,9 @@ RECORDS: dict[str, Table] = {
         "model": _optional(TEXT), "attempts": _optional(ATTEMPTS),
         "request_hash": _optional(TEXT), "client_stop": _optional(BOOL), "at": AT,
         "endpoint": _optional(TEXT),  # written since endpoint pools; absent before, and for
-    }, build=Turn),                   # agents of one server
+                                      # agents of one server
+        "reasoning_items": _optional(ListOf(REASONING_ITEM)),
+    }, build=Turn),
     Interjection.KIND: Table({
         # An interjection sent after the last turn is aimed at the turn after it.
         "before_turn": Field(Whole(1, MAX_TURNS + 1)), "to": Field(ListOf(AGENT)),

@@ -1,4 +1,8 @@
-"""A fake OpenAI/Anthropic-compatible streaming server on loopback, with injectable faults."""
+"""A fake OpenAI/Anthropic-compatible streaming server on loopback, with injectable faults.
+
+It speaks Chat Completions (`/v1/chat/completions`), the Responses API (`/v1/responses`) and
+Anthropic Messages (`/v1/messages`), as the real SDKs expect them.
+"""
 
 from __future__ import annotations
 

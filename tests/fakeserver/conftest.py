@@ -64,6 +64,15 @@ async def openai_text(client: openai.AsyncOpenAI, received: list[str], **kwargs:
     return "".join(received)
 
 
+async def responses_text(client: openai.AsyncOpenAI, received: list[str], **kwargs: Any) -> str:
+    """Stream a reply over the Responses API, appending output text pieces to `received`."""
+    stream = await client.responses.create(model="m", input=MESSAGES, stream=True, **kwargs)
+    async for event in stream:
+        if event.type == "response.output_text.delta":
+            received.append(event.delta)
+    return "".join(received)
+
+
 async def anthropic_text(
     client: anthropic.AsyncAnthropic, received: list[str], **kwargs: Any
 ) -> str:

@@ -52,7 +52,19 @@ waits, or reads, as long as the server goes on.
         other credential header go along. The SDKs follow redirects by default.
     (9) from httpx2.ConnectTimeout.
 
-Non-streamed requests, where the fault strikes halfway through the JSON body:
+OpenAI's Responses API (`client.responses.create(stream=True)` on the same openai SDK): every row
+of both tables is as in the openai column, the in-stream error included when it is sent as the
+live API sends it. The other ways a Responses stream reports failure raise nothing:
+
+    stream_error, responses="error"              APIError (6) (the live API's nested shape)
+    stream_error, responses="error_documented"   nothing: yields a ResponseErrorEvent
+    stream_error, responses="response.failed"    nothing: yields a ResponseFailedEvent
+    stream_error, responses="llamacpp"           APIError (6) (a bare data: line, as llama.cpp)
+    empty_stream                                 nothing: no events at all
+    a response cut by max_output_tokens          nothing: ends with response.incomplete
+
+Non-streamed requests, where the fault strikes halfway through the JSON body (the Responses API
+as openai's Chat Completions):
 
     cut_midway              APIConnectionError              APIConnectionError
     stall                   APITimeoutError                 APITimeoutError
@@ -79,6 +91,8 @@ FaultKind = Literal[
     "redirect", "silent", "drip", "endless", "linger", "bad_payload",
 ]
 StreamErrorKind = Literal["overloaded", "rate_limit", "api_error"]
+# How a Responses API stream reports a failure (see responses.error_event).
+ResponsesErrorShape = Literal["error", "error_documented", "response.failed", "llamacpp"]
 PayloadKind = Literal["invalid_utf8", "huge_int", "deep_nesting", "absurd_usage"]
 
 MID_STREAM_KINDS = frozenset({"cut_midway", "stall", "malformed_sse", "stream_error", "drip",
@@ -114,6 +128,7 @@ class Fault:
     after_chunks: int = 0
     seconds: float = 0.0
     stream_error_kind: StreamErrorKind = "overloaded"
+    responses_error: ResponsesErrorShape = "error"
     context_variant: Literal["llamacpp", "openai"] = "llamacpp"
     location: str = ""  # where a redirect points
     payload: PayloadKind = "invalid_utf8"
@@ -142,7 +157,8 @@ class Fault:
 
     @classmethod
     def context_too_long(cls, variant: Literal["llamacpp", "openai"] = "llamacpp") -> Fault:
-        """400 for a prompt over n_ctx; `variant` picks llama.cpp's or OpenAI's body on /v1/chat."""
+        """400 for a prompt over n_ctx; `variant` picks llama.cpp's body or OpenAI's (whose
+        wording differs between Chat Completions and the Responses API)."""
         return cls("context_too_long", code=400, context_variant=variant)
 
     @classmethod
@@ -189,9 +205,20 @@ class Fault:
         return cls("malformed_sse", after_chunks=after_chunks)
 
     @classmethod
-    def stream_error(cls, after_chunks: int = 2, kind: StreamErrorKind = "overloaded") -> Fault:
-        """Send `after_chunks` events, then the protocol's in-stream error event, and end."""
-        return cls("stream_error", after_chunks=after_chunks, stream_error_kind=kind)
+    def stream_error(
+        cls, after_chunks: int = 2, kind: StreamErrorKind = "overloaded",
+        responses: ResponsesErrorShape = "error", body: dict[str, Any] | None = None,
+    ) -> Fault:
+        """Send `after_chunks` events, then the protocol's in-stream error event, and end.
+
+        On the Responses API, `responses` picks the event: `error` as the live API sends it
+        (fields nested under `error`), `error_documented` as its reference documents it (flat),
+        `response.failed` (the response, failed, with its error), or `llamacpp` (a bare `data:`
+        line with the error body, as llama.cpp's server sends it). `body` ({"error": {...}})
+        replaces the error `kind` stands for.
+        """
+        return cls("stream_error", after_chunks=after_chunks, stream_error_kind=kind,
+                   responses_error=responses, body=body)
 
     @classmethod
     def redirect(cls, location: str, code: int = 307) -> Fault:
@@ -403,6 +430,11 @@ def context_error_body(
     """The 400 body for a prompt of `n_prompt` tokens against a window of `n_ctx`."""
     if protocol == "anthropic":
         return anthropic_error(400, f"prompt is too long: {n_prompt} tokens > {n_ctx} maximum")
+    if variant == "openai" and protocol == "responses":
+        return openai_error(
+            400, "Your input exceeds the context window of this model. Please adjust your "
+                 "input and try again.", code="context_length_exceeded", param="input",
+        )
     if variant == "openai":
         return openai_error(
             400,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from . import sse
+from . import responses, responses_llamacpp, sse
 from .echo import send_key_in_invalid_utf8
 from .faults import (
     ABSURD_USAGE,
@@ -36,7 +36,8 @@ from .replies import (
 if TYPE_CHECKING:
     from .server import FakeServer, _HTTPServer
 
-GENERATION_PATHS = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}
+GENERATION_PATHS = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic",
+                    "/v1/responses": "responses"}
 
 
 @dataclass
@@ -48,8 +49,11 @@ class RecordedRequest:
     headers: dict[str, str]  # names in lower case
     body: bytes
     json: Any  # the parsed body, or None
-    protocol: str  # "openai", "anthropic", "llamacpp" or "unknown"
+    protocol: str  # "openai", "anthropic", "responses", "llamacpp" or "unknown"
     fault: Fault | None = None
+    # The id of the response that answered a Responses API request, so that reasoning items
+    # sent back later can be traced to it (see FakeServer.reasoning_origins).
+    response_id: str | None = None
 
     @property
     def stream(self) -> bool:
@@ -74,6 +78,7 @@ class Handler(BaseHTTPRequestHandler):
     busy = False
     api = "unknown"  # protocol of the request being answered
     request_id = ""
+    answer: responses.Answer | None = None  # the Responses API answer being sent
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean
@@ -116,6 +121,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             parsed = None
         self.api = _protocol(route, headers)
+        self.answer = None
         self.request_id = f"req_fake{fake._next_id():06d}"
         record = RecordedRequest(self.command, self.path, headers, body, parsed, self.api)
         fake._record(record)
@@ -160,6 +166,13 @@ class Handler(BaseHTTPRequestHandler):
         if fault is not None and not fault.mid_stream:
             self._fail_request(fake, fault, body)
             return
+        if self.api == "responses":  # what the API refuses never reaches the model
+            rejected = (responses_llamacpp.check_inputs(body)
+                        if fake.responses_dialect == "llamacpp"
+                        else responses.check_reasoning_inputs(body))
+            if rejected is not None:
+                self._send_json(*rejected)
+                return
         reply = fake.responder(record)
         model = reply.model or str(body.get("model") or "unknown")
         n = fake._next_id()
@@ -167,6 +180,26 @@ class Handler(BaseHTTPRequestHandler):
         absurd = fault is not None and fault.kind == "bad_payload" \
             and fault.payload == "absurd_usage"
         endless = stream and fault is not None and fault.kind == "endless"
+        if self.api == "responses":
+            # A reasoning model reasons whether or not a summary is asked for.
+            usage = (ABSURD_USAGE, ABSURD_USAGE) if absurd else (
+                reply.usage or _usage(body, reply, bool(reply.thinking)))
+            answer = self.answer = responses.Answer(
+                id=f"resp_fake{n:06d}", model=model, created_at=int(time.time()), body=body,
+                reply=reply, usage=usage,
+                reasoning_tokens=(ABSURD_USAGE if absurd else reply.reasoning_tokens
+                                  if reply.reasoning_tokens is not None
+                                  else len(reply.thinking_chunks())),
+                reasoning_id=f"rs_fake{n:06d}", message_id=f"msg_fake{n:06d}")
+            record.response_id = answer.id
+            dialect = responses_llamacpp if fake.responses_dialect == "llamacpp" else responses
+            if endless:
+                self._stream(responses.endless(answer), None)
+            elif stream:
+                self._stream(dialect.stream(answer), fault)
+            else:
+                self._send_body(dialect.body(answer), fault)
+            return
         if self.api == "anthropic":
             # "adaptive" leaves thinking to the model; this one thinks whenever the reply has any.
             thinking = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
@@ -333,7 +366,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _stream(self, events: Iterator[bytes], fault: Fault | None) -> None:
         anthropic = self.api == "anthropic"
-        self._start(200, "text/event-stream; charset=utf-8" if anthropic else "text/event-stream")
+        charset = self.api in ("anthropic", "responses")
+        self._start(200, "text/event-stream; charset=utf-8" if charset else "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
@@ -344,8 +378,12 @@ class Handler(BaseHTTPRequestHandler):
 
         planned = list(events)
         if fault.kind == "linger":
-            end = sse.terminator(self.api)
-            kept = [e for e in planned if e != end and (fault.usage or not sse.is_openai_usage(e))]
+            if self.api == "responses":  # the last event is both the end and the usage
+                kept = [e for e in planned if fault.usage or not responses.is_final(e)]
+            else:
+                end = sse.terminator(self.api)
+                kept = [e for e in planned
+                        if e != end and (fault.usage or not sse.is_openai_usage(e))]
             if self._write_events(kept):
                 self._go_silent(None)
             return
@@ -359,21 +397,30 @@ class Handler(BaseHTTPRequestHandler):
         if fault.kind == "drip":
             self._drip(planned[strike:], fault.seconds)
         elif fault.kind == "bad_payload":
-            if self._write_events([sse.bad_event(self.api, fault.payload), *planned[strike:]]):
+            bad = (responses.bad_event(fault.payload) if self.api == "responses"
+                   else sse.bad_event(self.api, fault.payload))
+            if self._write_events([bad, *planned[strike:]]):
                 self.wfile.write(b"0\r\n\r\n")
         elif fault.kind == "cut_midway":
             self.close_connection = True  # FIN without the terminating zero-length chunk
         elif fault.kind == "stall":
             self._go_silent(fault.seconds)
         elif fault.kind == "malformed_sse":
-            bad = sse.ANTHROPIC_MALFORMED if anthropic else sse.OPENAI_MALFORMED
+            bad = {"anthropic": sse.ANTHROPIC_MALFORMED,
+                   "responses": responses.MALFORMED}.get(self.api, sse.OPENAI_MALFORMED)
             if self._write_events([bad, *planned[strike:]]):
                 self.wfile.write(b"0\r\n\r\n")
         else:
             status = STREAM_ERROR_STATUS[fault.stream_error_kind]
-            payload = error_body(self.api, status)
-            encode = sse.anthropic_error_event if anthropic else sse.openai_error_event
-            event = encode(payload)
+            payload = fault.body if isinstance(fault.body, dict) else error_body(self.api, status)
+            if self.api == "responses" and self.answer is not None:
+                # Events so far were numbered 0 to strike - 1 (a Responses stream has no
+                # heartbeats), so the error is number `strike`.
+                event = responses.error_event(self.answer, payload, fault.responses_error,
+                                              strike)
+            else:
+                encode = sse.anthropic_error_event if anthropic else sse.openai_error_event
+                event = encode(payload)
             if self._write_events([event]):
                 self.wfile.write(b"0\r\n\r\n")
 

@@ -40,10 +40,20 @@ class Reply:
     usage: tuple[int, int] | None = None  # (input, output) tokens; default: an estimate
     # None honours the request's stream_options.include_usage; False imitates servers ignoring it.
     include_usage: bool | None = None
+    # How thinking travels on the Responses API: as reasoning summaries (OpenAI's models; sent
+    # only when the request asks for a summary, though the model reasons either way), or as the
+    # full reasoning text (llama.cpp's server, vLLM).
+    reasoning_output: Literal["summary", "text"] = "summary"
+    # The summary's parts, which join with a blank line to `thinking`; default: one part.
+    summary_parts: list[str] | None = None
+    # Reasoning tokens reported in the Responses API's usage; default: one per thinking piece.
+    reasoning_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.chunks is not None and "".join(self.chunks) != self.text:
             raise ValueError("Reply.chunks must join to Reply.text")
+        if self.summary_parts is not None and "\n\n".join(self.summary_parts) != self.thinking:
+            raise ValueError("Reply.summary_parts must join with blank lines to Reply.thinking")
 
     def text_chunks(self) -> list[str]:
         return list(self.chunks) if self.chunks is not None else split_tokens(self.text)
@@ -64,12 +74,30 @@ def content_text(content: Any) -> str:
     return ""
 
 
+def input_items(body: dict[str, Any]) -> list[Any]:
+    """A Responses API request's input as a list of items (a string is one user message)."""
+    value = body.get("input")
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    return list(value) if isinstance(value, list) else []
+
+
+def request_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The conversation a generation request carries: Chat Completions' and Messages' `messages`,
+    or the message items of a Responses request's `input`."""
+    messages = body.get("messages") if "messages" in body or "input" not in body \
+        else input_items(body)
+    if not isinstance(messages, list):
+        return []
+    return [m for m in messages if isinstance(m, dict) and "role" in m]
+
+
 def estimate_input_tokens(body: Any) -> int:
     """Deterministic stand-in for a tokenizer: a quarter of the prompt's characters, plus one."""
     if not isinstance(body, dict):
         return 1
-    chars = len(content_text(body.get("system")))
-    chars += sum(len(content_text(m.get("content"))) for m in body.get("messages") or [])
+    chars = len(content_text(body.get("system"))) + len(content_text(body.get("instructions")))
+    chars += sum(len(content_text(m.get("content"))) for m in request_messages(body))
     return chars // 4 + 1
 
 
@@ -86,7 +114,7 @@ class DefaultResponder:
             self._count += 1
             n = self._count
         body = request.json if isinstance(request.json, dict) else {}
-        messages = body.get("messages") or []
+        messages = request_messages(body)
         last_user = next(
             (content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"),
             "",

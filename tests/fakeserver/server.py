@@ -1,4 +1,5 @@
-"""A loopback HTTP/1.1 server speaking OpenAI Chat Completions and Anthropic Messages, with faults.
+"""A loopback HTTP/1.1 server speaking OpenAI Chat Completions and Responses and Anthropic
+Messages, with faults.
 
 Each connection gets a thread; streamed replies go out as one chunked-encoding chunk per SSE
 event, written straight to the socket (see `handler`). One more thread runs the accept loop and,
@@ -26,6 +27,7 @@ from .replies import (
     DefaultResponder,
     Responder,
 )
+from .responses import reasoning_inputs, unseal
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -81,6 +83,8 @@ class FakeServer:
     `echo_key_invalid_utf8` (a hostile mode, see `echo`).
     It records `requests` (every request, with the fault it got) and `refusals`. Requests with a
     wrong key are answered 401 and consume no fault; only generation requests consume faults.
+    `responses_dialect` picks OpenAI's Responses API or llama.cpp's dialect of it;
+    `reasoning_origins` traces reasoning items sent back on the Responses API.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -96,6 +100,9 @@ class FakeServer:
         # num_ctx parameter, so Ollama's default applies), or "plain" (none at all).
         self.flavor: Literal["llamacpp", "vllm", "ollama", "plain"] = "llamacpp"
         self.ollama_num_ctx: int | None = None
+        # Which Responses API to speak on /v1/responses: OpenAI's, or llama.cpp's reduced
+        # dialect (see `responses_llamacpp`).
+        self.responses_dialect: Literal["openai", "llamacpp"] = "openai"
         self.require_key: str | None = None
         # A hostile mode (see `echo`): answer every generation request with its own key inside
         # bytes that are not UTF-8.
@@ -165,6 +172,21 @@ class FakeServer:
         with self._lock:
             self.requests.clear()
             self.refusals.clear()
+
+    def reasoning_origins(self, request: RecordedRequest) -> list[RecordedRequest | None]:
+        """For each reasoning item in a Responses API request's input, in order, the earlier
+        request whose response issued it; None for an item whose encrypted_content this server
+        did not issue (or that has none)."""
+        body = request.json if isinstance(request.json, dict) else {}
+        with self._lock:
+            answered = {r.response_id: r for r in self.requests if r.response_id}
+        origins: list[RecordedRequest | None] = []
+        for item in reasoning_inputs(body):
+            sealed = unseal(item.get("encrypted_content"))
+            origin = answered.get(sealed["response"]) if sealed else None
+            same_item = sealed is not None and sealed.get("item") == item.get("id")
+            origins.append(origin if same_item else None)
+        return origins
 
     def _next_id(self) -> int:
         return next(self._ids)

@@ -35,47 +35,76 @@ from .conftest import (
     anthropic_text,
     openai_client,
     openai_text,
+    responses_text,
 )
 
-# Faults: what each SDK raises. Keep in step with the table in tests/fakeserver/faults.py.
+# Faults: what each SDK raises, on Chat Completions (openai), Anthropic Messages and OpenAI's
+# Responses API. Keep in step with the table in tests/fakeserver/faults.py. Mid-stream faults
+# strike after 6 events: a Responses stream opens with 4 events before its first text delta.
 
-FAULT_TABLE: list[tuple[str, Fault, type[BaseException], type[BaseException]]] = [
-    ("429", Fault.status(429, retry_after="2"), openai.RateLimitError, anthropic.RateLimitError),
-    ("500", Fault.status(500), openai.InternalServerError, anthropic.InternalServerError),
-    ("502", Fault.status(502), openai.InternalServerError, anthropic.InternalServerError),
-    ("503", Fault.status(503), openai.InternalServerError, anthropic.ServiceUnavailableError),
-    ("529", Fault.status(529), openai.InternalServerError, anthropic.OverloadedError),
-    ("400", Fault.status(400), openai.BadRequestError, anthropic.BadRequestError),
-    ("401", Fault.status(401), openai.AuthenticationError, anthropic.AuthenticationError),
-    ("403", Fault.status(403), openai.PermissionDeniedError, anthropic.PermissionDeniedError),
-    ("404", Fault.status(404), openai.NotFoundError, anthropic.NotFoundError),
-    ("context", Fault.context_too_long(), openai.BadRequestError, anthropic.BadRequestError),
-    ("reset", Fault.reset(), openai.APIConnectionError, anthropic.APIConnectionError),
-    ("refuse", Fault.refuse(), openai.APIConnectionError, anthropic.APIConnectionError),
-    ("cut", Fault.cut_midway(3), openai.APIConnectionError, httpx2.RemoteProtocolError),
-    ("stall", Fault.stall(3, seconds=5), openai.APITimeoutError, httpx2.ReadTimeout),
-    ("malformed", Fault.malformed_sse(3), json.JSONDecodeError, json.JSONDecodeError),
-    ("stream_error", Fault.stream_error(3), openai.APIError, anthropic.APIStatusError),
+PROTOCOLS = ["openai", "anthropic", "responses"]
+Raised = type[BaseException]
+FAULT_TABLE: list[tuple[str, Fault, Raised, Raised, Raised]] = [
+    ("429", Fault.status(429, retry_after="2"),
+     openai.RateLimitError, anthropic.RateLimitError, openai.RateLimitError),
+    ("500", Fault.status(500),
+     openai.InternalServerError, anthropic.InternalServerError, openai.InternalServerError),
+    ("502", Fault.status(502),
+     openai.InternalServerError, anthropic.InternalServerError, openai.InternalServerError),
+    ("503", Fault.status(503),
+     openai.InternalServerError, anthropic.ServiceUnavailableError, openai.InternalServerError),
+    ("529", Fault.status(529),
+     openai.InternalServerError, anthropic.OverloadedError, openai.InternalServerError),
+    ("400", Fault.status(400),
+     openai.BadRequestError, anthropic.BadRequestError, openai.BadRequestError),
+    ("401", Fault.status(401),
+     openai.AuthenticationError, anthropic.AuthenticationError, openai.AuthenticationError),
+    ("403", Fault.status(403),
+     openai.PermissionDeniedError, anthropic.PermissionDeniedError, openai.PermissionDeniedError),
+    ("404", Fault.status(404),
+     openai.NotFoundError, anthropic.NotFoundError, openai.NotFoundError),
+    ("context", Fault.context_too_long(),
+     openai.BadRequestError, anthropic.BadRequestError, openai.BadRequestError),
+    ("reset", Fault.reset(),
+     openai.APIConnectionError, anthropic.APIConnectionError, openai.APIConnectionError),
+    ("refuse", Fault.refuse(),
+     openai.APIConnectionError, anthropic.APIConnectionError, openai.APIConnectionError),
+    ("cut", Fault.cut_midway(6),
+     openai.APIConnectionError, httpx2.RemoteProtocolError, openai.APIConnectionError),
+    ("stall", Fault.stall(6, seconds=5),
+     openai.APITimeoutError, httpx2.ReadTimeout, openai.APITimeoutError),
+    ("malformed", Fault.malformed_sse(6),
+     json.JSONDecodeError, json.JSONDecodeError, json.JSONDecodeError),
+    ("stream_error", Fault.stream_error(6),
+     openai.APIError, anthropic.APIStatusError, openai.APIError),
 ]
 
 
-@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+def _client(srv: FakeServer, protocol: str) -> openai.AsyncOpenAI | anthropic.AsyncAnthropic:
+    return anthropic_client(srv) if protocol == "anthropic" else openai_client(srv)
+
+
+STREAM_TEXT: dict[str, Callable[..., Awaitable[str]]] = {
+    "openai": openai_text, "anthropic": anthropic_text, "responses": responses_text,
+}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize(
-    ("fault", "openai_raises", "anthropic_raises"),
+    ("fault", "openai_raises", "anthropic_raises", "responses_raises"),
     [row[1:] for row in FAULT_TABLE],
     ids=[row[0] for row in FAULT_TABLE],
 )
 @pytest.mark.anyio
 async def test_streamed_fault_surfaces_as(
-    srv: FakeServer, protocol: str,
-    fault: Fault, openai_raises: type[BaseException], anthropic_raises: type[BaseException],
+    srv: FakeServer, protocol: str, fault: Fault,
+    openai_raises: Raised, anthropic_raises: Raised, responses_raises: Raised,
 ) -> None:
     # Only the client under test is built: each costs an SSL context, and there are many cases.
-    client = openai_client(srv) if protocol == "openai" else anthropic_client(srv)
-    stream_text: Callable[..., Awaitable[str]] = (
-        openai_text if protocol == "openai" else anthropic_text
-    )
-    expected = openai_raises if protocol == "openai" else anthropic_raises
+    client = _client(srv, protocol)
+    stream_text = STREAM_TEXT[protocol]
+    expected = {"openai": openai_raises, "anthropic": anthropic_raises,
+                "responses": responses_raises}[protocol]
     srv.faults.push(fault)
     received: list[str] = []
     async with client:
@@ -97,25 +126,40 @@ async def test_streamed_fault_surfaces_as(
 # Keep in step with the second table in tests/fakeserver/faults.py.
 
 Outcome = type[BaseException] | str
-HOSTILE_TABLE: list[tuple[str, Fault, Outcome, Outcome]] = [
-    ("silent", Fault.silent(), openai.APITimeoutError, anthropic.APITimeoutError),
-    ("drip", Fault.drip(3, seconds=0.05), "waits", "waits"),
-    ("endless", Fault.endless(), "reads on", "reads on"),
-    ("linger", Fault.linger(), openai.APITimeoutError, httpx2.ReadTimeout),
-    ("linger-no-usage", Fault.linger(usage=False), openai.APITimeoutError, httpx2.ReadTimeout),
-    ("invalid_utf8", Fault.bad_payload("invalid_utf8", 4), UnicodeDecodeError, UnicodeDecodeError),
-    ("huge_int", Fault.bad_payload("huge_int", 4), ValueError, ValueError),
-    ("deep_nesting", Fault.bad_payload("deep_nesting", 4), RecursionError, RecursionError),
-    ("absurd_usage", Fault.bad_payload("absurd_usage"), "usage 10^400", "usage 10^400"),
+HOSTILE_TABLE: list[tuple[str, Fault, Outcome, Outcome, Outcome]] = [
+    ("silent", Fault.silent(),
+     openai.APITimeoutError, anthropic.APITimeoutError, openai.APITimeoutError),
+    ("drip", Fault.drip(6, seconds=0.05), "waits", "waits", "waits"),
+    ("endless", Fault.endless(), "reads on", "reads on", "reads on"),
+    ("linger", Fault.linger(),
+     openai.APITimeoutError, httpx2.ReadTimeout, openai.APITimeoutError),
+    ("linger-no-usage", Fault.linger(usage=False),
+     openai.APITimeoutError, httpx2.ReadTimeout, openai.APITimeoutError),
+    ("invalid_utf8", Fault.bad_payload("invalid_utf8", 6),
+     UnicodeDecodeError, UnicodeDecodeError, UnicodeDecodeError),
+    ("huge_int", Fault.bad_payload("huge_int", 6), ValueError, ValueError, ValueError),
+    ("deep_nesting", Fault.bad_payload("deep_nesting", 6),
+     RecursionError, RecursionError, RecursionError),
+    ("absurd_usage", Fault.bad_payload("absurd_usage"),
+     "usage 10^400", "usage 10^400", "usage 10^400"),
 ]
 
 
 async def _hostile_outcome(client: openai.AsyncOpenAI | anthropic.AsyncAnthropic,
-                           received: list[str]) -> str:
+                           received: list[str], protocol: str) -> str:
     """Stream one reply for at most a second: how it ended, if the SDK raised nothing."""
     usage: list[int] = []
     with anyio.move_on_after(1.0):
-        if isinstance(client, openai.AsyncOpenAI):
+        if protocol == "responses":
+            assert isinstance(client, openai.AsyncOpenAI)
+            response = await client.responses.create(model="m", input=MESSAGES, stream=True,
+                                                     timeout=SHORT_READ)
+            async for event in response:
+                if event.type == "response.output_text.delta":
+                    received.append(event.delta)
+                elif event.type == "response.completed" and event.response.usage:
+                    usage.append(event.response.usage.output_tokens)
+        elif isinstance(client, openai.AsyncOpenAI):
             stream = await client.chat.completions.create(
                 model="m", messages=MESSAGES, stream=True, timeout=SHORT_READ,
                 stream_options={"include_usage": True})
@@ -136,27 +180,28 @@ async def _hostile_outcome(client: openai.AsyncOpenAI | anthropic.AsyncAnthropic
     return "reads on" if len(received) > 100 else "waits"
 
 
-@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize(
-    ("fault", "openai_outcome", "anthropic_outcome"),
+    ("fault", "openai_outcome", "anthropic_outcome", "responses_outcome"),
     [row[1:] for row in HOSTILE_TABLE],
     ids=[row[0] for row in HOSTILE_TABLE],
 )
 @pytest.mark.anyio
 async def test_hostile_fault_surfaces_as(
     srv: FakeServer, protocol: str, fault: Fault, openai_outcome: Outcome,
-    anthropic_outcome: Outcome,
+    anthropic_outcome: Outcome, responses_outcome: Outcome,
 ) -> None:
-    client = openai_client(srv) if protocol == "openai" else anthropic_client(srv)
-    expected = openai_outcome if protocol == "openai" else anthropic_outcome
+    client = _client(srv, protocol)
+    expected = {"openai": openai_outcome, "anthropic": anthropic_outcome,
+                "responses": responses_outcome}[protocol]
     srv.faults.push(fault)
     received: list[str] = []
     async with client:
         if isinstance(expected, str):
-            assert await _hostile_outcome(client, received) == expected
+            assert await _hostile_outcome(client, received, protocol) == expected
         else:
             with pytest.raises(expected) as info:
-                await _hostile_outcome(client, received)
+                await _hostile_outcome(client, received, protocol)
             assert type(info.value) is expected
     assert srv.requests[-1].fault == fault
     if fault.kind == "linger":  # the whole reply came before the silence
@@ -165,19 +210,20 @@ async def test_hostile_fault_surfaces_as(
         assert received and DEFAULT_TEXT.startswith("".join(received))
 
 
-@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.anyio
 async def test_sdks_follow_a_redirect_elsewhere_with_every_extra_header(
     srv: FakeServer, protocol: str
 ) -> None:
     with FakeServer() as elsewhere:
-        path = "/v1/chat/completions" if protocol == "openai" else "/v1/messages"
+        path = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages",
+                "responses": "/v1/responses"}[protocol]
         srv.faults.push(Fault.redirect(elsewhere.base_url + path, 307))
         headers = {"x-api-key": "proxy-secret", "x-proxy-token": "token-secret"}
-        if protocol == "openai":
+        if protocol != "anthropic":
             async with openai.AsyncOpenAI(base_url=srv.base_url + "/v1", api_key="test-key",
                                           max_retries=0, default_headers=headers) as oai:
-                assert await openai_text(oai, [])
+                assert await STREAM_TEXT[protocol](oai, [])
         else:
             async with anthropic.AsyncAnthropic(base_url=srv.base_url, api_key="test-key",
                                                 max_retries=0, default_headers=headers) as ant:
@@ -231,14 +277,17 @@ async def test_non_streamed_fault_surfaces_as(
     srv: FakeServer, oai: openai.AsyncOpenAI, ant: anthropic.AsyncAnthropic,
     fault: Fault, openai_raises: type[BaseException], anthropic_raises: type[BaseException],
 ) -> None:
-    srv.faults.push(fault, fault)
+    srv.faults.push(fault, fault, fault)
     with pytest.raises(openai_raises) as oai_error:
         await oai.chat.completions.create(model="m", messages=MESSAGES, timeout=SHORT_READ)
     with pytest.raises(anthropic_raises) as ant_error:
         await ant.messages.create(
             model="m", max_tokens=64, messages=MESSAGES, timeout=SHORT_READ
         )
-    assert (type(oai_error.value), type(ant_error.value)) == (openai_raises, anthropic_raises)
+    with pytest.raises(openai_raises) as responses_error:  # the Responses API: as for chat
+        await oai.responses.create(model="m", input=MESSAGES, timeout=SHORT_READ)
+    assert (type(oai_error.value), type(ant_error.value), type(responses_error.value)) == (
+        openai_raises, anthropic_raises, openai_raises)
 
 
 @pytest.mark.parametrize(
@@ -289,6 +338,56 @@ async def test_in_stream_error_bodies(
 
 
 @pytest.mark.anyio
+async def test_responses_in_stream_failures_in_each_shape(
+    srv: FakeServer, oai: openai.AsyncOpenAI
+) -> None:
+    received: list[str]
+    srv.faults.push(
+        Fault.stream_error(6, kind="rate_limit"),
+        Fault.stream_error(6, kind="rate_limit", responses="llamacpp"),
+        Fault.stream_error(6, responses="error_documented"),
+        Fault.stream_error(6, kind="api_error", responses="response.failed"),
+    )
+    # As the live API sends it, and as llama.cpp's server does: the SDK raises.
+    for _ in range(2):
+        received = []
+        with pytest.raises(openai.APIError) as raised:
+            await responses_text(oai, received)
+        assert type(raised.value) is openai.APIError
+        assert raised.value.body == {
+            "message": "Rate limit reached for requests.", "type": "requests", "param": None,
+            "code": "rate_limit_exceeded",
+        }
+        assert received[0] == "Reply"
+        assert len(received) == 2  # the 2 text events before the failure
+
+    # As documented, and as response.failed: the SDK yields the event and raises nothing.
+    for expected in ("error", "response.failed"):
+        stream = await oai.responses.create(model="m", input=MESSAGES, stream=True)
+        events = [event async for event in stream]
+        assert [e.sequence_number for e in events] == list(range(7))
+        last = events[-1]
+        assert last.type == expected
+        if last.type == "error":
+            assert (last.code, last.message) == (None, "Overloaded.")
+        elif last.type == "response.failed":
+            assert last.response.status == "failed"
+            assert last.response.error is not None
+            assert (last.response.error.code, last.response.error.message) == (
+                "server_error", "The server had an error while processing your request.")
+            assert last.response.usage is None
+
+
+@pytest.mark.anyio
+async def test_responses_empty_stream_ends_without_an_event(
+    srv: FakeServer, oai: openai.AsyncOpenAI
+) -> None:
+    srv.faults.push(Fault.empty_stream())
+    stream = await oai.responses.create(model="m", input=MESSAGES, stream=True)
+    assert [event async for event in stream] == []
+
+
+@pytest.mark.anyio
 async def test_retry_after_headers(
     srv: FakeServer, oai: openai.AsyncOpenAI, ant: anthropic.AsyncAnthropic
 ) -> None:
@@ -311,6 +410,12 @@ async def test_retry_after_headers(
     with pytest.raises(anthropic.OverloadedError) as overloaded:
         await anthropic_text(ant, [])
     assert overloaded.value.response.headers["retry-after"] == "1"
+
+    srv.faults.push(Fault.status(429, retry_after="3", retry_after_ms=3000))
+    with pytest.raises(openai.RateLimitError) as responses_limited:
+        await responses_text(oai, [])
+    headers = responses_limited.value.response.headers
+    assert (headers["retry-after"], headers["retry-after-ms"]) == ("3", "3000")
     assert overloaded.value.response.headers["request-id"].startswith("req_")
 
 
@@ -338,6 +443,11 @@ async def test_context_too_long_bodies(
     assert re.fullmatch(
         r"prompt is too long: \d+ tokens > 2048 maximum", too_long.value.body["error"]["message"]
     )
+    srv.faults.push(Fault.context_too_long("openai"))
+    with pytest.raises(openai.BadRequestError) as responses_official:
+        await responses_text(oai, [])
+    assert (responses_official.value.code, responses_official.value.param) == (
+        "context_length_exceeded", "input")
 
 
 @pytest.mark.anyio
