@@ -56,6 +56,25 @@ def chat_messages(request: Request) -> list[dict[str, Any]]:
     return messages
 
 
+def is_official(agent: AgentConfig) -> bool:
+    """Whether the agent talks to OpenAI's own API (whose models differ from compatible
+    servers' in the parameters they take)."""
+    return agent.base_url is None or _OFFICIAL_HOST in agent.base_url
+
+
+def sdk_client(agent: AgentConfig, credentials: Credentials) -> openai.AsyncOpenAI:
+    """The openai SDK client of one agent, for either of its APIs."""
+    timeout = httpx2.Timeout(agent.timeout, connect=min(15.0, agent.timeout))
+    return openai.AsyncOpenAI(
+        api_key=credentials.api_key,
+        base_url=agent.base_url,
+        max_retries=0,  # the dialogue owns retries, so every one is recorded
+        timeout=timeout,
+        default_headers=dict(credentials.headers),
+        http_client=sdk_http_client(openai, timeout),
+    )
+
+
 class OpenAIProvider(ConfiguredProvider):
     name = "openai"
     capabilities = PROVIDERS["openai"]
@@ -66,17 +85,9 @@ class OpenAIProvider(ConfiguredProvider):
 
     def __init__(self, agent: AgentConfig, credentials: Credentials) -> None:
         self.agent = agent
-        self._official = agent.base_url is None or _OFFICIAL_HOST in agent.base_url
+        self._official = is_official(agent)
         self._headers = dict(credentials.headers)
-        timeout = httpx2.Timeout(agent.timeout, connect=min(15.0, agent.timeout))
-        self._client = openai.AsyncOpenAI(
-            api_key=credentials.api_key,
-            base_url=agent.base_url,
-            max_retries=0,  # the dialogue owns retries, so every one is recorded
-            timeout=timeout,
-            default_headers=dict(credentials.headers),
-            http_client=sdk_http_client(openai, timeout),
-        )
+        self._client = sdk_client(agent, credentials)
 
     def _params(self, request: Request) -> dict[str, Any]:
         s = request.sampling

@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Iterable
 from typing import Any, Self
 
-import httpx2
 import openai
 
 from intermodel.config.capabilities import PROVIDERS
@@ -42,7 +41,8 @@ from intermodel.providers.base import (
     UsageReport,
 )
 from intermodel.providers.errors import StreamPhase, error_for_stream_payload, translate
-from intermodel.providers.http import read_after_finish, sdk_http_client
+from intermodel.providers.http import read_after_finish
+from intermodel.providers.openai import is_official, sdk_client
 from intermodel.providers.probe import PROBE_SECONDS, server_context
 from intermodel.providers.thinktags import ThinkTagParser
 from intermodel.records import ReasoningItem
@@ -51,7 +51,6 @@ from intermodel.security.secrets import Credentials
 __all__ = ["INCLUDE_ENCRYPTED", "OpenAIResponsesProvider", "input_items", "reasoning_item_param"]
 
 INCLUDE_ENCRYPTED = "reasoning.encrypted_content"
-_OFFICIAL_HOST = "api.openai.com"
 _FINAL = frozenset({"response.completed", "response.incomplete"})
 _THINKING_DELTAS = frozenset({"response.reasoning_summary_text.delta",
                               "response.reasoning_text.delta"})
@@ -93,17 +92,9 @@ class OpenAIResponsesProvider(ConfiguredProvider):
 
     def __init__(self, agent: AgentConfig, credentials: Credentials) -> None:
         self.agent = agent
-        self._official = agent.base_url is None or _OFFICIAL_HOST in agent.base_url
+        self._official = is_official(agent)
         self._headers = dict(credentials.headers)
-        timeout = httpx2.Timeout(agent.timeout, connect=min(15.0, agent.timeout))
-        self._client = openai.AsyncOpenAI(
-            api_key=credentials.api_key,
-            base_url=agent.base_url,
-            max_retries=0,  # the dialogue owns retries, so every one is recorded
-            timeout=timeout,
-            default_headers=dict(credentials.headers),
-            http_client=sdk_http_client(openai, timeout),
-        )
+        self._client = sdk_client(agent, credentials)
 
     def _params(self, request: Request) -> dict[str, Any]:
         s = request.sampling
