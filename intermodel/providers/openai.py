@@ -75,7 +75,10 @@ def sdk_client(agent: AgentConfig, credentials: Credentials) -> openai.AsyncOpen
     )
 
 
-class OpenAIProvider(ConfiguredProvider):
+class OpenAIClientProvider(ConfiguredProvider):
+    """What both of an `openai` agent's APIs share: the SDK client, the probe of a local
+    server's context, and closing."""
+
     name = "openai"
     capabilities = PROVIDERS["openai"]
 
@@ -88,6 +91,24 @@ class OpenAIProvider(ConfiguredProvider):
         self._official = is_official(agent)
         self._headers = dict(credentials.headers)
         self._client = sdk_client(agent, credentials)
+
+    async def context_limit(self) -> int | None:
+        """The context a local server really uses (None for OpenAI itself, or if the server does
+        not say); raises ProbeFailed if it cannot be asked within a few seconds."""
+        if self._official or self.agent.base_url is None:
+            return None
+        auth = {"Authorization": f"Bearer {self._client.api_key}"}
+        return await server_context(self.agent.base_url, self.agent.model,
+                                    headers={**self._headers, **auth},
+                                    extra_body=self.agent.extra_body,
+                                    seconds=min(PROBE_SECONDS, self.agent.timeout))
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+class OpenAIProvider(OpenAIClientProvider):
+    """Chat Completions, the default API."""
 
     def _params(self, request: Request) -> dict[str, Any]:
         s = request.sampling
@@ -173,21 +194,6 @@ class OpenAIProvider(ConfiguredProvider):
         with translate(openai, self.name, StreamPhase()):
             await self._client.chat.completions.create(**probe)
         raise StreamInterrupted("the server sent an empty stream", provider=self.name)
-
-    async def context_limit(self) -> int | None:
-        """The context a local server really uses (None for OpenAI itself, or if the server does
-        not say); raises ProbeFailed if it cannot be asked within a few seconds."""
-        if self._official or self.agent.base_url is None:
-            return None
-        auth = {"Authorization": f"Bearer {self._client.api_key}"}
-        return await server_context(self.agent.base_url, self.agent.model,
-                                    headers={**self._headers, **auth},
-                                    extra_body=self.agent.extra_body,
-                                    seconds=min(PROBE_SECONDS, self.agent.timeout))
-
-    async def aclose(self) -> None:
-        await self._client.close()
-
 
 def _usage(chunk: ChatCompletionChunk) -> UsageReport:
     # Read with getattr: the SDK builds chunks without validating them, so a field may hold

@@ -24,17 +24,14 @@ out the events' indexes (llama.cpp's does).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable
-from typing import Any, Self
+from typing import Any
 
 import openai
 
-from intermodel.config.capabilities import PROVIDERS
-from intermodel.config.model import AgentConfig
 from intermodel.config.request import Request
 from intermodel.errors import ProviderError, StreamInterrupted
 from intermodel.providers.base import (
     HEARTBEAT,
-    ConfiguredProvider,
     Finished,
     StreamEvent,
     ThinkingDelta,
@@ -42,11 +39,9 @@ from intermodel.providers.base import (
 )
 from intermodel.providers.errors import StreamPhase, error_for_stream_payload, translate
 from intermodel.providers.http import read_after_finish
-from intermodel.providers.openai import is_official, sdk_client
-from intermodel.providers.probe import PROBE_SECONDS, server_context
+from intermodel.providers.openai import OpenAIClientProvider
 from intermodel.providers.thinktags import ThinkTagParser
 from intermodel.records import ReasoningItem
-from intermodel.security.secrets import Credentials
 
 __all__ = ["INCLUDE_ENCRYPTED", "OpenAIResponsesProvider", "input_items", "reasoning_item_param"]
 
@@ -82,19 +77,8 @@ def input_items(request: Request) -> list[dict[str, Any]]:
     return items
 
 
-class OpenAIResponsesProvider(ConfiguredProvider):
-    name = "openai"
-    capabilities = PROVIDERS["openai"]
-
-    @classmethod
-    def for_agent(cls, agent: AgentConfig, partner: str, credentials: Credentials) -> Self:
-        return cls(agent, credentials)
-
-    def __init__(self, agent: AgentConfig, credentials: Credentials) -> None:
-        self.agent = agent
-        self._official = is_official(agent)
-        self._headers = dict(credentials.headers)
-        self._client = sdk_client(agent, credentials)
+class OpenAIResponsesProvider(OpenAIClientProvider):
+    """OpenAI's Responses API (`api = "responses"`), for reasoning that can be carried on."""
 
     def _params(self, request: Request) -> dict[str, Any]:
         s = request.sampling
@@ -189,20 +173,6 @@ class OpenAIResponsesProvider(ConfiguredProvider):
         finals = [item for item in final_output or () if getattr(item, "type", None) == "reasoning"]
         items = (_reasoning_item(item) for item in (finals or streamed))
         return tuple(item for item in items if item.encrypted_content or item.content is not None)
-
-    async def context_limit(self) -> int | None:
-        """The context a local server really uses (None for OpenAI itself, or if the server does
-        not say); raises ProbeFailed if it cannot be asked within a few seconds."""
-        if self._official or self.agent.base_url is None:
-            return None
-        auth = {"Authorization": f"Bearer {self._client.api_key}"}
-        return await server_context(self.agent.base_url, self.agent.model,
-                                    headers={**self._headers, **auth},
-                                    extra_body=self.agent.extra_body,
-                                    seconds=min(PROBE_SECONDS, self.agent.timeout))
-
-    async def aclose(self) -> None:
-        await self._client.close()
 
 
 def _stop_reason(response: Any) -> str:
