@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from intermodel.commands import reading, running, steering
+from intermodel.commands import attaching, reading, running, steering
 from intermodel.commands.findings_args import add_findings_commands, add_stats_options
 from intermodel.errors import EXIT_RUN_ERROR, EXIT_SIGNAL, IntermodelError
 from intermodel.security.bounds import MAX_TURNS
@@ -175,6 +175,18 @@ def _parser() -> argparse.ArgumentParser:
     control.add_argument("--now", action="store_true",
                          help="with stop: discard the streaming turn instead of finishing it")
     _handled_by(control, steering.control)
+
+    attach = sub.add_parser("attach", help="watch and steer a run going on in another process "
+                            "(q detaches; the run goes on)")
+    attach.add_argument("target", nargs="?", metavar="RUN",
+                        help="a run id (or its first characters) or the run's transcript; "
+                        "without it, the one run in progress, or a choice of them")
+    attach.add_argument("--headless", action="store_true",
+                        help="print the run as it goes, like `tail -f` (also when not on a "
+                        "terminal); Ctrl-C detaches")
+    attach.add_argument("--back", action="store_true", help=argparse.SUPPRESS)  # Esc detaches
+    _color_option(attach)
+    _handled_by(attach, attaching.attach)
 
     batch = sub.add_parser("batch", help="run an experiment: pairings x openers x replicates")
     batch.add_argument("experiment", help="experiment TOML file")

@@ -38,7 +38,8 @@ from intermodel.security.files import UnreadableFile, open_regular, read_regular
 from intermodel.transcript.schema import Invalid, Run, check_json, read_header, read_record
 from intermodel.transcript.writer import FORMAT_VERSION
 
-__all__ = ["Transcript", "read_header_line", "read_transcript"]
+__all__ = ["Transcript", "parse_header_line", "parse_record_line", "read_header_line",
+           "read_transcript"]
 
 
 @dataclass
@@ -191,6 +192,18 @@ def read_header_line(path: str | Path) -> dict[str, Any]:
     except Invalid as exc:
         raise TranscriptInvalid(shown, str(exc), number) from None
     return data
+
+
+def parse_header_line(line: bytes) -> tuple[dict[str, Any], Run]:
+    """One header line (without its newline), checked as a transcript's first line is; raises
+    `Invalid`. For lines that come from elsewhere than a file (a run's control socket)."""
+    return _first(line)
+
+
+def parse_record_line(line: bytes, run: Run) -> Record | None:
+    """One record line of the run `run` (from `parse_header_line`), checked as a transcript's
+    lines are; None for a kind this version does not know. Raises `Invalid`."""
+    return _record(_parse(line), run)
 
 
 def _first(line: bytes) -> tuple[dict[str, Any], Run]:
