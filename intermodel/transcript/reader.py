@@ -228,21 +228,32 @@ class GrowingTranscript:
 
     def poll(self) -> list[Record]:
         """The records completed since the last poll (often none). Raises TranscriptInvalid for
-        a line that does not fit, a truncated or replaced file, or one that cannot be read; and
-        again at every later poll, as what follows the bad line cannot be trusted."""
+        a line that does not fit (once the records before it have been returned), a truncated
+        or replaced file, or one that cannot be read; and again at every later poll, as what
+        follows the bad line cannot be trusted."""
         if self._failure is not None:
             raise self._failure
         try:
             data = self._read()
-            end = data.rfind(b"\n") + 1
-            complete, self.pending = data[:end], data[end:]
-            self._offset += len(complete)
-            self._digest.update(complete)
-            return [record for line in complete.split(b"\n")[:-1]
-                    if (record := self._checker.add(line)) is not None]
         except TranscriptInvalid as exc:
             self._failure = exc
             raise
+        end = data.rfind(b"\n") + 1
+        complete, self.pending = data[:end], data[end:]
+        self._offset += len(complete)
+        self._digest.update(complete)
+        records: list[Record] = []
+        for line in complete.split(b"\n")[:-1]:
+            try:
+                record = self._checker.add(line)
+            except TranscriptInvalid as exc:
+                self._failure = exc
+                if not records:
+                    raise
+                break  # raised at the next poll
+            if record is not None:
+                records.append(record)
+        return records
 
     def _read(self) -> bytes:
         """The bytes from the end of the last complete line to the end of the file."""
