@@ -138,6 +138,8 @@ def _follow(args: argparse.Namespace) -> int:
     # What is there already is checked before any UI starts (a run just starting may not have
     # written its header yet: that is waited for).
     growing.poll()
+    if growing.failure is not None:  # a bad line after good ones: refused, as replay does
+        raise growing.failure
     if growing.transcript is not None:
         growing.transcript.config()
     if not args.headless and sys.stdin.isatty() and sys.stdout.isatty():

@@ -217,7 +217,7 @@ class GrowingTranscript:
         self._offset = 0  # bytes read as complete lines
         self._digest = hashlib.sha256()  # of those bytes, to recognise them in a replacement
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file read
-        self._failure: TranscriptInvalid | None = None
+        self.failure: TranscriptInvalid | None = None  # why it can be read no further
         self.pending = b""  # the record being written (no newline yet)
         self.modified = 0.0  # the file's modification time at the last poll (seconds, epoch)
 
@@ -231,12 +231,12 @@ class GrowingTranscript:
         a line that does not fit (once the records before it have been returned), a truncated
         or replaced file, or one that cannot be read; and again at every later poll, as what
         follows the bad line cannot be trusted."""
-        if self._failure is not None:
-            raise self._failure
+        if self.failure is not None:
+            raise self.failure
         try:
             data = self._read()
         except TranscriptInvalid as exc:
-            self._failure = exc
+            self.failure = exc
             raise
         end = data.rfind(b"\n") + 1
         complete, self.pending = data[:end], data[end:]
@@ -247,7 +247,7 @@ class GrowingTranscript:
             try:
                 record = self._checker.add(line)
             except TranscriptInvalid as exc:
-                self._failure = exc
+                self.failure = exc
                 if not records:
                     raise
                 break  # raised at the next poll

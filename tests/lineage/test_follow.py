@@ -86,6 +86,25 @@ def test_a_line_written_in_pieces_is_read_whole_whatever_the_cuts(cuts: list[int
         assert growing.transcript.records == read_transcript(path).records
 
 
+def test_a_line_torn_at_every_byte_offset_is_waited_for(tmp_path: Path) -> None:
+    pairing = load_pairing()
+    header = line_of(header_of(pairing))
+    record = line_of(turn(1, "ada", "zwei Wörter — ✎ and an emoji 🙂", done_at=1.0))
+    for data, expected in ((header, []), (record, [turn(1, "ada", "zwei Wörter — ✎ and an "
+                                                         "emoji 🙂", done_at=1.0)])):
+        for offset in range(len(data)):  # the writer's single write, seen half done
+            path = tmp_path / f"torn-{len(data)}-{offset}.jsonl"
+            path.write_bytes(b"" if data is header else header)
+            growing = GrowingTranscript(path)
+            assert growing.poll() == []
+            with path.open("ab") as file:
+                file.write(data[:offset])
+            assert growing.poll() == [] and growing.pending == data[:offset]
+            with path.open("ab") as file:
+                file.write(data[offset:])
+            assert growing.poll() == expected and growing.transcript is not None
+
+
 def load_pairing() -> Pairing:
     return parse_pairing(SCRIPTED, source="test.toml")
 

@@ -149,3 +149,14 @@ def test_follow_is_in_the_help() -> None:
     result = subprocess.run([sys.executable, "-m", "intermodel", "replay", "--help"], cwd=REPO,
                             capture_output=True, text=True, check=True)
     assert "--follow" in result.stdout and "--headless" in result.stdout
+
+
+def test_a_bad_line_already_there_is_refused_before_anything_is_shown(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    write_run(path, None)
+    with path.open("ab") as file:
+        file.write(b"[1, 2]\n")
+    follower = intermodel("replay", "--follow", str(path), out=tmp_path)
+    output, errors = follower.communicate(timeout=60)
+    assert (follower.returncode, output) == (2, "")
+    assert errors == f"intermodel: {path}:4: not a JSON object (got a list)\n"
