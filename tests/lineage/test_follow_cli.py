@@ -160,3 +160,27 @@ def test_a_bad_line_already_there_is_refused_before_anything_is_shown(tmp_path: 
     output, errors = follower.communicate(timeout=60)
     assert (follower.returncode, output) == (2, "")
     assert errors == f"intermodel: {path}:4: not a JSON object (got a list)\n"
+
+
+def test_a_panel_is_followed_headless(tmp_path: Path) -> None:
+    from intermodel.config import load_config
+    from tests.transcripts import turn
+
+    config = tmp_path / "panel.toml"
+    config.write_text('name = "voices"\n[panel]\nprompt = "What now?"\n'
+                      '[agents.ann]\nprovider = "scripted"\n[agents.ann.script]\nreplies = ["a"]\n'
+                      '[agents.ben]\nprovider = "scripted"\n[agents.ben.script]\nreplies = ["b"]\n')
+    panel = load_config(config)
+    answers = [turn(2, "ben", "ben answers first.", done_at=3.0),
+               turn(1, "ann", "ann answers \x1b[2Jsecond.", done_at=4.0)]
+    path = tmp_path / "panel.jsonl"
+    path.write_bytes(line_of(header_of(panel)) + line_of(answers[0]))  # type: ignore[arg-type]
+    follower = intermodel("replay", "--follow", str(path), out=tmp_path)
+    assert follower.stdout is not None
+    wait_for(lambda: "ben answers first." in follower.stdout.readline())  # type: ignore[union-attr]
+    with path.open("ab") as file:
+        file.write(line_of(answers[1]) + line_of(finished(answers, reason="complete")))
+    output, errors = follower.communicate(timeout=60)
+    assert (follower.returncode, errors) == (0, "")
+    assert "ann answers ␛[2Jsecond." in output and "\x1b" not in output  # shown, not obeyed
+    assert "══ finished: complete" in output
