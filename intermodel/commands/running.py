@@ -134,6 +134,8 @@ def _follow(args: argparse.Namespace) -> int:
     """`replay --follow`: the UI on a terminal, printed like a live headless run otherwise."""
     from intermodel.transcript.reader import GrowingTranscript
 
+    if args.speed != 1.0:
+        raise UsageError("--speed does not apply to --follow: the run being written sets the pace")
     growing = GrowingTranscript(args.transcript)
     # What is there already is checked before any UI starts (a run just starting may not have
     # written its header yet: that is waited for).

@@ -184,3 +184,12 @@ def test_a_panel_is_followed_headless(tmp_path: Path) -> None:
     assert (follower.returncode, errors) == (0, "")
     assert "ann answers ␛[2Jsecond." in output and "\x1b" not in output  # shown, not obeyed
     assert "══ finished: complete" in output
+
+
+def test_speed_does_not_apply_to_a_followed_run(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    write_run(path, None)
+    follower = intermodel("replay", "--follow", "--speed", "4", str(path), out=tmp_path)
+    output, errors = follower.communicate(timeout=60)
+    assert (follower.returncode, output) == (2, "")
+    assert errors.startswith("intermodel: --speed does not apply to --follow")
