@@ -126,14 +126,16 @@ class StatusBar(Static):
              playback: PlaybackInfo | None = None) -> None:
         state, style = state_text(model, now)
         following = playback.following if playback is not None else None
-        if following is not None and model.end is None and not model.paused \
-                and not model.under_way:
+        waiting = following is not None and model.end is None and not model.paused \
+            and not model.under_way  # between two records: say what following waits for
+        if waiting:
             state, style = f"◌ {following}", "-waiting"
         for name in ("-streaming", "-waiting", "-paused", "-retrying", "-finished", "-error"):
             self.set_class(name == style, name)
         parts: list[str] = []
         if following is not None:
-            parts.append("following")
+            if not waiting:
+                parts.append("following")
         elif playback is not None:
             parts.append(f"replay {playback.speed:g}×")
         turn = f"turn {model.current_turn}/{model.max_turns}" if model.max_turns else ""

@@ -177,8 +177,12 @@ def test_a_grown_copy_put_in_its_place_is_followed_another_file_is_refused(
         growing.poll()
 
 
-def test_only_a_regular_file_is_followed(tmp_path: Path) -> None:
-    fifo = tmp_path / "run.jsonl"
+def test_only_a_regular_file_is_followed_a_link_to_one_is_one(
+        tmp_path: Path, make_pairing: PairingFactory) -> None:
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(growing_file(tmp_path, make_pairing))
+    assert len(GrowingTranscript(link).poll()) == 2
+    fifo = tmp_path / "fifo.jsonl"
     os.mkfifo(fifo)
     with pytest.raises(TranscriptInvalid, match=r"not a regular file \(it is a FIFO"):
         GrowingTranscript(fifo).poll()
