@@ -31,12 +31,12 @@ provider = "scripted"
 [agents.ada.script]
 replies = ["ada speaks slowly, one word at a time, in reply {{reply}} of hers."]
 thinking = ["ada weighs reply {{reply}}."]
-delay = 0.04
+delay = 0.08
 [agents.bo]
 provider = "scripted"
 [agents.bo.script]
 replies = ["bo answers, just as slowly, with reply {{reply}} of his own."]
-delay = 0.04
+delay = 0.08
 """
 
 
