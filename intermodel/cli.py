@@ -201,10 +201,22 @@ def _parser() -> argparse.ArgumentParser:
                         help="transcript folders to look in (default: the transcripts folder)")
     _handled_by(status, steering.status)
 
-    replay = sub.add_parser("replay", help="watch a recorded run again in the terminal UI")
+    replay = sub.add_parser(
+        "replay", help="watch a recorded run again in the terminal UI",
+        description="Watch a recorded run again in the terminal UI. With --follow, watch a run "
+                    "that is still being written (say, on another machine, its transcript on a "
+                    "shared disk): what is there is shown at once, then each record as it is "
+                    "written, until the run's end record.")
     replay.add_argument("transcript")
     replay.add_argument("--speed", type=_speed, default=1.0, metavar="X",
                         help="playback speed: 1 is the original pace, 4 four times faster")
+    replay.add_argument("--follow", action="store_true",
+                        help="follow a transcript that is still being written, turn by turn, "
+                             "until its end record (headless, or when output is not a "
+                             "terminal: print it like a live run and exit with its code)")
+    replay.add_argument("--headless", action="store_true",
+                        help="with --follow: print to the terminal instead of the UI")
+    _color_option(replay)
     _handled_by(replay, running.replay)
 
     inspect = sub.add_parser("inspect", help="rebuild a turn's exact request and check its hash")

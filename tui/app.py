@@ -37,7 +37,7 @@ from intermodel.engine.signals import stop_on_signals
 from intermodel.errors import IntermodelError
 from intermodel.providers.registry import make_provider
 from intermodel.records import exit_code_for
-from intermodel.transcript.reader import read_transcript
+from intermodel.transcript.reader import GrowingTranscript, read_transcript
 
 from . import keys
 from .columns import PanelView
@@ -47,7 +47,7 @@ from .model import ConversationModel
 from .pane import AgentPane
 from .prompts import GotoBar, InterjectBar
 from .quit import ConfirmQuit
-from .sources import AttachedSource, LiveSource, ReplaySource, Source
+from .sources import AttachedSource, FollowSource, LiveSource, ReplaySource, Source
 from .status import StatusBar
 from .text import plain
 
@@ -400,9 +400,13 @@ def live_app(pairing: RunSpec, *, out_dir: str | Path | None = None, record: boo
 
 
 def replay_app(path: str | Path, *, speed: float = 1.0,
-               clock: Callable[[], float] = time.monotonic, blink: bool = True) -> IntermodelApp:
-    return IntermodelApp(ReplaySource(read_transcript(path), speed=speed), clock=clock,
-                         blink=blink)
+               clock: Callable[[], float] = time.monotonic, blink: bool = True,
+               follow: GrowingTranscript | None = None) -> IntermodelApp:
+    """The app replaying the transcript `path`; or, given `follow` (that transcript, growing),
+    following it as it is written."""
+    source: Source = FollowSource(follow) if follow is not None else \
+        ReplaySource(read_transcript(path), speed=speed)
+    return IntermodelApp(source, clock=clock, blink=blink)
 
 
 def run_tui(run: RunOpener | RunSpec, *, out_dir: str | Path | None = None,
@@ -419,10 +423,14 @@ def run_tui(run: RunOpener | RunSpec, *, out_dir: str | Path | None = None,
     return exit_code_for(app.source.end)
 
 
-def run_replay(path: Path, *, speed: float = 1.0) -> int:
-    """Watch a recorded run again in the terminal UI."""
-    app = replay_app(path, speed=speed)
+def run_replay(path: Path, *, speed: float = 1.0,
+               follow: GrowingTranscript | None = None) -> int:
+    """Watch a recorded run again in the terminal UI, or (`follow`) one still being written. A
+    followed file that stopped being a transcript is reported once the screen closes."""
+    app = replay_app(path, speed=speed, follow=follow)
     app.run()
+    if isinstance(app.source, FollowSource) and app.source.failure is not None:
+        raise app.source.failure
     return 0
 
 

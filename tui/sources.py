@@ -1,5 +1,6 @@
 """Where the screen's events come from: a live run of a pairing, a run going on in another
-process (attached to through its control socket), or the replay of a transcript.
+process (attached to through its control socket), the replay of a transcript, or a transcript
+followed as it is written.
 
 A source runs inside the app's async worker, on Textual's own event loop (anyio uses the asyncio
 backend there), and hands its subscription to the app's event pump before anything is published.
@@ -24,14 +25,16 @@ from intermodel.engine.bus import EventBus, Subscription
 from intermodel.engine.controls import Controls
 from intermodel.engine.events import Notice
 from intermodel.engine.prepare import Run, RunOpener
-from intermodel.errors import IntermodelError
+from intermodel.errors import IntermodelError, TranscriptInvalid
+from intermodel.lineage.follow import Follow
 from intermodel.lineage.replay import Replay
 from intermodel.records import RunEnd
-from intermodel.transcript.reader import Transcript
+from intermodel.transcript.reader import GrowingTranscript, Transcript
 
 from .status import PlaybackInfo
 
-__all__ = ["AttachedSource", "Capability", "LiveSource", "Pump", "ReplaySource", "Source"]
+__all__ = ["AttachedSource", "Capability", "FollowSource", "LiveSource", "Pump", "ReplaySource",
+           "Source"]
 
 Pump = Callable[[Subscription], Coroutine[Any, Any, None]]
 
@@ -339,3 +342,66 @@ class ReplaySource:
         async with anyio.create_task_group() as tg:
             tg.start_soon(pump, subscription)
             await self.replay.run()
+
+
+class FollowSource:
+    """Plays a transcript that is still being written, following it as it grows; stays open
+    after the run's end (a later process may resume it) until the screen closes. A file that
+    stops being a transcript (a bad line, cut short) stops the following: the screen says why and
+    stays, and `failure` is reported once it closes."""
+
+    live = False
+    remote = False
+    capabilities: frozenset[Capability] = frozenset()  # no seeking: the file is the clock
+
+    def __init__(self, growing: GrowingTranscript, *, follow: Follow | None = None) -> None:
+        self.follow = follow or Follow(growing)
+        self.failure: TranscriptInvalid | None = None
+
+    @property
+    def end(self) -> RunEnd | None:
+        return self.follow.end
+
+    @property
+    def playback(self) -> PlaybackInfo:
+        follow = self.follow
+        return PlaybackInfo(1.0, follow.turns, follow.recorded_seconds, follow.status())
+
+    def pause(self) -> None:
+        self.follow.pause()
+
+    def resume(self) -> None:
+        self.follow.resume()
+
+    def step(self) -> None:
+        pass
+
+    def interject(self, text: str, to: str) -> bool:
+        return False  # the run is elsewhere; nobody here can reach it
+
+    def extend(self, turns: int) -> None:
+        pass
+
+    def stop(self, *, now: bool) -> None:
+        self.close()
+
+    def interrupt(self) -> None:
+        self.close()
+
+    def seek(self, turn: int) -> None:
+        pass
+
+    def scale_speed(self, factor: float) -> None:
+        pass
+
+    def close(self) -> None:
+        self.follow.close()
+
+    async def serve(self, pump: Pump) -> None:
+        subscription = self.follow.subscribe()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump, subscription)
+            try:
+                await self.follow.run()
+            except TranscriptInvalid as exc:
+                self.failure = exc  # shown on screen already

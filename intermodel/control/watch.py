@@ -100,7 +100,8 @@ class Watch:
 
     async def serve(self, publish: Callable[[Event], None]) -> None:
         """Publish the run's history, then its events, until the run ends, the connection does
-        or `stop` is called. Raises an `IntermodelError` when the run cannot be reached or refuses."""
+        or `stop` is called. Raises an `IntermodelError` when the run cannot be reached or
+        refuses."""
         with anyio.fail_after(CONNECT_SECONDS):
             stream = self._stream = await _connect(self.socket)
         if self._stopped:
