@@ -77,7 +77,9 @@ class AgentPane(VerticalScroll):
             self._next = len(entries)
         for key in changed:
             view = self._views.get(key)
-            if isinstance(view, TurnView):
+            # A view mounted in this batch syncs itself once mounted (its text may come in the
+            # same batch as its start: a viewer attaching in the middle of a turn).
+            if isinstance(view, TurnView) and view.is_mounted:
                 view.sync()
         if self.following or self.mounted > HARD_CAP:
             self._prune()

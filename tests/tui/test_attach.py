@@ -6,18 +6,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import anyio
 import pytest
 from textual.widgets import Input
 
 from intermodel.control.client import find_socket
+from intermodel.control.server import ControlServer
+from intermodel.engine.events import ThinkingChunk
+from intermodel.engine.prepare import prepared_run
 from intermodel.lineage.audit import rebuild_request
 from intermodel.records import Interjection, Turn
 from intermodel.transcript.reader import read_transcript
 from intermodel.tui.app import IntermodelApp, attach_app
 from intermodel.tui.entries import HumanView
 from intermodel.tui.quit import ConfirmQuit
+from tests.conftest import PairingFactory
 from tests.control.test_control import SlowRun
-from tests.tui.test_tui import pane_text, type_text
+from tests.fakes import Gate, gated_scripted
+from tests.tui.test_tui import SLOW, pane_text, type_text
 from tests.tui_support import frozen_clock, until
 
 pytestmark = pytest.mark.anyio
@@ -107,3 +113,29 @@ async def test_two_screens_see_the_same_and_quitting_one_leaves_the_run_going(
     finally:
         run.end()
     assert run.proc.returncode == 0
+
+
+async def test_attaching_in_the_middle_of_a_turn_shows_what_it_has_said_so_far(
+        make_pairing: PairingFactory, tmp_path: Path) -> None:
+    gate = Gate()  # ada's first turn thinks three pieces, then waits until the screen has them
+    pairing = make_pairing(SLOW)
+    async with prepared_run(pairing, out_dir=tmp_path,
+                            provider_factory=gated_scripted(gate, "ada", opening=3)) as run:
+        assert run.transcript is not None
+        server = ControlServer(run.session, run.transcript)
+        own = run.session.subscribe()
+        async with anyio.create_task_group() as tg:
+            await tg.start(server.serve)
+            tg.start_soon(run.session.run)
+            async for event in own:  # the turn's start and its first pieces come in one batch
+                if isinstance(event, ThinkingChunk):
+                    break
+            app = attach_app(server.path, str(run.transcript), clock=frozen_clock, blink=False)
+            async with app.run_test(size=(160, 48)) as pilot:
+                await until(pilot, lambda: "ada ponders" in pane_text(app, 0))
+                gate.open()
+                await until(pilot, lambda: app.model.last_turn >= 2)
+                assert "ada speaks in ten small words" in pane_text(app, 0)
+                await pilot.press("s")
+                await until(pilot, app.served.is_set, timeout=30)
+            tg.cancel_scope.cancel()
