@@ -2,12 +2,20 @@
 
 Two scripted agents (no delay, replies of about `--words` words in a few chunks) run `--turns`
 turns headless: transcript written (fsync per record), a subscriber draining the event bus, no
-console. Each turn's CPU time is the process time between two consecutive turn records; the
-figure at turn N is the median over the `--span` turns around it. The scripted provider's own CPU
-time is measured apart (each step of its stream is timed) and taken out: what remains is what
-intermodel adds around a provider (the request, its hash, the context estimate, the detectors,
-the events and the transcript). The scripted provider stands in for a real SDK, and like one it
-reads the whole request it is given; that part is shown in its own column.
+console. Each turn's CPU time is the process time between two consecutive turn records. The
+scripted provider's own CPU time is measured apart (each step of its stream is timed) and taken
+out: what remains is what intermodel adds around a provider (the request, its hash, the context
+estimate, the detectors, the events and the transcript). The scripted provider stands in for a
+real SDK, and like one it reads the whole request it is given; that part has its own column.
+
+Two figures for intermodel's own part at turn N:
+
+- in the run: the median over the `--span` turns around turn N of the whole run. Turn 10 and turn
+  5,000 are measured tens of seconds apart, so on a shared machine a change of load between them
+  moves this ratio by ±30 %;
+- alternated: runs continued from the history before turn N (as `resume` does) for `--burst`
+  turns, the points taken in turn for `--rounds` rounds; the median over every burst's turns but
+  its first two (each agent's view is built from the whole history once, as on a resume).
 
 For reference beside it, the openai SDK's own serialisation of the same request, no network: the
 provider's messages through the SDK's parameter transform, then the HTTP request with its JSON
@@ -96,7 +104,7 @@ def one(args: argparse.Namespace) -> dict[str, Any]:
 
     from intermodel.config import parse_pairing
     from intermodel.config.request import Request
-    from intermodel.engine.dialogue import Dialogue
+    from intermodel.engine.dialogue import Dialogue, DialogueState
     from intermodel.providers.base import ProviderWrapper, StreamEvent
     from intermodel.providers.openai import chat_messages
     from intermodel.providers.scripted import ScriptedProvider
@@ -124,16 +132,19 @@ chunk_words = 20
 """, source="history.toml")
     points = [n for n in args.at if n <= args.turns]
     clock = CpuClock()
-    cpu: list[float] = []
-    in_provider: list[float] = []
     sent: dict[int, Request] = {}
 
     class Timed(ProviderWrapper):
-        """The scripted provider, its own CPU time counted apart."""
+        """The scripted provider, its own CPU time counted apart; the requests of the turns
+        reported kept (when `recorder` is given, which counts the turns)."""
+
+        def __init__(self, inner: ScriptedProvider, recorder: Clocked | None) -> None:
+            super().__init__(inner)
+            self.recorder = recorder
 
         async def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
-            if len(cpu) + 1 in points:
-                sent[len(cpu) + 1] = request
+            if self.recorder is not None and len(self.recorder.cpu) + 1 in points:
+                sent[len(self.recorder.cpu) + 1] = request
             events = self.inner.stream(request)
             try:
                 while True:
@@ -146,39 +157,74 @@ chunk_words = 20
                 await _TimedStep(events.aclose(), clock)
 
     class Clocked:
-        """The transcript writer, with the process time read at each turn record."""
+        """The transcript writer; at each turn record, the process time and the provider's."""
 
         def __init__(self, writer: TranscriptWriter) -> None:
             self.writer = writer
+            self.cpu: list[float] = []
+            self.provider: list[float] = []
 
         async def record(self, record: Header | Record) -> None:
             await self.writer.record(record)
             if isinstance(record, Turn):
-                cpu.append(time.process_time())
-                in_provider.append(clock.spent)
+                self.cpu.append(time.process_time())
+                self.provider.append(clock.spent)
 
-    async def run(folder: str) -> tuple[int, int, int]:
-        writer = TranscriptWriter.create(folder, pairing.name, "bench0history")
-        providers = {a.name: Timed(ScriptedProvider(a, pairing.partner_of(a.name)))
-                     for a in pairing.agents}
-        dialogue = Dialogue(pairing, providers, recorder=Clocked(writer))
+        def costs(self, first: int, last: int) -> tuple[list[float], list[float]]:
+            """Per turn, from the `first`-th turn record to the `last`-th (from 1, both
+            included, the first after another): CPU time, and the provider's part of it."""
+            cpu, provider = self.cpu, self.provider
+            return ([cpu[i - 1] - cpu[i - 2] for i in range(first, last + 1)],
+                    [provider[i - 1] - provider[i - 2] for i in range(first, last + 1)])
+
+    async def run(folder: str, run_id: str, state: DialogueState, capture: bool) -> Clocked:
+        writer = TranscriptWriter.create(folder, pairing.name, run_id)
+        recorder = Clocked(writer)
+        providers = {a.name: Timed(ScriptedProvider(a, pairing.partner_of(a.name)),
+                                   recorder if capture else None) for a in pairing.agents}
+        dialogue = Dialogue(pairing, providers, recorder=recorder, state=state, run_id=run_id)
         subscription = dialogue.subscribe()
 
         async def drain() -> None:
             while await subscription.wait():
                 subscription.drain()
 
-        before = rss_kib()
         async with anyio.create_task_group() as tg:
             tg.start_soon(drain)
             await dialogue.run()
         writer.close()
-        return before, rss_kib(), rss_kib("VmHWM")
+        return recorder
 
+    def own(totals: list[float], provider: list[float]) -> list[float]:
+        return [t - p for t, p in zip(totals, provider, strict=True)]
+
+    figures: dict[str, Any] = {"points": {str(n): {} for n in points}}
     with tempfile.TemporaryDirectory() as folder:
-        before, after, peak = anyio.run(run, folder)
-    if len(cpu) != args.turns:
-        raise SystemExit(f"the run made {len(cpu)} turns of {args.turns}")
+        # The whole run, as a headless run makes it.
+        whole = DialogueState(max_turns=args.turns)
+        before = rss_kib()
+        recorder = anyio.run(run, folder, "000000history", whole, True)
+        figures.update(rss_before=before, rss_after=rss_kib(), rss_peak=rss_kib("VmHWM"))
+        if len(recorder.cpu) != args.turns:
+            raise SystemExit(f"the run made {len(recorder.cpu)} turns of {args.turns}")
+        for n in points:
+            totals, provider = recorder.costs(max(2, n - args.span // 2),
+                                              min(args.turns, n + args.span // 2))
+            figures["points"][str(n)].update(
+                in_run=statistics.median(own(totals, provider)),
+                provider=statistics.median(provider), total=statistics.median(totals))
+        # The same points again, alternated: a run continued from the history before turn n,
+        # for a burst of turns; the first two turns (each agent's view built from the history)
+        # are left out. Alternating makes the machine's changing load fall on every point.
+        samples: dict[int, list[float]] = {n: [] for n in points}
+        for round_ in range(args.rounds):
+            for n in points if round_ % 2 == 0 else reversed(points):
+                history = list(whole.history[:n - 1])
+                state = DialogueState(history=history, max_turns=n - 1 + args.burst)
+                burst = anyio.run(run, folder, f"{round_ + 1:02d}{n:04d}history", state, False)
+                samples[n].extend(own(*burst.costs(3, args.burst)))
+        for n in points:
+            figures["points"][str(n)]["alternated"] = statistics.median(samples[n])
 
     client = openai.OpenAI(api_key="bench-not-a-key", base_url="http://127.0.0.1:9/v1")
 
@@ -192,13 +238,7 @@ chunk_words = 20
                                                 json_data=body)
         return len(client._build_request(options).content)
 
-    figures: dict[str, Any] = {"points": {}, "rss_before": before, "rss_after": after,
-                               "rss_peak": peak}
     for n in points:
-        lo, hi = max(2, n - args.span // 2), min(args.turns, n + args.span // 2)
-        totals = [cpu[i - 1] - cpu[i - 2] for i in range(lo, hi + 1)]
-        provider = [in_provider[i - 1] - in_provider[i - 2] for i in range(lo, hi + 1)]
-        own = [t - p for t, p in zip(totals, provider, strict=True)]
         request = sent[n]
         body = sdk_body(request)
         size = sdk_json(body)
@@ -210,11 +250,8 @@ chunk_words = 20
         for _ in range(args.sdk_repeat):
             sdk_json(body)
         encode = (time.process_time() - began) / args.sdk_repeat
-        figures["points"][str(n)] = {
-            "orchestration": statistics.median(own), "orchestration_mean": statistics.fmean(own),
-            "provider": statistics.median(provider), "total": statistics.median(totals),
-            "sdk": transform + encode, "sdk_json": encode, "bytes": size,
-            "messages": len(request.messages)}
+        figures["points"][str(n)].update(
+            sdk=transform + encode, sdk_json=encode, bytes=size, messages=len(request.messages))
     return figures
 
 
@@ -222,7 +259,7 @@ def main(args: argparse.Namespace) -> None:
     command = [sys.executable, __file__, "--one", f"--turns={args.turns}",
                f"--at={','.join(map(str, args.at))}", f"--words={args.words}",
                f"--span={args.span}", f"--sdk-repeat={args.sdk_repeat}",
-               f"--source={args.source}"]
+               f"--rounds={args.rounds}", f"--burst={args.burst}", f"--source={args.source}"]
     runs = []
     for _ in range(args.repeat):
         done = subprocess.run(command, capture_output=True, text=True)
@@ -241,22 +278,24 @@ def main(args: argparse.Namespace) -> None:
 
     print(f"{args.turns} turns of about {args.words} words, median of {args.repeat} runs "
           f"(load average {os.getloadavg()[0]:.1f} at the end)")
-    print(f"{'turn':>6} {'messages':>8} {'orchestration µs':>17} {'(mean)':>8} "
-          f"{'scripted provider µs':>21} {'SDK serialisation µs':>21} {'(JSON body)':>11} "
-          f"{'request KB':>10}")
+    print("µs of CPU per turn: intermodel's own (alternated; in the whole run), the scripted "
+          "provider's, the SDK's serialisation of the request (and its JSON body alone)")
+    print(f"{'turn':>6} {'messages':>8} {'alternated':>10} {'in run':>8} {'provider':>9} "
+          f"{'SDK':>10} {'(JSON)':>8} {'request KB':>10}")
     points = [str(n) for n in args.at if n <= args.turns]
     for n in points:
         print(f"{n:>6} {median('points', n, 'messages'):>8.0f} "
-              f"{median('points', n, 'orchestration') * 1e6:>17,.0f} "
-              f"{median('points', n, 'orchestration_mean') * 1e6:>8,.0f} "
-              f"{median('points', n, 'provider') * 1e6:>21,.0f} "
-              f"{median('points', n, 'sdk') * 1e6:>21,.0f} "
-              f"{median('points', n, 'sdk_json') * 1e6:>11,.0f} "
+              f"{median('points', n, 'alternated') * 1e6:>10,.0f} "
+              f"{median('points', n, 'in_run') * 1e6:>8,.0f} "
+              f"{median('points', n, 'provider') * 1e6:>9,.0f} "
+              f"{median('points', n, 'sdk') * 1e6:>10,.0f} "
+              f"{median('points', n, 'sdk_json') * 1e6:>8,.0f} "
               f"{median('points', n, 'bytes') / 1024:>10,.1f}")
-    first = median("points", points[0], "orchestration")
-    for n in points[1:]:
-        print(f"orchestration, turn {n} / turn {points[0]}: "
-              f"{median('points', n, 'orchestration') / first:.2f}")
+    for kind in ("alternated", "in_run"):
+        first = median("points", points[0], kind)
+        print(f"intermodel's own, {kind.replace('_', ' ')}: " + ", ".join(
+            f"turn {n} / turn {points[0]} {median('points', n, kind) / first:.2f}"
+            for n in points[1:]))
     print(f"RSS growth over the run: {(median('rss_after') - median('rss_before')) / 1024:.1f} MB "
           f"(peak {(median('rss_peak') - median('rss_before')) / 1024:.1f} MB above the start)")
 
@@ -269,6 +308,9 @@ if __name__ == "__main__":
     parser.add_argument("--words", type=int, default=60, help="words per reply")
     parser.add_argument("--span", type=int, default=20, help="turns around each point")
     parser.add_argument("--repeat", type=int, default=3, help="runs (fresh processes)")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="alternated rounds of bursts, at each point")
+    parser.add_argument("--burst", type=int, default=24, help="turns of each burst")
     parser.add_argument("--sdk-repeat", type=int, default=5,
                         help="times each request is serialised by the SDK")
     parser.add_argument("--source", default=str(REPO),
