@@ -2,8 +2,9 @@
 
 Turn i is spoken by the first speaker when i is odd and by the other agent when it is even, so the
 speaker of any turn follows from its number (and a resumed run needs no extra state). For each turn
-the dialogue builds the speaker's view (`requests.build_request`), streams its provider, and emits
-events (what every session shares, recording before publishing included, is in `session`).
+the dialogue builds the speaker's view (`requests.AgentView`, kept as the history grows), streams
+its provider, and emits events (what every session shares, recording before publishing included,
+is in `session`).
 
 Controls arrive through a memory object stream and are handled by a task beside the turn loop:
 interjections are recorded at once and seen by their addressees from their next turn; pause and
