@@ -8,14 +8,14 @@ because both sides need it: an agent's config holds its `Sampling`, and every pr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from intermodel.config.digest import canonical_digest
+from intermodel.config.digest import ListDigest, canonical_digest
 from intermodel.records import ReasoningItem, reasoning_item_to_json
 
-__all__ = ["Message", "Request", "Role", "Sampling", "estimate_text_tokens"]
+__all__ = ["Message", "Request", "RequestDigests", "Role", "Sampling", "estimate_text_tokens"]
 
 Role = Literal["user", "assistant"]
 CHARS_PER_TOKEN_ESTIMATE = 4
@@ -96,6 +96,10 @@ class Request:
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     reasoning: Mapping[str, str] = field(default_factory=dict)
     answer_schema: Mapping[str, Any] | None = None
+    # Set by `RequestDigests.attach` only: the same digest, from work shared with the requests
+    # built before. Not part of the request (never compared, and `replace` leaves it out).
+    _digester: Callable[[Request], str] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -116,4 +120,49 @@ class Request:
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of this request: the fingerprint a transcript keeps so
         anyone can later check that a rebuilt request is exactly the one that was sent."""
+        if self._digester is not None:
+            return self._digester(self)
         return canonical_digest(self.to_json())
+
+    def settings(self) -> tuple[Any, ...]:
+        """Everything but the messages, to compare."""
+        return (self.model, self.system, self.sampling, self.thinking_budget, self.extra_body,
+                self.extra_headers, self.reasoning, self.answer_schema)
+
+
+class RequestDigests:
+    """The digests of a series of requests with the same settings, each one's messages those of
+    the request before (but for its last message, which may have grown) with more after them,
+    as one agent's view grows turn after turn. The digest of a request attached here is exactly
+    `Request.digest`'s, but the messages the earlier requests share are serialised and hashed
+    once, not once per request. A request that does not fit the series (its settings differ, or
+    a later request's messages were hashed first) is hashed whole, as any other."""
+
+    def __init__(self, settings: Request) -> None:
+        members = settings.to_json()
+        del members["messages"]
+        self._settings = settings.settings()
+        self._hashed = ListDigest(members, "messages")
+
+    def fresh(self) -> RequestDigests:
+        """A new series of the same settings (after the messages changed other than at the end:
+        a trim, or a view rebuilt)."""
+        other = object.__new__(RequestDigests)
+        other._settings, other._hashed = self._settings, self._hashed.fresh()
+        return other
+
+    def attach(self, request: Request) -> Request:
+        """`request`, its digest to be worked out with the series'."""
+        object.__setattr__(request, "_digester", self._digest)
+        return request
+
+    def _digest(self, request: Request) -> str:
+        messages = request.messages
+        # The last message may yet be merged with the next: it is hashed apart, not kept.
+        settled = max(len(messages) - 1, 0)
+        hashed = self._hashed
+        if hashed.count > settled or request.settings() != self._settings:
+            return canonical_digest(request.to_json())
+        for message in messages[hashed.count:settled]:
+            hashed.add(message.to_json())
+        return hashed.digest(m.to_json() for m in messages[settled:])

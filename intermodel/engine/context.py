@@ -6,6 +6,10 @@ pairing's policy decides: `stop` ends the run, `drop_oldest` drops the oldest tu
 agent's view — never the role prompt or the opener — until it fits, and records a `Trim`, so the
 transcript says exactly what was dropped and `inspect` can rebuild the trimmed request. When a
 server refuses a request as too long anyway, the same policy applies with a tighter target.
+
+Requests come from each agent's `AgentView`, which keeps its view as the history grows, and
+counts the characters the estimate needs as it goes: neither the request nor its estimate is
+worked out again from the whole history each turn.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import anyio
 
 from intermodel.config.model import Pairing
 from intermodel.config.request import Request
-from intermodel.engine.requests import build_request, dropped_through
-from intermodel.engine.tokens import Calibration, estimate_tokens
+from intermodel.engine.requests import AgentView
+from intermodel.engine.tokens import Calibration, estimate_size, estimate_tokens
 from intermodel.providers.base import ProbeFailed, Provider
 from intermodel.records import HistoryEntry, Trim, Turn, now_iso
 
@@ -36,6 +40,9 @@ class ContextKeeper:
         self.pairing = pairing
         self.windows: dict[str, int | None] = {a.name: a.context_window for a in pairing.agents}
         self._calibration = {name: Calibration() for name in pairing.agent_names}
+        self._views = {name: AgentView(pairing, name) for name in pairing.agent_names}
+        # Each agent's request last built, and its uncalibrated estimate.
+        self._built: dict[str, tuple[Request, int]] = {}
 
     async def discover(self, providers: Mapping[str, Provider]) -> list[str]:
         """Ask providers that can tell (local servers, the local model) for their context size,
@@ -99,51 +106,71 @@ class ContextKeeper:
 
     def fit(self, history: Sequence[HistoryEntry], agent: str, turn: int
             ) -> tuple[Request, Trim | None]:
-        """The request for `turn`, trimmed if needed (the Trim is to be recorded)."""
-        request = build_request(self.pairing, history, agent, turn)
+        """The request for `turn`, trimmed if needed (the Trim is to be recorded). `history` is
+        the run's own, which only grows at its end (another list is read from its start)."""
+        request = self._build(history, agent, turn)
         window = self.windows[agent]
         if window is None:
             return request, None
         need = self._need(agent, request)
         if need <= window:
             return request, None
-        return self._trim(history, agent, turn, need, window, "estimate")
+        return self._trim(agent, turn, need, window, "estimate")
 
     def refused(self, history: Sequence[HistoryEntry], agent: str, turn: int
                 ) -> tuple[Request, Trim]:
         """The server said the request was too long: trim further than the estimate thought."""
-        request = build_request(self.pairing, history, agent, turn)
+        request = self._build(history, agent, turn)
         need = self._need(agent, request)
         window = self.windows[agent]
         reply = request.sampling.max_tokens
         target = int((need - reply) * _REFUSED_TARGET) + reply  # a smaller prompt, same reply
         if window is not None:
             target = min(target, window)
-        request, trim = self._trim(history, agent, turn, need, target, "server")
+        request, trim = self._trim(agent, turn, need, target, "server")
         assert trim is not None
         return request, trim
 
     def learn(self, request: Request, turn: Turn) -> None:
         """Calibrate the estimate with what the server reported for this request."""
-        self._calibration[turn.agent].learn(estimate_tokens(request), turn.usage.input_tokens)
+        self._calibration[turn.agent].learn(self._estimate(turn.agent, request),
+                                            turn.usage.input_tokens)
+
+    def _build(self, history: Sequence[HistoryEntry], agent: str, turn: int) -> Request:
+        view = self._views[agent]
+        view.follow(history)
+        return self._made(agent, view.request(turn))
+
+    def _made(self, agent: str, request: Request) -> Request:
+        """`request`, just made by the agent's view, with its estimate from the view's count."""
+        chars = len(request.system) + self._views[agent].text_chars
+        self._built[agent] = (request, estimate_size(chars, len(request.messages)))
+        return request
+
+    def _estimate(self, agent: str, request: Request) -> int:
+        built = self._built.get(agent)
+        return built[1] if built is not None and built[0] is request else estimate_tokens(request)
 
     def _need(self, agent: str, request: Request) -> int:
-        return self._calibration[agent].input_tokens(request) + request.sampling.max_tokens
+        raw = self._estimate(agent, request)
+        return self._calibration[agent].scaled(raw) + request.sampling.max_tokens
 
-    def _trim(self, history: Sequence[HistoryEntry], agent: str, turn: int, need: int,
-              target: int, cause: str) -> tuple[Request, Trim]:
+    def _trim(self, agent: str, turn: int, need: int, target: int, cause: str
+              ) -> tuple[Request, Trim]:
+        """The request with the fewest older turns dropped that fits `target` (the view has
+        followed the history in `fit` or `refused`)."""
         what = f"{agent}'s request for turn {turn} needs about {need} tokens"
         if self.pairing.dialogue.context_policy == "stop":
             raise ContextFull(f"{what}; its context window is {target}")
-        current = dropped_through(history, agent, turn)
+        view = self._views[agent]
+        current = view.cutoff(turn)
         # Keep at least the turn just before this one: the agent must have something to answer.
         for cutoff in range(current + 1, turn - 1):
-            candidate = build_request(self.pairing, history, agent, turn, drop_through=cutoff)
+            candidate = self._made(agent, view.request(turn, drop_through=cutoff))
             if not candidate.messages or candidate.messages[0].role != "user":
                 continue  # a view must start with a user message
             if self._need(agent, candidate) <= target:
-                dropped = tuple(e.index for e in history if isinstance(e, Turn)
-                                and current < e.index <= cutoff)
+                dropped = view.turns_between(current, cutoff)
                 return candidate, Trim(agent, turn, cutoff, dropped, need, target, cause,
                                        now_iso())
         raise ContextFull(f"{what}; even with every older turn dropped it does not fit in "

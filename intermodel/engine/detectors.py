@@ -18,7 +18,7 @@ from intermodel.config.model import DetectorConfig
 from intermodel.engine.textmeasures import self_repetition, symbol_share
 from intermodel.records import Flag, Turn, now_iso
 
-__all__ = ["detect", "similarity"]
+__all__ = ["detect", "similarity", "turns_needed"]
 
 _SPACE = re.compile(r"\s+")
 # Farewell phrases in the languages models most often drift into when they wind down.
@@ -57,6 +57,13 @@ def similarity(a: str, b: str) -> float:
 
 def _shingles(words: list[str]) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1)}
+
+
+def turns_needed(config: DetectorConfig) -> int:
+    """How many of the latest turns `detect` looks at: given only those, it raises the same
+    flags (a live run need not hand it the whole history after every turn)."""
+    return max(config.repetition_lookback + 1, config.empty_limit, config.goodbye_turns,
+               config.emoji_collapse_turns, 1)
 
 
 def detect(config: DetectorConfig, turns: Sequence[Turn]) -> list[Flag]:

@@ -2,8 +2,9 @@
 
 Turn i is spoken by the first speaker when i is odd and by the other agent when it is even, so the
 speaker of any turn follows from its number (and a resumed run needs no extra state). For each turn
-the dialogue builds the speaker's view (`requests.build_request`), streams its provider, and emits
-events (what every session shares, recording before publishing included, is in `session`).
+the dialogue builds the speaker's view (`requests.AgentView`, kept as the history grows), streams
+its provider, and emits events (what every session shares, recording before publishing included,
+is in `session`).
 
 Controls arrive through a memory object stream and are handled by a task beside the turn loop:
 interjections are recorded at once and seen by their addressees from their next turn; pause and
@@ -32,7 +33,7 @@ from intermodel.engine.controls import (
     Step,
     Stop,
 )
-from intermodel.engine.detectors import detect
+from intermodel.engine.detectors import detect, turns_needed
 from intermodel.engine.events import (
     BudgetExtended,
     Flagged,
@@ -45,6 +46,7 @@ from intermodel.engine.events import (
     event_for,
 )
 from intermodel.engine.gate import Gate
+from intermodel.engine.requests import HistoryCursor
 from intermodel.engine.retry import RetryPolicy
 from intermodel.engine.session import Recorder, Session
 from intermodel.engine.stops import RegexTimedOut, find_stop
@@ -88,15 +90,35 @@ class DialogueState:
     # True when the history came from elsewhere (a branch's parent) and this run's transcript
     # must record it too; a resumed run's history is already in its file.
     inherited: bool = False
+    # The turns of the history, kept as it grows (read several times a turn: counting them
+    # from the whole history each time would cost more with every turn).
+    _cursor: HistoryCursor = field(default_factory=HistoryCursor, init=False, repr=False,
+                                   compare=False)
+    _turns: list[Turn] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def turns(self) -> list[Turn]:
-        return [e for e in self.history if isinstance(e, Turn)]
+        return list(self._followed())
+
+    @property
+    def turn_count(self) -> int:
+        return len(self._followed())
 
     @property
     def next_turn(self) -> int:
-        turns = self.turns
+        turns = self._followed()
         return turns[-1].index + 1 if turns else 1
+
+    def latest_turns(self, count: int) -> list[Turn]:
+        """The last `count` turns (fewer if there are not as many)."""
+        return self._followed()[-count:] if count > 0 else []
+
+    def _followed(self) -> list[Turn]:
+        again, new = self._cursor.advance(self.history)
+        if again:
+            self._turns = []
+        self._turns.extend(e for e in new if isinstance(e, Turn))
+        return self._turns
 
 
 class _Ended(Exception):
@@ -146,7 +168,7 @@ class Dialogue(Session[Pairing]):
         self._probing: anyio.CancelScope | None = None  # while asking servers' context sizes
 
     def _progress(self) -> tuple[int, int]:
-        return len(self.state.turns), self.state.max_turns
+        return self.state.turn_count, self.state.max_turns
 
     def _state(self) -> str:
         if self._in_flight is not None:
@@ -221,7 +243,8 @@ class Dialogue(Session[Pairing]):
 
     async def _check_degeneration(self) -> None:
         stop: Flag | None = None
-        for flag in detect(self.spec.detectors, self.state.turns):
+        config = self.spec.detectors
+        for flag in detect(config, self.state.latest_turns(turns_needed(config))):
             await self._emit(Flagged(flag))
             if flag.action == "stop":
                 stop = stop or flag

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from intermodel.config.request import Request, estimate_text_tokens
 
-__all__ = ["Calibration", "estimate_tokens"]
+__all__ = ["Calibration", "estimate_size", "estimate_tokens"]
 
 MESSAGE_OVERHEAD = 4  # role markers and separators of a chat template
 SAFETY_MARGIN = 1.05
@@ -21,8 +21,15 @@ SAFETY_MARGIN = 1.05
 
 def estimate_tokens(request: Request) -> int:
     """Uncalibrated input tokens of `request`."""
-    chars = len(request.system) + sum(len(m.content) + len(m.thinking) for m in request.messages)
-    return estimate_text_tokens(chars) + MESSAGE_OVERHEAD * (len(request.messages) + 1)
+    chars = sum(len(m.content) + len(m.thinking) for m in request.messages)
+    return estimate_size(len(request.system) + chars, len(request.messages))
+
+
+def estimate_size(chars: int, messages: int) -> int:
+    """`estimate_tokens` of a request of `chars` characters of text (its system prompt, and its
+    messages' text and thinking) in `messages` messages: for whoever keeps those counts as a
+    request grows, rather than counting its whole history again."""
+    return estimate_text_tokens(chars) + MESSAGE_OVERHEAD * (messages + 1)
 
 
 class Calibration:
@@ -36,5 +43,8 @@ class Calibration:
             self.ratio = reported / estimated
 
     def input_tokens(self, request: Request) -> int:
-        raw = estimate_tokens(request)
+        return self.scaled(estimate_tokens(request))
+
+    def scaled(self, raw: int) -> int:
+        """An uncalibrated estimate, calibrated (with the margin)."""
         return int(raw * (self.ratio or 1.0) * SAFETY_MARGIN) + 1
