@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from intermodel.config.request import Request
 from intermodel.engine.events import (
@@ -224,6 +225,8 @@ class TurnProducer:
         size = 0  # characters of text and thinking so far, against `cap`
         first = True  # no text or thinking yet: the next is the first token
         thinking = False  # the last delta was thinking
+        # Once the first piece is out, the producer yields once, so subscribers get it now
+        # rather than after a burst the server sent at once has been parsed whole.
         first_out = True
         # A server may echo a key: it is removed from the reply as it streams, so the screen, the
         # transcript and the partner's view all get the same text without it.
@@ -256,7 +259,7 @@ class TurnProducer:
                             publish(TextChunk(index, agent, piece))
                             if first_out:
                                 first_out = False
-                                await anyio.lowlevel.checkpoint()
+                                await checkpoint()
                         else:
                             partial.events += 1  # held back, but a sign of life all the same
                         size += len(text)
@@ -274,6 +277,9 @@ class TurnProducer:
                         if piece := clean_thinking(text):
                             add_thinking(piece)
                             publish(ThinkingChunk(index, agent, piece))
+                            if first_out:
+                                first_out = False
+                                await checkpoint()
                         else:
                             partial.events += 1
                         size += len(text)
