@@ -196,8 +196,8 @@ class StreamRedactor:
     with the beginning of a secret is held back until the next one shows whether the secret
     follows; `flush` at the end gives back what is held, a cut-off key redacted.
 
-    `feed` runs once per token, so it is written for that: no generator, no helper calls, and
-    for each secret one `in` and one `find` in C. A secret resolved mid-stream (by another run
+    `feed` runs once per token, so it is written for that: no generator and no helper calls;
+    for each secret, a test for it and for its first character, in C. A secret resolved mid-stream (by another run
     of the process) is taken up with the next piece."""
 
     __slots__ = ("_held", "_redactor")
@@ -222,7 +222,10 @@ class StreamRedactor:
         hold = 0
         for secret in secrets:
             first = secret[0]
-            at = text.find(first, max(0, size - len(secret) + 1))
+            if first not in text:  # most pieces, for most secrets
+                continue
+            start = size - len(secret) + 1
+            at = text.find(first, start if start > 0 else 0)  # (not max(): a slow call)
             while at != -1 and size - at > hold:
                 if secret.startswith(text[at:]):
                     hold = size - at
