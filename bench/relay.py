@@ -11,8 +11,9 @@ Both sides use the same API key, one as long as a real one, so the redactor does
 in a real run. Throughput is chunks per second of the turn (request start to last chunk). Time to
 first token runs from just before the request (bare: before `create`; intermodel: when the turn
 producer asks its provider for the stream) to the first chunk in the loop (bare) or the first text
-chunk reaching a subscriber of the run's events (intermodel). Prints a table of medians and the
-ratio, and the load average the figures were measured under.
+chunk reaching a subscriber of the run's events (intermodel). The ratio and the added time are
+medians over pairs: each intermodel run against the bare run beside it (ABBA order), which ran
+under the same load. Prints a table, and the load average the figures were measured under.
 
 `responses` is OpenAI's Responses API: bare, `client.responses.create(stream=True)`; through
 intermodel, an `openai` agent with `api = "responses"`.
@@ -23,6 +24,7 @@ intermodel, an `openai` agent with `api = "responses"`.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import os
 import statistics
@@ -52,7 +54,10 @@ from intermodel.security.secrets import Credentials  # noqa: E402
 from intermodel.transcript.reader import read_transcript  # noqa: E402
 
 Sample = tuple[float, float]  # (chunks per second, seconds to first chunk)
-SETTLE = 0.2  # seconds between measured runs
+# Seconds between making the clients and the timed request, on both sides: the server is still
+# closing the previous stream, and a client's making (it loads the CA certificates, tens of
+# milliseconds of CPU) must not count against the request that follows it.
+SETTLE = 0.2
 # A key of a real key's length on both sides: a run redacts every known key from the reply as it
 # streams, and a key too short to count as a secret would leave that work out.
 KEY = "sk-bench-" + "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
@@ -72,6 +77,7 @@ def start_server(chunks: int) -> tuple[subprocess.Popen[str], str]:
 
 async def bare_openai(base_url: str, chunks: int) -> Sample:
     client = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key=KEY, max_retries=0)
+    await anyio.sleep(SETTLE)
     started = time.perf_counter()
     first = None
     count = 0
@@ -91,6 +97,7 @@ async def bare_openai(base_url: str, chunks: int) -> Sample:
 
 async def bare_anthropic(base_url: str, chunks: int) -> Sample:
     client = anthropic.AsyncAnthropic(base_url=base_url, api_key=KEY, max_retries=0)
+    await anyio.sleep(SETTLE)
     started = time.perf_counter()
     first = None
     count = 0
@@ -110,6 +117,7 @@ async def bare_anthropic(base_url: str, chunks: int) -> Sample:
 
 async def bare_responses(base_url: str, chunks: int) -> Sample:
     client = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key=KEY, max_retries=0)
+    await anyio.sleep(SETTLE)
     started = time.perf_counter()
     first = None
     count = 0
@@ -171,6 +179,7 @@ async def through_intermodel(protocol: str, base_url: str, chunks: int, folder: 
 
     async with prepared_run(pairing, out_dir=folder, environ={"BENCH_KEY": KEY},
                             provider_factory=timed) as run:
+        await anyio.sleep(SETTLE)
         console = run.session.subscribe()
         probe = run.session.subscribe()  # a subscriber that keeps up, until the first chunk
 
@@ -206,10 +215,9 @@ async def measure(protocol: str, base_url: str, chunks: int, runs: int) -> dict[
             if relayed:
                 await through_intermodel(protocol, base_url, chunks, folder)
         for n in range(runs):
-            # Alternate the order (ABBA), so drift in machine load hits both alike, and let the
-            # server settle first: it is still closing the previous stream when a run ends.
+            # Alternate the order (ABBA), so drift in machine load hits both alike.
             for path in (("bare", "intermodel") if n % 2 == 0 else ("intermodel", "bare")):
-                await anyio.sleep(SETTLE)
+                gc.collect()  # the previous run's garbage is collected in neither
                 if path == "bare":
                     results[path].append(await bare(base_url, chunks))
                 elif relayed:
@@ -242,10 +250,12 @@ def main() -> None:
                 rows.append((protocol, median(bare, 0), None, None, median(bare, 1) * 1000,
                              None))
                 continue
+            # Each intermodel run against the bare run beside it, which ran under the same load:
+            # on a shared machine the load swings more between runs than the two paths differ.
+            ratios = [o[0] / b[0] for b, o in zip(bare, ours, strict=True)]
             added = [o[1] - b[1] for b, o in zip(bare, ours, strict=True)]
-            rows.append((protocol, median(bare, 0), median(ours, 0),
-                         median(ours, 0) / median(bare, 0), median(bare, 1) * 1000,
-                         statistics.median(added) * 1000))
+            rows.append((protocol, median(bare, 0), median(ours, 0), statistics.median(ratios),
+                         median(bare, 1) * 1000, statistics.median(added) * 1000))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
