@@ -197,8 +197,8 @@ class StreamRedactor:
     follows; `flush` at the end gives back what is held, a cut-off key redacted.
 
     `feed` runs once per token, so it is written for that: no generator and no helper calls;
-    for each secret, a test for it and for its first character, in C. A secret resolved mid-stream (by another run
-    of the process) is taken up with the next piece."""
+    for each secret, a test for it and for its first character, in C. A secret resolved
+    mid-stream (by another run of the process) is taken up with the next piece."""
 
     __slots__ = ("_held", "_redactor")
 
