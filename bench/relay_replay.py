@@ -13,7 +13,7 @@ memory, in alternation:
 Neither side waits for a socket or parses bytes, so the difference is intermodel's own work per
 chunk. Prints the median and the best of the runs, in microseconds per chunk.
 
-    python bench/relay_replay.py [--chunks 3000] [--runs 9] [--protocol openai anthropic responses]
+    python bench/relay_replay.py [--chunks 2000] [--runs 9] [--protocol openai anthropic responses]
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ async def measure(protocols: list[str], base_url: str, chunks: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chunks", type=int, default=3000)  # a reply must fit 4,096 tokens
+    parser.add_argument("--chunks", type=int, default=2000)  # fits the fake server's context
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--protocol", nargs="+", default=["openai", "anthropic", "responses"],
                         choices=["openai", "anthropic", "responses"])
