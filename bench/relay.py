@@ -230,7 +230,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--protocol", nargs="+", default=["openai", "anthropic"],
+    parser.add_argument("--protocol", nargs="+", default=list(BARE),
                         choices=list(BARE))
     parser.add_argument("--samples", action="store_true", help="print every run's figures too")
     args = parser.parse_args()
