@@ -4,21 +4,27 @@ The loopback fake server (a separate process, so it does not share our GIL) stre
 exactly N chunks as fast as it can. For each protocol we time, in alternation:
 
 - bare: the SDK's own `create(stream=True)` loop, counting content chunks;
-- intermodel: a whole dialogue turn — provider, orchestrator, event bus, transcript writer (fsync
-  per record) and the headless console rendering into a null stream.
+- intermodel: a whole dialogue turn — provider, orchestrator, key redaction, event bus,
+  transcript writer (fsync per record) and the headless console rendering into a null stream.
 
-Throughput is chunks per second of the turn (request start to last chunk); time to first token is
-measured from just before the request. Prints a table of medians and the ratio.
+Both sides use the same API key, one as long as a real one, so the redactor does the work it does
+in a real run. Throughput is chunks per second of the turn (request start to last chunk). Time to
+first token runs from just before the request (bare: before `create`; intermodel: when the turn
+producer asks its provider for the stream) to the first chunk in the loop (bare) or the first text
+chunk reaching a subscriber of the run's events (intermodel). The ratio and the added time are
+medians over pairs: each intermodel run against the bare run beside it (ABBA order), which ran
+under the same load. Prints a table, and the load average the figures were measured under.
 
 `responses` is OpenAI's Responses API: bare, `client.responses.create(stream=True)`; through
 intermodel, an `openai` agent with `api = "responses"`.
 
-    python bench/relay.py [--chunks 2000] [--runs 9] [--protocol openai anthropic responses]
+    python bench/relay.py [--chunks 2000] [--runs 15] [--protocol openai anthropic responses]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import os
 import statistics
@@ -26,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 
 import anthropic
@@ -37,12 +43,24 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from intermodel.config import parse_pairing  # noqa: E402
+from intermodel.config.model import AgentConfig  # noqa: E402
+from intermodel.config.request import Request  # noqa: E402
 from intermodel.console.render import run_console  # noqa: E402
+from intermodel.engine.events import TextChunk  # noqa: E402
 from intermodel.engine.prepare import prepared_run  # noqa: E402
+from intermodel.providers.base import Provider, ProviderWrapper, StreamEvent  # noqa: E402
+from intermodel.providers.registry import make_provider  # noqa: E402
+from intermodel.security.secrets import Credentials  # noqa: E402
 from intermodel.transcript.reader import read_transcript  # noqa: E402
 
 Sample = tuple[float, float]  # (chunks per second, seconds to first chunk)
-SETTLE = 0.2  # seconds between measured runs
+# Seconds between making the clients and the timed request, on both sides: the server is still
+# closing the previous stream, and a client's making (it loads the CA certificates, tens of
+# milliseconds of CPU) must not count against the request that follows it.
+SETTLE = 0.2
+# A key of a real key's length on both sides: a run redacts every known key from the reply as it
+# streams, and a key too short to count as a secret would leave that work out.
+KEY = "sk-bench-" + "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
 
 
 def start_server(chunks: int) -> tuple[subprocess.Popen[str], str]:
@@ -58,7 +76,8 @@ def start_server(chunks: int) -> tuple[subprocess.Popen[str], str]:
 
 
 async def bare_openai(base_url: str, chunks: int) -> Sample:
-    client = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key="k", max_retries=0)
+    client = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key=KEY, max_retries=0)
+    await anyio.sleep(SETTLE)
     started = time.perf_counter()
     first = None
     count = 0
@@ -77,7 +96,8 @@ async def bare_openai(base_url: str, chunks: int) -> Sample:
 
 
 async def bare_anthropic(base_url: str, chunks: int) -> Sample:
-    client = anthropic.AsyncAnthropic(base_url=base_url, api_key="k", max_retries=0)
+    client = anthropic.AsyncAnthropic(base_url=base_url, api_key=KEY, max_retries=0)
+    await anyio.sleep(SETTLE)
     started = time.perf_counter()
     first = None
     count = 0
@@ -96,7 +116,8 @@ async def bare_anthropic(base_url: str, chunks: int) -> Sample:
 
 
 async def bare_responses(base_url: str, chunks: int) -> Sample:
-    client = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key="k", max_retries=0)
+    client = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key=KEY, max_retries=0)
+    await anyio.sleep(SETTLE)
     started = time.perf_counter()
     first = None
     count = 0
@@ -135,18 +156,49 @@ max_tokens = {chunks + 10}
     return f'name = "relay"\n[dialogue]\nopener = "Go."\nmax_turns = 1\n{agents}'
 
 
+class Timed(ProviderWrapper):
+    """An agent's provider, noting when each request begins: the bare loop's `started`. It hands
+    back the provider's own stream, so it adds nothing per chunk."""
+
+    def __init__(self, inner: Provider, starts: list[float]) -> None:
+        super().__init__(inner)
+        self.starts = starts
+
+    def stream(self, request: Request) -> AsyncGenerator[StreamEvent, None]:
+        self.starts.append(time.perf_counter())
+        return self.inner.stream(request)
+
+
 async def through_intermodel(protocol: str, base_url: str, chunks: int, folder: str) -> Sample:
     pairing = parse_pairing(pairing_text(protocol, base_url, chunks), source="relay.toml")
-    async with prepared_run(pairing, out_dir=folder, environ={"BENCH_KEY": "k"}) as run:
+    starts: list[float] = []
+    first: list[float] = []
+
+    def timed(agent: AgentConfig, partner: str, credentials: Credentials) -> Provider:
+        return Timed(make_provider(agent, partner, credentials), starts)
+
+    async with prepared_run(pairing, out_dir=folder, environ={"BENCH_KEY": KEY},
+                            provider_factory=timed) as run:
+        await anyio.sleep(SETTLE)
         console = run.session.subscribe()
+        probe = run.session.subscribe()  # a subscriber that keeps up, until the first chunk
+
+        async def first_chunk() -> None:
+            async for event in probe:
+                if type(event) is TextChunk:
+                    first.append(time.perf_counter())
+                    break
+            run.session.bus.unsubscribe(probe)
+
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: run_console(console, io.StringIO(), color=True, width=100,
                                               write=lambda text: None))
+            tg.start_soon(first_chunk)
             await run.session.run()
     assert run.transcript is not None
     [turn] = read_transcript(run.transcript).turns
-    assert turn.text and turn.ttft is not None
-    return chunks / turn.latency, turn.ttft
+    assert turn.text and len(starts) == 1 and first
+    return chunks / turn.latency, first[0] - starts[0]
 
 
 def median(samples: list[Sample], index: int) -> float:
@@ -163,10 +215,9 @@ async def measure(protocol: str, base_url: str, chunks: int, runs: int) -> dict[
             if relayed:
                 await through_intermodel(protocol, base_url, chunks, folder)
         for n in range(runs):
-            # Alternate the order (ABBA), so drift in machine load hits both alike, and let the
-            # server settle first: it is still closing the previous stream when a run ends.
+            # Alternate the order (ABBA), so drift in machine load hits both alike.
             for path in (("bare", "intermodel") if n % 2 == 0 else ("intermodel", "bare")):
-                await anyio.sleep(SETTLE)
+                gc.collect()  # the previous run's garbage is collected in neither
                 if path == "bare":
                     results[path].append(await bare(base_url, chunks))
                 elif relayed:
@@ -178,12 +229,13 @@ async def measure(protocol: str, base_url: str, chunks: int, runs: int) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--protocol", nargs="+", default=["openai", "anthropic"],
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--protocol", nargs="+", default=list(BARE),
                         choices=list(BARE))
     parser.add_argument("--samples", action="store_true", help="print every run's figures too")
     args = parser.parse_args()
     proc, base_url = start_server(args.chunks)
+    load_before = os.getloadavg()[0]
     try:
         # (protocol, bare rate, our rate, ratio, bare TTFT, added TTFT); None: not relayed yet
         rows: list[tuple[str, float, float | None, float | None, float, float | None]] = []
@@ -198,15 +250,19 @@ def main() -> None:
                 rows.append((protocol, median(bare, 0), None, None, median(bare, 1) * 1000,
                              None))
                 continue
+            # Each intermodel run against the bare run beside it, which ran under the same load:
+            # on a shared machine the load swings more between runs than the two paths differ.
+            ratios = [o[0] / b[0] for b, o in zip(bare, ours, strict=True)]
             added = [o[1] - b[1] for b, o in zip(bare, ours, strict=True)]
-            rows.append((protocol, median(bare, 0), median(ours, 0),
-                         median(ours, 0) / median(bare, 0), median(bare, 1) * 1000,
-                         statistics.median(added) * 1000))
+            rows.append((protocol, median(bare, 0), median(ours, 0), statistics.median(ratios),
+                         median(bare, 1) * 1000, statistics.median(added) * 1000))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    load_after = os.getloadavg()[0]
     print(f"relay: {args.chunks} chunks per reply, median of {args.runs} runs, "
-          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+          f"load average {load_before:.1f} before, {load_after:.1f} after")
     print()
     print("| protocol | bare SDK chunks/s | intermodel chunks/s | ratio | bare TTFT ms "
           "| added TTFT ms |")

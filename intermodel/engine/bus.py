@@ -73,6 +73,9 @@ class Subscription:
         # Pending merges that later chunks of their stream may still join: only those queued
         # after the last other event, so that no chunk is delivered before an event it followed.
         self._open: dict[StreamKey, _Merged] = {}
+        # The pending merge a chunk last went to, while it is open: the next chunk is almost
+        # always of the same stream, and comparing three fields beats building a key to look up.
+        self._last: _Merged | None = None
         self._ready = anyio.Event()
         self._closed = False
 
@@ -84,11 +87,18 @@ class Subscription:
             queue.append(event)
             self._ready.set()
             return
+        tail = self._last
+        # (Its kind being a chunk's, the event is a chunk.)
+        if tail is not None and tail.kind is type(event) \
+                and tail.turn == event.turn and tail.agent == event.agent:
+            tail.parts.append(event.text)
+            return
         if isinstance(event, _CHUNK_TYPES):  # a tuple: the fast isinstance
             key = (event.turn, event.agent)
             pending = self._open.get(key)
             if pending is not None and pending.kind is type(event):
                 pending.parts.append(event.text)
+                self._last = pending
                 return
             # Thinking after text (or the reverse) starts a new piece: their order is kept.
             last = queue[-1]
@@ -102,8 +112,10 @@ class Subscription:
                     self._overflow()
                     return
             self._open[key] = merged
+            self._last = merged
             return
         self._open.clear()
+        self._last = None
         queue.append(event)
         self._ready.set()
         if self._limit is not None and len(queue) > self._limit:
@@ -119,6 +131,8 @@ class Subscription:
         if isinstance(item, _Merged):
             if self._open.get(item.key) is item:
                 del self._open[item.key]  # delivered: later chunks start a new piece
+                if self._last is item:
+                    self._last = None
             return item.event()
         return item
 
@@ -131,6 +145,7 @@ class Subscription:
         items = [self._deliver(item) for item in self._queue]
         self._queue.clear()
         self._open.clear()
+        self._last = None
         return items
 
     async def wait(self) -> bool:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from intermodel.config.request import Request
 from intermodel.engine.events import (
@@ -217,10 +218,16 @@ class TurnProducer:
 
     async def _stream(self, provider: Provider, request: Request, index: int, agent: str,
                       partial: _Partial, started: float, cap: int = _NO_CAP) -> None:
-        # The hot path: once per token. Exact type checks and bound methods keep it cheap.
+        # The hot path: once per token. Exact type checks, locals and bound methods keep it
+        # cheap; what one kind's scrubber holds back is flushed only when the kind changes.
         publish = self._publish
-        add_text = partial.text.append
+        add_text, add_thinking = partial.text.append, partial.thinking.append
         size = 0  # characters of text and thinking so far, against `cap`
+        first = True  # no text or thinking yet: the next is the first token
+        thinking = False  # the last delta was thinking
+        # Once the first piece is out, the producer yields once, so subscribers get it now
+        # rather than after a burst the server sent at once has been parsed whole.
+        first_out = True
         # A server may echo a key: it is removed from the reply as it streams, so the screen, the
         # transcript and the partner's view all get the same text without it.
         text_scrub, thinking_scrub = self._redact.stream(), self._redact.stream()
@@ -228,7 +235,7 @@ class TurnProducer:
 
         def flush_thinking() -> None:
             if rest := thinking_scrub.flush():
-                partial.thinking.append(rest)
+                add_thinking(rest)
                 publish(ThinkingChunk(index, agent, rest))
 
         def flush_text() -> None:
@@ -240,28 +247,42 @@ class TurnProducer:
             async with aclosing(provider.stream(request)) as events:
                 async for event in events:
                     if type(event) is TextDelta:
-                        if partial.ttft is None:
+                        if first:
                             partial.ttft = anyio.current_time() - started
-                        flush_thinking()  # what it held back comes first (cheap when nothing)
-                        if piece := clean_text(event.text):
+                            first = False
+                        if thinking:  # what thinking held back comes first
+                            thinking = False
+                            flush_thinking()
+                        text = event.text
+                        if piece := clean_text(text):
                             add_text(piece)
                             publish(TextChunk(index, agent, piece))
+                            if first_out:
+                                first_out = False
+                                await checkpoint()
                         else:
                             partial.events += 1  # held back, but a sign of life all the same
-                        size += len(event.text)
+                        size += len(text)
                         if size > cap:
                             _cut(partial, request, cap, agent, index)
                             break
                     elif isinstance(event, ThinkingDelta):
-                        if partial.ttft is None:
+                        if first:
                             partial.ttft = anyio.current_time() - started
-                        flush_text()
-                        if piece := clean_thinking(event.text):
-                            partial.thinking.append(piece)
+                            first = False
+                        if not thinking:
+                            thinking = True
+                            flush_text()
+                        text = event.text
+                        if piece := clean_thinking(text):
+                            add_thinking(piece)
                             publish(ThinkingChunk(index, agent, piece))
+                            if first_out:
+                                first_out = False
+                                await checkpoint()
                         else:
                             partial.events += 1
-                        size += len(event.text)
+                        size += len(text)
                         if size > cap:
                             _cut(partial, request, cap, agent, index)
                             break

@@ -29,6 +29,7 @@ from intermodel.providers.base import (
     ConfiguredProvider,
     Finished,
     StreamEvent,
+    TextDelta,
     ThinkingDelta,
     UsageReport,
 )
@@ -152,13 +153,17 @@ class OpenAIProvider(OpenAIClientProvider):
                         continue
                     choice = chunk.choices[0]
                     delta = choice.delta
-                    extra = delta.model_extra or {}
-                    reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+                    extra = delta.model_extra  # fields beyond OpenAI's own: none, mostly
+                    reasoning = (extra.get("reasoning_content") or extra.get("reasoning")) \
+                        if extra else None
                     if isinstance(reasoning, str) and reasoning:
                         yield ThinkingDelta(reasoning)
-                    if delta.content:
-                        for piece in parser.feed(delta.content):
-                            yield piece
+                    if content := delta.content:
+                        if parser.plain and "<" not in content:  # most tokens: no tag near
+                            yield TextDelta(content)
+                        else:
+                            for piece in parser.feed(content):
+                                yield piece
                     elif not reasoning:
                         yield HEARTBEAT  # the role chunk, an empty delta, the finish
                     if choice.finish_reason:

@@ -34,6 +34,7 @@ from intermodel.providers.base import (
     HEARTBEAT,
     Finished,
     StreamEvent,
+    TextDelta,
     ThinkingDelta,
     UsageReport,
 )
@@ -121,9 +122,12 @@ class OpenAIResponsesProvider(OpenAIClientProvider):
                     phase.streaming = True
                     kind = event.type
                     if kind == "response.output_text.delta":  # the most frequent first
-                        if event.delta:
-                            for piece in parser.feed(event.delta):
-                                yield piece
+                        if text := event.delta:
+                            if parser.plain and "<" not in text:  # most tokens: no tag near
+                                yield TextDelta(text)
+                            else:
+                                for piece in parser.feed(text):
+                                    yield piece
                             continue
                     elif kind in _THINKING_DELTAS:
                         if event.delta:

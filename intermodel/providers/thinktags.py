@@ -4,6 +4,9 @@ Reasoning models served through OpenAI-compatible servers often put their chain 
 Tags arrive split across chunks (`"<thi"`, `"nk>"`), so the parser holds back only the shortest
 tail that could still become a tag and releases everything else at once: text is never delayed by
 more than a tag's length.
+
+`plain` says whether the parser is outside thinking with nothing held back: then a chunk without
+`<` is text as it stands, and a provider can pass it on without calling `feed` (once per token).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ class ThinkTagParser:
         self._buffer = ""
         self._close: str | None = None  # the closing tag we wait for, while inside thinking
         self._trim = False  # drop whitespace that separates a closing tag from the reply
+        self.plain = True  # outside thinking, nothing held back, nothing to trim
 
     def feed(self, chunk: str) -> list[TextDelta | ThinkingDelta]:
         if not self._buffer and "<" not in chunk and not self._trim:
@@ -45,6 +49,7 @@ class ThinkTagParser:
             self._emit(out, self._buffer[: len(self._buffer) - keep])
             self._buffer = self._buffer[len(self._buffer) - keep:]
             break
+        self.plain = not self._buffer and self._close is None and not self._trim
         return out
 
     def flush(self) -> list[TextDelta | ThinkingDelta]:
@@ -52,6 +57,7 @@ class ThinkTagParser:
         out: list[TextDelta | ThinkingDelta] = []
         self._emit(out, self._buffer)
         self._buffer = ""
+        self.plain = self._close is None and not self._trim
         return out
 
     def _emit(self, out: list[TextDelta | ThinkingDelta], text: str) -> None:

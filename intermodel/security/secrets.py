@@ -194,38 +194,54 @@ def _without_cut_off(text: str, secret: str, mark: str) -> str:
 class StreamRedactor:
     """Known secrets out of text that arrives in pieces (a reply as it streams). A piece that ends
     with the beginning of a secret is held back until the next one shows whether the secret
-    follows; `flush` at the end gives back what is held, a cut-off key redacted."""
+    follows; `flush` at the end gives back what is held, a cut-off key redacted.
+
+    `feed` runs once per token, so it is written for that: no generator and no helper calls;
+    for each secret, a test for it and for its first character, in C. A secret resolved
+    mid-stream (by another run of the process) is taken up with the next piece."""
+
+    __slots__ = ("_held", "_redactor")
 
     def __init__(self, redactor: Redactor) -> None:
         self._redactor = redactor
         self._held = ""
 
     def feed(self, piece: str) -> str:
-        secrets = self._redactor.secrets
+        redactor = self._redactor
+        # `secrets`, inlined: the set of resolved values only grows, so its size says if it did.
+        secrets = redactor._secrets if redactor._seen == len(_resolved) else redactor.secrets
         if not secrets:  # the common case (no keys at all): nothing to do per token
             return piece
-        text = self._redactor.replace_whole(self._held + piece)
-        hold = max(_pending(text, secret) for secret in secrets)
-        self._held = text[len(text) - hold:] if hold else ""
-        return text[:len(text) - hold]
+        held = self._held
+        text = held + piece if held else piece
+        for secret in secrets:  # longest first, as in `replace_whole`
+            if secret in text:
+                text = text.replace(secret, Redactor.MARK)
+        # Hold back the longest end of `text` that is a proper beginning of a secret.
+        size = len(text)
+        hold = 0
+        for secret in secrets:
+            first = secret[0]
+            if first not in text:  # most pieces, for most secrets
+                continue
+            start = size - len(secret) + 1
+            at = text.find(first, start if start > 0 else 0)  # (not max(): a slow call)
+            while at != -1 and size - at > hold:
+                if secret.startswith(text[at:]):
+                    hold = size - at
+                    break
+                at = text.find(first, at + 1)
+        if hold:
+            self._held = text[size - hold:]
+            return text[:size - hold]
+        self._held = ""
+        return text
 
     def flush(self) -> str:
         if not self._held:
             return ""
         held, self._held = self._held, ""
         return self._redactor.known(held)
-
-
-def _pending(text: str, secret: str) -> int:
-    """Length of the longest end of `text` that is a proper beginning of `secret`."""
-    start = max(0, len(text) - len(secret) + 1)
-    first = secret[0]
-    at = text.find(first, start)
-    while at != -1:
-        if secret.startswith(text[at:]):
-            return len(text) - at
-        at = text.find(first, at + 1)
-    return 0
 
 
 _default = Redactor()

@@ -13,6 +13,7 @@ from tests.conftest import require_local_model
 REPO = Path(__file__).resolve().parents[2]
 TINY = {
     "relay.py": ["--chunks", "50", "--runs", "1", "--protocol", "openai", "anthropic", "responses"],
+    "relay_replay.py": ["--chunks", "50", "--runs", "1"],
     "tui_stream.py": ["--turns", "1", "--words", "10", "--paced-turns", "1", "--paced-words", "5",
                       "--history-words", "10", "--repeat", "1", "--histories", "2,3"],
     "local.py": ["--tokens", "8", "--runs", "1", "--launches", "1"],

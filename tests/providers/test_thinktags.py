@@ -47,3 +47,46 @@ def test_unclosed_thinking_is_flushed_as_thinking() -> None:
 
 def test_text_before_thinking_is_kept() -> None:
     assert run(["Sure. <think>hm</think>Done."]) == ("hm", "Sure. Done.")
+
+
+def run_as_providers_do(chunks: list[str]) -> tuple[str, str]:
+    """As the providers feed it: a chunk the parser would pass as it stands (`plain`, no `<`)
+    is taken as text without a call to `feed`."""
+    parser = ThinkTagParser()
+    pieces: list[TextDelta | ThinkingDelta] = []
+    for chunk in chunks:
+        if parser.plain and "<" not in chunk:
+            pieces.append(TextDelta(chunk))
+        else:
+            pieces.extend(parser.feed(chunk))
+    pieces += parser.flush()
+    thinking = "".join(p.text for p in pieces if isinstance(p, ThinkingDelta))
+    text = "".join(p.text for p in pieces if isinstance(p, TextDelta))
+    return thinking, text
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_providers_shortcut_changes_nothing(seed: int) -> None:
+    rng = random.Random(seed)
+    source = rng.choice([
+        "<think>a plan\nin steps</think>\n\n  The answer, <b>bold</b>.",
+        "No thinking at all, just < and > here.",
+        "Before. <thinking>hm < hm</thinking>After <think",
+        "<thi <think>x</think>   \n",
+    ])
+    cuts = sorted(rng.sample(range(1, len(source)), rng.randint(1, min(12, len(source) - 1))))
+    chunks = [source[a:b] for a, b in zip([0, *cuts], [*cuts, len(source)], strict=True)]
+    assert run_as_providers_do(chunks) == run(chunks)
+
+
+def test_plain_only_outside_thinking_with_nothing_held() -> None:
+    parser = ThinkTagParser()
+    assert parser.plain
+    parser.feed("Hi <thi")
+    assert not parser.plain  # "<thi" is held back
+    parser.feed("nk>deep")
+    assert not parser.plain  # inside thinking
+    parser.feed("</think>")
+    assert not parser.plain  # the whitespace after the tag is still to be trimmed
+    parser.feed("\n\nAnswer")
+    assert parser.plain
