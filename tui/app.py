@@ -74,7 +74,7 @@ class IntermodelApp(App[int]):
     # Textual would focus the first focusable widget: the interjection's input, hidden at once,
     # whose cursor then blinked unseen and woke an idle screen twice a second. The keys are the
     # app's, so nothing needs the focus until a bar opens or a pane is clicked.
-    AUTO_FOCUS = "*"
+    AUTO_FOCUS = None
 
     # What the footer's keys depend on, mirrored from the model after every batch of events: a
     # change refreshes the keys offered, and the status bar at once rather than at its next tick.
