@@ -5,7 +5,9 @@ app's loop and publishes into its bus. The app's pump waits for events, drains e
 (the bus has already merged adjacent chunks), applies the batch to the `ConversationModel` (the
 whole history, as plain data), lets each pane catch up once (a pane mounts widgets only for its
 newest entries), then sleeps a frame (`FRAME_SECONDS`) so tokens pile up into the next batch. The
-status bar is redrawn from a timer. Nothing happens per token.
+status line is worked out again with each batch and repainted only if it changed; a one-shot timer
+wakes it only when time alone would change it (its clock's next second), so a finished or paused
+screen sleeps. Nothing happens per token.
 
 A panel (one message, N agents answering at once) uses the same path: when its run starts, the two
 dialogue columns are replaced by one column per agent (`columns.PanelView`), and every pane
