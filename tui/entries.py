@@ -27,6 +27,7 @@ __all__ = [
     "BLOCK_CHARS",
     "FLIPPED",
     "HIDDEN",
+    "Block",
     "EntryView",
     "GrowsInPlace",
     "HumanView",
@@ -47,10 +48,9 @@ class GrowsInPlace(Widget):
     After a layout Textual stores each widget's new virtual size through a reactive that asks for
     another layout, so every layout that grew a block, its turn and its pane was followed by a
     second, identical one, and a second repaint of the whole pane (about one per line of streamed
-    text).
-    The layout just done already placed everything by that size; a scrollbar that appears or
-    goes still asks for its own layout. (Mixed in as a second base: Textual takes CSS type names
-    and default styles from the first.)"""
+    text). The layout just done already placed everything by that size; a scrollbar that appears
+    or goes still asks for its own layout. (Mixed in as a second base: Textual takes CSS type
+    names and default styles from the first.)"""
 
     def _size_updated(self, size: Size, virtual_size: Size, container_size: Size,
                       layout: bool = True) -> bool:
