@@ -13,7 +13,14 @@ then the measured turns continue the same run (resumed, with the scenario's paci
 
 Each is also run without the UI (a consumer that only drains the bus), which shows what the
 scripted provider and the core deliver on their own (the degeneration detectors included, as in
-any run).
+any run); the paced UI run is compared with it (× core).
+
+Measured apart from those, in the runs of (b):
+- start-up: from making the app to its first screen (`run_test` ready), so it is not folded
+  into the streaming figures (which start once the history is on screen);
+- idle: the process's CPU time over `--idle` seconds of a screen with nothing to do, once the
+  history run has finished, and once a further paced run has been paused between two turns
+  (`space`, then nothing under way).
 
     python bench/tui_stream.py [--turns 16] [--words 1000] [--paced-turns 4] [--paced-words 300]
 """
@@ -44,6 +51,7 @@ from intermodel.tui.sources import LiveSource, Pump
 RUN_ID = "bench0000000"
 SIZE = (160, 48)
 LAG_TICK = 0.005
+WAIT_LIMIT = 120.0  # seconds the bench waits for a state of the screen before giving up
 
 
 def reply(words: int, seed: int) -> str:
@@ -98,14 +106,19 @@ def dialogue(p: Pairing, turns: list[Turn], new_turns: int) -> Dialogue:
 
 
 class BenchSource(LiveSource):
-    """Runs the history flat out, then, when told to, the measured turns of the same run."""
+    """Runs the history flat out, then, when told to, the measured turns of the same run, and
+    then, when told to again, the turns of `paused` (if given), which the bench pauses."""
 
-    def __init__(self, history: Dialogue, measured: Callable[[list[Turn]], Dialogue]) -> None:
+    def __init__(self, history: Dialogue, measured: Callable[[list[Turn]], Dialogue],
+                 paused: Callable[[list[Turn]], Dialogue] | None = None) -> None:
         super().__init__(self._open)
         self.dialogue = history
         self.measured = measured
+        self.paused = paused
         self.history_done = anyio.Event()
         self.go = anyio.Event()
+        self.measured_done = anyio.Event()
+        self.go_on = anyio.Event()
 
     @asynccontextmanager
     async def _open(self) -> AsyncIterator[Run]:
@@ -120,6 +133,11 @@ class BenchSource(LiveSource):
         self.history_done.set()
         await self.go.wait()
         await super().serve(pump)
+        self.measured_done.set()
+        if self.paused is not None:
+            self.run, self.dialogue = None, self.paused(self.dialogue.state.turns)
+            await self.go_on.wait()
+            await super().serve(pump)
 
 
 @dataclasses.dataclass
@@ -128,6 +146,9 @@ class Figures:
     wall: float
     cpu: float
     lags: list[float]
+    startup: float | None = None  # seconds from making the app to its first screen
+    idle_finished: float | None = None  # CPU seconds of a finished screen over `--idle` s
+    idle_paused: float | None = None  # CPU seconds of a paused screen over `--idle` s
 
     @property
     def rate(self) -> float:
@@ -161,25 +182,55 @@ async def _measure(run: Callable[[], Awaitable[None]], tokens: int) -> Figures:
     return Figures(tokens, wall, cpu, lags)
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(WAIT_LIMIT):
+        while not condition():  # noqa: ASYNC110 - screen state has no event to wait on
+            await asyncio.sleep(0.005)
+
+
+async def idle_cpu(seconds: float) -> float:
+    """CPU seconds the process spends over `seconds` of doing nothing itself."""
+    gc.collect()
+    cpu = time.process_time()
+    await asyncio.sleep(seconds)
+    return time.process_time() - cpu
+
+
 async def with_ui(fast: Pairing, paced: Pairing, history_turns: int, new_turns: int,
-                  words: int) -> Figures:
+                  words: int, idle: float = 0.0) -> Figures:
+    """The measured turns on screen; with `idle`, also the start-up and the idle screens."""
+    pause_after = pairing(30, 0.01)  # short turns, so the pause is reached soon
     source = BenchSource(dialogue(fast, [], history_turns),
-                         lambda turns: dialogue(paced, turns, new_turns))
+                         lambda turns: dialogue(paced, turns, new_turns),
+                         (lambda turns: dialogue(pause_after, turns, 4)) if idle else None)
+    started = time.perf_counter()
     app = IntermodelApp(source)
     async with app.run_test(size=SIZE) as pilot:
+        startup = time.perf_counter() - started
         await source.history_done.wait()
         await pilot.pause()
+        idle_finished = await idle_cpu(idle) if idle else None
 
         async def run() -> None:
             source.go.set()
-            await app.served.wait()
+            await source.measured_done.wait()  # (its pump has shown the last batch)
             await pilot.pause()  # the last batch on screen
 
         figures = await _measure(run, new_turns * words)
         mounted = sum(pane.mounted for pane in app.panes)
         assert mounted < 60, f"{mounted} entries mounted: the panes did not prune"
         assert app.model.last_turn == history_turns + new_turns
-        await pilot.press("q")
+        if idle:
+            source.go_on.set()
+            await until(lambda: app.model.in_flight is not None)
+            await pilot.press("space")  # pause after the turn under way
+            await until(lambda: app.model.paused and app.model.in_flight is None)
+            await pilot.pause()
+            figures.idle_paused = await idle_cpu(idle)
+            figures.idle_finished, figures.startup = idle_finished, startup
+            app.exit(0)
+        else:
+            await pilot.press("q")
     return figures
 
 
@@ -210,8 +261,10 @@ async def one(args: argparse.Namespace) -> Figures:
     turns = args.paced_turns if paced else args.turns
     fast = pairing(args.history_words, 0.0)
     measured = pairing(words, 0.01 if paced else 0.0)
-    return await (with_ui if where == "ui" else without_ui)(
-        fast, measured, int(history_turns), turns, words)
+    if where == "ui":
+        return await with_ui(fast, measured, int(history_turns), turns, words,
+                             args.idle if paced else 0.0)
+    return await without_ui(fast, measured, int(history_turns), turns, words)
 
 
 def measure_apart(args: argparse.Namespace, scenario: str, history_turns: int,
@@ -228,30 +281,66 @@ def measure_apart(args: argparse.Namespace, scenario: str, history_turns: int,
             sys.exit(f"{' '.join(command[1:])} failed:\n{done.stderr[-3000:]}")
         out = done.stdout
         runs.append(Figures(**json.loads(out.strip().splitlines()[-1])))
-    return sorted(runs, key=lambda f: f.wall)[len(runs) // 2]
+    return median_run(runs)
 
 
-def main(args: argparse.Namespace) -> None:
-    rows: list[tuple[str, str, int, Figures, float | None]] = []
-    early_turns, late_turns = args.histories
+def median_run(runs: list[Figures]) -> Figures:
+    """The median run by wall time, with the median of each idle figure (an idle figure does
+    not follow the wall time of the run it was measured in)."""
+    chosen = dataclasses.replace(sorted(runs, key=lambda f: f.wall)[len(runs) // 2])
+    for name in ("startup", "idle_finished", "idle_paused"):
+        values = sorted(v for f in runs if (v := getattr(f, name)) is not None)
+        setattr(chosen, name, values[len(values) // 2] if values else None)
+    return chosen
+
+
+Row = tuple[str, str, int, Figures]  # scenario, "core" or "ui", first measured turn, figures
+
+
+def collect(args: argparse.Namespace) -> list[Row]:
+    rows: list[Row] = []
     for scenario in ("a", "b"):
-        for history_turns in (early_turns, late_turns):
+        for history_turns in args.histories:
             for where in ("core", "ui"):
                 f = measure_apart(args, scenario, history_turns, where)
-                ideal = args.paced_turns * args.paced_words * 0.01 if scenario == "b" else None
-                rows.append((scenario, where, history_turns + 1, f, ideal))
+                rows.append((scenario, where, history_turns + 1, f))
+    return rows
+
+
+def report(rows: list[Row], args: argparse.Namespace) -> None:
+    """The tables: the streaming figures, then start-up and idle screens."""
+    ideal = args.paced_turns * args.paced_words * 0.01
+    core = {(s, start): f for s, where, start, f in rows if where == "core"}
     print(f"{'':<3} {'run':<5} {'from turn':>9} {'tokens':>7} {'wall s':>7} {'tok/s':>7} "
-          f"{'x ideal':>8} {'cpu s':>6} {'lag p95':>8} {'lag max':>8}")
-    for scenario, where, start, f, ideal in rows:
-        ratio = f"{f.wall / ideal:.3f}" if ideal else "—"
+          f"{'x ideal':>8} {'x core':>7} {'cpu s':>6} {'cpu %':>6} {'UI %':>5} {'lag p95':>8} "
+          f"{'lag max':>8}")
+    for scenario, where, start, f in rows:
+        base = core.get((scenario, start))
+        paced = scenario == "b"
+        ratio = f"{f.wall / ideal:.3f}" if paced else "—"
+        vs_core = f"{f.wall / base.wall:.3f}" if paced and base and where == "ui" else "—"
+        # The UI's share of a core: the CPU time it adds to the core's, over its wall time.
+        ui_share = f"{100 * (f.cpu - base.cpu) / f.wall:.1f}" if base and where == "ui" else "—"
         print(f"{scenario:<3} {where:<5} {start:>9} {f.tokens:>7} {f.wall:>7.2f} {f.rate:>7.0f} "
-              f"{ratio:>8} {f.cpu:>6.2f} {f.lag(0.95) * 1000:>6.1f}ms {f.lag(1.0) * 1000:>6.1f}ms")
-    ui = {(s, start): f for s, where, start, f, _ in rows if where == "ui"}
+              f"{ratio:>8} {vs_core:>7} {f.cpu:>6.2f} {100 * f.cpu / f.wall:>6.1f} "
+              f"{ui_share:>5} {f.lag(0.95) * 1000:>6.1f}ms {f.lag(1.0) * 1000:>6.1f}ms")
+    ui = {(s, start): f for s, where, start, f in rows if where == "ui"}
+    starts = sorted({start for _, _, start, _ in rows})
     for scenario in ("a", "b"):
-        early, late = ui[scenario, early_turns + 1], ui[scenario, late_turns + 1]
-        print(f"({scenario}) UI, turn {late_turns + 1} / turn {early_turns + 1}: "
-              f"wall {late.wall / early.wall:.2f}, "
-              f"cpu {late.cpu / early.cpu:.2f}, lag p95 {late.lag(0.95) / early.lag(0.95):.2f}")
+        early, late = ui.get((scenario, starts[0])), ui.get((scenario, starts[-1]))
+        if early is None or late is None or early is late:
+            continue
+        print(f"({scenario}) UI, turn {starts[-1]} / turn {starts[0]}: "
+              f"wall {late.wall / early.wall:.2f}, cpu {late.cpu / early.cpu:.2f}, "
+              f"lag p95 {late.lag(0.95) / max(early.lag(0.95), 1e-9):.2f}")
+    print(f"\n{'from turn':>9} {'start-up s':>10} {'idle finished':>14} {'idle paused':>12}"
+          f"   (CPU % of a core over {args.idle:g} s)")
+    for start in starts:
+        f = ui.get(("b", start))
+        if f is None or f.idle_finished is None or f.idle_paused is None:
+            continue
+        print(f"{start:>9} {f.startup or 0:>10.3f} {100 * f.idle_finished / args.idle:>13.2f}% "
+              f"{100 * f.idle_paused / args.idle:>11.2f}%")
 
 
 if __name__ == "__main__":
@@ -265,6 +354,8 @@ if __name__ == "__main__":
                         help="turns of history before the two measurements (default 9,500)")
     parser.add_argument("--history-words", type=int, default=1000,
                         help="words per turn of the history before the measured turns")
+    parser.add_argument("--idle", type=float, default=10.0,
+                        help="seconds each idle screen is watched (0: not measured)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each measurement (the median is shown)")
     parser.add_argument("--one", nargs=3, metavar=("SCENARIO", "HISTORY", "WHERE"),
@@ -274,4 +365,4 @@ if __name__ == "__main__":
         figures = asyncio.run(one(arguments))
         print(json.dumps(dataclasses.asdict(figures)))
     else:
-        main(arguments)
+        report(collect(arguments), arguments)

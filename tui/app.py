@@ -5,7 +5,9 @@ app's loop and publishes into its bus. The app's pump waits for events, drains e
 (the bus has already merged adjacent chunks), applies the batch to the `ConversationModel` (the
 whole history, as plain data), lets each pane catch up once (a pane mounts widgets only for its
 newest entries), then sleeps a frame (`FRAME_SECONDS`) so tokens pile up into the next batch. The
-status bar is redrawn from a timer. Nothing happens per token.
+status line is worked out again with each batch and repainted only if it changed; a one-shot timer
+wakes it only when time alone would change it (its clock's next second), so a finished or paused
+screen sleeps. Nothing happens per token.
 
 A panel (one message, N agents answering at once) uses the same path: when its run starts, the two
 dialogue columns are replaced by one column per agent (`columns.PanelView`), and every pane
@@ -27,6 +29,7 @@ from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.reactive import var
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from intermodel.config.model import Panel, RunSpec
@@ -48,7 +51,7 @@ from .pane import AgentPane
 from .prompts import GotoBar, InterjectBar
 from .quit import ConfirmQuit
 from .sources import AttachedSource, FollowSource, LiveSource, ReplaySource, Source
-from .status import StatusBar
+from .status import StatusBar, next_change
 from .text import plain
 
 __all__ = ["STACK_BELOW", "IntermodelApp", "attach_app", "live_app", "replay_app", "run_attach",
@@ -59,7 +62,7 @@ FRAME_SECONDS = 0.05  # how long tokens pile up between two screen updates
 # at once frames are spaced out in proportion (12 columns: a frame every 0.15 s, which halved the
 # CPU time of 12 columns at 100 tokens per second each, measured).
 STREAMS_PER_FRAME = 4
-STATUS_SECONDS = 0.25  # how often the status bar is redrawn
+TICK_SLACK = 0.01  # seconds past the moment the status line changes that its timer fires
 STACK_BELOW = 100  # columns: narrower terminals show the agents one above the other
 CACHE_SECONDS = 1.0  # at most this often, at a turn's start, painted-line caches are dropped
 QUIT_GRACE = 10.0  # seconds a stopping run gets to finish its transcript before quitting anyway
@@ -71,6 +74,10 @@ class IntermodelApp(App[int]):
     # Textual declares this as an instance variable; redeclaring it as a ClassVar upsets mypy.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (STACK_BELOW, "-wide")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = keys.BINDINGS
+    # Textual would focus the first focusable widget: the interjection's input, hidden at once,
+    # whose cursor then blinked unseen and woke an idle screen twice a second. The keys are the
+    # app's, so nothing needs the focus until a bar opens or a pane is clicked.
+    AUTO_FOCUS = None
 
     # What the footer's keys depend on, mirrored from the model after every batch of events: a
     # change refreshes the keys offered, and the status bar at once rather than at its next tick.
@@ -95,6 +102,9 @@ class IntermodelApp(App[int]):
         self._generation = 0
         self._turn = 0
         self._caches_dropped = time.monotonic()
+        self._status_bar = StatusBar()
+        self._status_timer: Timer | None = None  # wakes the status bar when its text would change
+        self._status_due = 0.0
         self._panes: tuple[AgentPane, ...] = (AgentPane(self.model, 0, id="pane-a"),
                                               AgentPane(self.model, 1, id="pane-b"))
         self.set_reactive(IntermodelApp.running, source.live)
@@ -107,7 +117,7 @@ class IntermodelApp(App[int]):
             yield from self._panes
         yield InterjectBar(blink=self.blink)
         yield GotoBar(blink=self.blink)
-        yield StatusBar()
+        yield self._status_bar
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -116,7 +126,6 @@ class IntermodelApp(App[int]):
         if self.source.live:
             self._handle_signals()
         self._serve()
-        self.set_interval(STATUS_SECONDS, self.refresh_status)
         self.refresh_status()
 
     @property
@@ -207,6 +216,7 @@ class IntermodelApp(App[int]):
         for notice in model.take_notices():
             self.notify(notice, markup=False, severity="warning", timeout=8)
         self._sync_state()
+        self.refresh_status()  # repaints only if its text changed
 
     def _sync_state(self) -> None:
         """Mirror the model into the reactive state; only a change refreshes anything."""
@@ -240,8 +250,30 @@ class IntermodelApp(App[int]):
             widget.refresh()
 
     def refresh_status(self) -> None:
-        for bar in self.query(StatusBar):  # none while the screen is being torn down
-            bar.show(self.model, self.clock(), self.source.playback)
+        """Work out the status line again (repainted only if it changed), and wake it again when
+        it would change with time alone."""
+        now = self.clock()
+        bar = self._status_bar  # kept, not queried: a query walks every widget on the screen
+        shown = bar.is_attached  # not while the screen is being torn down
+        if shown:
+            bar.show(self.model, now, self.source.playback)
+        wait = next_change(self.model, now, self.source.playback) if shown else None
+        if wait is None:
+            if self._status_timer is not None:
+                self._status_timer.stop()
+                self._status_timer = None
+            return
+        due = time.monotonic() + wait
+        # A timer already due no later stays: one that fires early finds nothing changed.
+        if self._status_timer is None or due < self._status_due - TICK_SLACK:
+            if self._status_timer is not None:
+                self._status_timer.stop()
+            self._status_timer = self.set_timer(wait + TICK_SLACK, self._status_tick)
+            self._status_due = due
+
+    def _status_tick(self) -> None:
+        self._status_timer = None
+        self.refresh_status()
 
     # -- actions --------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import cast
 from textual.containers import Vertical
 from textual.content import Content
 from textual.css.styles import RulesMap
+from textual.geometry import Size
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -26,7 +27,9 @@ __all__ = [
     "BLOCK_CHARS",
     "FLIPPED",
     "HIDDEN",
+    "Block",
     "EntryView",
+    "GrowsInPlace",
     "HumanView",
     "NoteView",
     "ThinkingToggle",
@@ -37,6 +40,25 @@ __all__ = [
 BLOCK_CHARS = 1500
 HIDDEN = "-thinking-hidden"  # the screen's class: thinking is hidden (in turns not flipped)
 FLIPPED = "-thinking-flipped"  # a turn's class: its thinking shows the other way from the rest
+
+
+class GrowsInPlace(Widget):
+    """A widget whose size changes as a stream grows it (a block of text, a turn, a pane).
+
+    After a layout Textual stores each widget's new virtual size through a reactive that asks for
+    another layout, so every layout that grew a block, its turn and its pane was followed by a
+    second, identical one, and a second repaint of the whole pane (about one per line of streamed
+    text). The layout just done already placed everything by that size; a scrollbar that appears
+    or goes still asks for its own layout. (Mixed in as a second base: Textual takes CSS type
+    names and default styles from the first.)"""
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size,
+                      layout: bool = True) -> bool:
+        return super()._size_updated(size, virtual_size, container_size, layout=False)
+
+
+class Block(Static, GrowsInPlace):
+    """A piece of a turn's text (see `_Blocks`)."""
 
 
 class _Blocks:
@@ -91,7 +113,7 @@ class _Blocks:
         self._tail_lines = lines
 
     def _block(self, text: str) -> Static:
-        return Static(Content(text), markup=False, classes=self._classes)
+        return Block(Content(text), markup=False, classes=self._classes)
 
 
 class ThinkingToggle(Static):
@@ -125,7 +147,7 @@ class ThinkingToggle(Static):
         self.refresh_label()
 
 
-class TurnView(Vertical):
+class TurnView(Vertical, GrowsInPlace):
     """One turn: a title rule, optional thinking (dimmed, collapsible), then the reply."""
 
     def __init__(self, entry: TurnEntry) -> None:

@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
-from .entries import EntryView, TurnView, entry_view
+from .entries import EntryView, GrowsInPlace, TurnView, entry_view
 from .model import ConversationModel, Entry
 from .text import plain
 
@@ -29,7 +29,7 @@ class EarlierMarker(Static):
     """Says how many older entries are not mounted, at the top of a pane."""
 
 
-class AgentPane(VerticalScroll):
+class AgentPane(VerticalScroll, GrowsInPlace):
     """The entries of one agent, following the live end unless the person scrolls up."""
 
     def __init__(self, model: ConversationModel, slot: int, *, id: str) -> None:
