@@ -182,7 +182,8 @@ class Batch:
         activity = ""
         session = self._live.get(entry.id)
         if session is not None:
-            live = session.snapshot()
+            live = session.snapshot()  # the run's own count: ahead of the events followed
+            turns = int(live["turns"])  # type: ignore[call-overload]
             max_turns = int(live["max_turns"])  # type: ignore[call-overload]
             activity = str(live["state"])
         return {
