@@ -16,6 +16,7 @@ Enter on a running entry attaches to it: the dashboard hands the terminal to `in
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -136,9 +137,9 @@ class RemoteLink:
         return self._gone
 
     async def serve(self) -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._send_commands)
-            try:
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._send_commands)
                 while True:
                     reply = await self._ask({"command": "status"})
                     if reply is None:
@@ -146,9 +147,11 @@ class RemoteLink:
                     if reply.get("ok") and isinstance(reply.get("status"), dict):
                         self.last = reply["status"]
                     await anyio.sleep(self.poll)
-            finally:
-                self._gone = True
                 tg.cancel_scope.cancel()
+        finally:
+            self._gone = True
+            self._send.close()
+            self._commands.close()
 
     async def _send_commands(self) -> None:
         async for command in self._commands:
@@ -168,7 +171,8 @@ class RemoteLink:
             return {"ok": False, "error": str(exc)}
 
     def _queue(self, payload: dict[str, Any]) -> None:
-        self._send.send_nowait(payload)
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._send.send_nowait(payload)  # after the batch has gone: nobody to tell
 
     def pause(self) -> None:
         self._queue({"command": "pause"})

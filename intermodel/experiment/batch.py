@@ -87,6 +87,7 @@ class Batch:
         self._paused = False
         self._unpaused: anyio.Event | None = None  # made on the event loop, by `pause`
         self._finished = False
+        self._ended: float | None = None  # when run() returned: the clock stops
         self._live: dict[str, Session[RunSpec]] = {}
         self.states: dict[str, EntryState] = {}
         self._last: dict[str, str] = {}  # entry id -> the last line said
@@ -164,7 +165,7 @@ class Batch:
             "out": str(self.experiment.out),
             "pid": os.getpid(),
             "state": self.state,
-            "elapsed": round(time.monotonic() - self._began, 1),
+            "elapsed": round((self._ended or time.monotonic()) - self._began, 1),
             "eta": eta,
             "total": len(self.entries),
             "done": done,
@@ -221,6 +222,7 @@ class Batch:
                 sockets.cancel_scope.cancel()
         finally:
             self._finished = True
+            self._ended = time.monotonic()
         return self.report()
 
     def report(self) -> BatchReport:
