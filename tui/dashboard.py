@@ -28,6 +28,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label, Static
 
@@ -335,7 +336,10 @@ class BatchDashboard(App[int]):
         """Bring the screen up to the snapshot, touching only what changed."""
         if self._attached:
             return  # the terminal belongs to the attached run
-        snapshot = self.link.snapshot()
+        with contextlib.suppress(NoMatches):  # the screen is being torn down
+            self._show(self.link.snapshot())
+
+    def _show(self, snapshot: dict[str, Any] | None) -> None:
         if snapshot is None:
             self._set_line("#title", "waiting for the batch…" if not self.link.gone
                            else "the batch is not answering")

@@ -248,18 +248,19 @@ class Batch:
                     state.transcript = str(run.transcript) if run.transcript else None
                     state.run_id = run.session.run_id
                     state.attempts += 1
-                    self._started[entry.id] = time.monotonic()
-                    self._update(entry, "running")
                     self._live[entry.id] = run.session
-                    self._steer_as_the_batch(run.session)
                     try:
                         async with anyio.create_task_group() as tg:
                             tg.start_soon(self._follow, entry, run)
                             async with anyio.create_task_group() as socket:
                                 if self._serve and run.transcript is not None:
-                                    # So `say`, `control` and `status` reach the entry.
+                                    # So `say`, `control` and `status` reach the entry, from
+                                    # before it is shown running.
                                     await socket.start(ControlServer(run.session,
                                                                      run.transcript).serve)
+                                self._started[entry.id] = time.monotonic()
+                                self._update(entry, "running")
+                                self._steer_as_the_batch(run.session)
                                 end = await run.session.run()
                                 socket.cancel_scope.cancel()
                     finally:

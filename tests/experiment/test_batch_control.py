@@ -361,3 +361,68 @@ def test_a_long_last_line_is_cut_and_keys_are_redacted() -> None:
     long = _last_line("x" * 500)
     assert len(long) == LAST_LINE and long.endswith("…")
     assert KEY not in _last_line(f"the key is {KEY}")
+
+
+async def reach_running_entries(batch: Batch, count: int) -> dict[str, dict[str, Any]]:
+    """Each running entry's status, asked through its own socket, found by its run id."""
+    await wait_for(lambda: len(running(batch)) == count and all(
+        e["run_id"] for e in running(batch)))
+    replies = {}
+    for entry in running(batch):
+        reply = await ask(registered_run(entry["run_id"]), {"command": "status"})
+        assert reply["ok"], reply
+        replies[entry["key"]] = reply["status"]
+    return replies
+
+
+async def test_resumed_entries_of_a_resumed_batch_are_reachable(tmp_path: Path) -> None:
+    experiment = load_experiment(slow_experiment(tmp_path, delay=0.05, turns=30))
+    first = Batch(experiment)
+
+    async def stop_midway() -> None:
+        await wait_for(lambda: len(running(first)) == 2 and all(
+            e["turns"] >= 2 for e in running(first)))
+        first.stop(now=True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stop_midway)
+        await first.run()
+    cut = {k: s.transcript for k, s in first.states.items() if s.status == "interrupted"}
+    assert len(cut) == 2
+    again = Batch(experiment)
+    seen: dict[str, dict[str, Any]] = {}
+
+    async def reach() -> None:
+        seen.update(await reach_running_entries(again, 2))
+        again.stop(now=True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reach)
+        await again.run()
+    assert set(seen) == set(cut)  # the interrupted two were resumed first, in place
+    for key, status in seen.items():
+        assert status["transcript"] == cut[key] and status["turns"] >= 2
+        assert again.states[key].attempts == 2
+
+
+async def test_a_panel_entry_is_reachable(tmp_path: Path) -> None:
+    from tests.analysis.support import panel_trial
+
+    path = panel_trial(tmp_path, replicates=1)
+    voices = tmp_path / "voices.toml"
+    voices.write_text(voices.read_text().replace("first_token_delay = 0.3",
+                                                 "first_token_delay = 30"))
+    batch = Batch(load_experiment(path))
+    seen: dict[str, dict[str, Any]] = {}
+
+    async def reach() -> None:
+        seen.update(await reach_running_entries(batch, 1))
+        batch.stop(now=True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reach)
+        await batch.run()
+    [(key, status)] = seen.items()
+    assert key == "voices/news/r1" and status["pairing"] == "voices"
+    assert batch.snapshot()["entries"][0]["kind"] == "panel"
+    assert batch.states[key].end_reason == "interrupted"

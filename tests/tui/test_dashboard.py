@@ -89,7 +89,8 @@ async def test_rows_appear_and_change_state_as_the_batch_runs(tmp_path: Path) ->
 
 
 async def test_keys_pause_resume_and_stop_after_the_running_turns(tmp_path: Path) -> None:
-    batch = Batch(load_experiment(slow_experiment(tmp_path, delay=0.02, turns=30)))
+    # Runs long enough to be running still when the keys have been heard, on a busy machine.
+    batch = Batch(load_experiment(slow_experiment(tmp_path, delay=0.02, turns=400)))
     app = dashboard(batch)
     async with app.run_test(size=(160, 30)) as pilot:
         await until(pilot, lambda: list(states(app).values()).count("running") == 2)
