@@ -271,7 +271,8 @@ class BatchDashboard(App[int]):
         self.failure: Exception | None = None
         self.served = False
         self.redraws = 0  # how many times something on screen was changed (tests read it)
-        self._shown: dict[str, dict[str, Any]] = {}
+        self._shown: dict[str, dict[str, Any]] = {}  # entry key -> as last shown
+        self._cells: dict[str, tuple[Text, ...]] = {}
         self._lines: dict[str, str] = {}
         self._state = ""
         self._attached = False
@@ -373,12 +374,16 @@ class BatchDashboard(App[int]):
             if self._shown.get(key) == entry:
                 continue
             cells = _row(entry)
-            if key in self._shown:
-                for column, cell in zip(COLUMNS, cells, strict=True):
-                    table.update_cell(key, column, cell)
-            else:
+            before = self._cells.get(key)
+            if before is None:
                 table.add_row(*cells, key=key)
+            else:
+                # Only the cells that changed: usually one (the last line, or the state).
+                for column, cell, old in zip(COLUMNS, cells, before, strict=True):
+                    if cell != old:
+                        table.update_cell(key, column, cell)
             self._shown[key] = entry
+            self._cells[key] = cells
             self.redraws += 1
 
     def entry_state(self, key: str) -> str:
