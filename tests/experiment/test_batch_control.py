@@ -426,3 +426,81 @@ async def test_a_panel_entry_is_reachable(tmp_path: Path) -> None:
     assert key == "voices/news/r1" and status["pairing"] == "voices"
     assert batch.snapshot()["entries"][0]["kind"] == "panel"
     assert batch.states[key].end_reason == "interrupted"
+
+
+def as_nobody(path: Path) -> bytes:
+    """What another local user (uid 65534, in a forked child) is answered on `path`."""
+    import warnings
+
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # a fork beside idle threads
+        pid = os.fork()
+    if pid == 0:  # the child: never returns into the test
+        try:
+            os.close(read_end)
+            os.setgid(65534)
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.settimeout(IDLE_SECONDS * 3)
+                client.connect(os.fspath(path))
+                client.sendall(b'{"command": "stop", "now": true}\n')
+                got = b""
+                while chunk := client.recv(65536):
+                    got += chunk
+            os.write(write_end, b"ANSWER " + got)
+        except ConnectionResetError:  # closed on it, its request unread
+            os.write(write_end, b"ANSWER ")
+        except OSError as exc:
+            os.write(write_end, f"FAILED {exc!r}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as report:
+        said = report.read()
+    os.waitpid(pid, 0)
+    return said
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+async def test_another_user_gets_no_answer_from_the_batch_socket(tmp_path: Path) -> None:
+    batch = Batch(load_experiment(slow_experiment(tmp_path)), serve=False)
+    server = BatchServer(batch)
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.serve)
+        # Opened up on purpose (a careless chmod), so only the peer check stands in the way.
+        for folder in (server.path.parent, server.path.parent.parent):  # this test's own
+            folder.chmod(0o755)
+        server.path.chmod(0o777)
+        said = await anyio.to_thread.run_sync(as_nobody, server.path)
+        tg.cancel_scope.cancel()
+    assert said == b"ANSWER "  # connected, sent a stop, and was told nothing
+    assert batch.state == "running"  # the stop was not heard
+
+
+async def test_connections_beyond_the_cap_are_told_the_batch_is_busy(tmp_path: Path) -> None:
+    batch = Batch(load_experiment(slow_experiment(tmp_path)), serve=False)
+    server = BatchServer(batch)
+
+    def flood() -> dict[str, Any]:
+        idle = []
+        try:
+            for _ in range(server.cap):
+                client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                client.connect(os.fspath(server.path))
+                idle.append(client)
+            time.sleep(0.5)  # let the server accept them all
+            return request(server.path, {"command": "status"})
+        finally:
+            for client in idle:
+                client.close()
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.serve)
+        busy = await anyio.to_thread.run_sync(flood)
+        await wait_for(lambda: server.connections == 0)
+        after = await ask(server.path, {"command": "status"})
+        tg.cancel_scope.cancel()
+    assert busy == {"ok": False, "error": "the batch is busy with other control connections; "
+                                          "try again"}
+    assert after["ok"]
