@@ -449,7 +449,7 @@ def as_nobody(path: Path) -> bytes:
                 while chunk := client.recv(65536):
                     got += chunk
             os.write(write_end, b"ANSWER " + got)
-        except ConnectionResetError:  # closed on it, its request unread
+        except (ConnectionResetError, BrokenPipeError):  # hung up on, before or after it spoke
             os.write(write_end, b"ANSWER ")
         except OSError as exc:
             os.write(write_end, f"FAILED {exc!r}".encode())
