@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from intermodel.commands import reading, running, steering
+from intermodel.commands import attaching, reading, running, steering
 from intermodel.commands.findings_args import add_findings_commands, add_stats_options
 from intermodel.errors import EXIT_RUN_ERROR, EXIT_SIGNAL, IntermodelError
 from intermodel.security.bounds import MAX_TURNS
@@ -176,6 +176,18 @@ def _parser() -> argparse.ArgumentParser:
                          help="with stop: discard the streaming turn instead of finishing it")
     _handled_by(control, steering.control)
 
+    attach = sub.add_parser("attach", help="watch and steer a run going on in another process "
+                            "(q detaches; the run goes on)")
+    attach.add_argument("target", nargs="?", metavar="RUN",
+                        help="a run id (or its first characters) or the run's transcript; "
+                        "without it, the one run in progress, or a choice of them")
+    attach.add_argument("--headless", action="store_true",
+                        help="print the run as it goes, like `tail -f` (also when not on a "
+                        "terminal); Ctrl-C detaches")
+    attach.add_argument("--back", action="store_true", help=argparse.SUPPRESS)  # Esc detaches
+    _color_option(attach)
+    _handled_by(attach, attaching.attach)
+
     batch = sub.add_parser("batch", help="run an experiment: pairings x openers x replicates")
     batch.add_argument("experiment", help="experiment TOML file")
     batch.add_argument("--yes", action="store_true", help="start without asking")
@@ -191,10 +203,22 @@ def _parser() -> argparse.ArgumentParser:
                         help="transcript folders to look in (default: the transcripts folder)")
     _handled_by(status, steering.status)
 
-    replay = sub.add_parser("replay", help="watch a recorded run again in the terminal UI")
+    replay = sub.add_parser(
+        "replay", help="watch a recorded run again in the terminal UI",
+        description="Watch a recorded run again in the terminal UI. With --follow, watch a run "
+                    "that is still being written (say, on another machine, its transcript on a "
+                    "shared disk): what is there is shown at once, then each record as it is "
+                    "written, until the run's end record.")
     replay.add_argument("transcript")
     replay.add_argument("--speed", type=_speed, default=1.0, metavar="X",
                         help="playback speed: 1 is the original pace, 4 four times faster")
+    replay.add_argument("--follow", action="store_true",
+                        help="follow a transcript that is still being written, turn by turn, "
+                             "until its end record (headless, or when output is not a "
+                             "terminal: print it like a live run and exit with its code)")
+    replay.add_argument("--headless", action="store_true",
+                        help="with --follow: print to the terminal instead of the UI")
+    _color_option(replay)
     _handled_by(replay, running.replay)
 
     inspect = sub.add_parser("inspect", help="rebuild a turn's exact request and check its hash")

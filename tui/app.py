@@ -37,7 +37,7 @@ from intermodel.engine.signals import stop_on_signals
 from intermodel.errors import IntermodelError
 from intermodel.providers.registry import make_provider
 from intermodel.records import exit_code_for
-from intermodel.transcript.reader import read_transcript
+from intermodel.transcript.reader import GrowingTranscript, read_transcript
 
 from . import keys
 from .columns import PanelView
@@ -47,11 +47,12 @@ from .model import ConversationModel
 from .pane import AgentPane
 from .prompts import GotoBar, InterjectBar
 from .quit import ConfirmQuit
-from .sources import LiveSource, ReplaySource, Source
+from .sources import AttachedSource, FollowSource, LiveSource, ReplaySource, Source
 from .status import StatusBar
 from .text import plain
 
-__all__ = ["STACK_BELOW", "IntermodelApp", "live_app", "replay_app", "run_replay", "run_tui"]
+__all__ = ["STACK_BELOW", "IntermodelApp", "attach_app", "live_app", "replay_app", "run_attach",
+           "run_replay", "run_tui"]
 
 FRAME_SECONDS = 0.05  # how long tokens pile up between two screen updates
 # A frame repaints every column that grew, so with more than STREAMS_PER_FRAME answers streaming
@@ -81,9 +82,10 @@ class IntermodelApp(App[int]):
     show_thinking: var[bool] = var(True)
 
     def __init__(self, source: Source, *, clock: Callable[[], float] = time.monotonic,
-                 blink: bool = True) -> None:
+                 blink: bool = True, back: bool = False) -> None:
         super().__init__()
         self.source = source
+        self.back = back  # opened from the batch dashboard: Esc returns to it
         self.clock = clock
         self.blink = blink
         self.model = ConversationModel(clock, live=source.live)
@@ -136,7 +138,7 @@ class IntermodelApp(App[int]):
 
     def _header(self) -> Content:
         spec = self.model.spec
-        mode = "" if self.source.live else " replay"
+        mode = " attached" if self.source.remote else "" if self.source.live else " replay"
         parts: list[Content | str | tuple[str, str]] = [(f"intermodel{mode}", "bold")]
         if spec is not None:
             kind = "panel " if spec.kind == "panel" else ""
@@ -256,6 +258,10 @@ class IntermodelApp(App[int]):
             return False
         if action == "follow":
             return not isinstance(self.focused, Input)
+        if action in ("quit", "detach"):
+            return self.source.remote == (action == "detach")
+        if action == "go_back":
+            return self.back and not isinstance(self.focused, Input)
         if action == "pause":
             return not self.paused
         if action == "resume":
@@ -334,6 +340,21 @@ class IntermodelApp(App[int]):
 
         self.push_screen(ConfirmQuit(), answered)
 
+    async def action_detach(self) -> None:
+        """Leave a run of another process going: ask while it runs, as quitting does."""
+        if not self.running:
+            self._close()
+            return
+
+        def answered(detach: bool | None) -> None:
+            if detach:
+                self._close()
+
+        self.push_screen(ConfirmQuit(detach=True), answered)
+
+    def action_go_back(self) -> None:
+        self._close()  # to the dashboard, which is still watching the batch
+
     def _quit_after_stop(self) -> None:
         """Stop the run now and leave once its transcript is closed."""
         if self.served.is_set():  # it ended while the question was on screen
@@ -379,9 +400,13 @@ def live_app(pairing: RunSpec, *, out_dir: str | Path | None = None, record: boo
 
 
 def replay_app(path: str | Path, *, speed: float = 1.0,
-               clock: Callable[[], float] = time.monotonic, blink: bool = True) -> IntermodelApp:
-    return IntermodelApp(ReplaySource(read_transcript(path), speed=speed), clock=clock,
-                         blink=blink)
+               clock: Callable[[], float] = time.monotonic, blink: bool = True,
+               follow: GrowingTranscript | None = None) -> IntermodelApp:
+    """The app replaying the transcript `path`; or, given `follow` (that transcript, growing),
+    following it as it is written."""
+    source: Source = FollowSource(follow) if follow is not None else \
+        ReplaySource(read_transcript(path), speed=speed)
+    return IntermodelApp(source, clock=clock, blink=blink)
 
 
 def run_tui(run: RunOpener | RunSpec, *, out_dir: str | Path | None = None,
@@ -398,8 +423,30 @@ def run_tui(run: RunOpener | RunSpec, *, out_dir: str | Path | None = None,
     return exit_code_for(app.source.end)
 
 
-def run_replay(path: Path, *, speed: float = 1.0) -> int:
-    """Watch a recorded run again in the terminal UI."""
-    app = replay_app(path, speed=speed)
+def run_replay(path: Path, *, speed: float = 1.0,
+               follow: GrowingTranscript | None = None) -> int:
+    """Watch a recorded run again in the terminal UI, or (`follow`) one still being written. A
+    followed file that stopped being a transcript is reported once the screen closes."""
+    app = replay_app(path, speed=speed, follow=follow)
     app.run()
+    if isinstance(app.source, FollowSource) and app.source.failure is not None:
+        raise app.source.failure
     return 0
+
+
+def attach_app(socket: Path, transcript: str | None = None, *,
+               clock: Callable[[], float] = time.monotonic, blink: bool = True,
+               back: bool = False) -> IntermodelApp:
+    """The app on a run going on in another process, reached through its control socket."""
+    return IntermodelApp(AttachedSource(socket, transcript), clock=clock, blink=blink, back=back)
+
+
+def run_attach(socket: Path, transcript: str | None = None, *, back: bool = False) -> int:
+    """Watch and steer a run of another process until it ends or the person detaches: its exit
+    code once it has ended (as the run's own), 0 when detached."""
+    app = attach_app(socket, transcript, back=back)
+    app.run()
+    if app.failure is not None:
+        raise app.failure
+    end = app.source.end
+    return 0 if end is None else exit_code_for(end)

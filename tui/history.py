@@ -1,39 +1,13 @@
-"""The history a resumed run continues, as events, so the screen shows it before the new turns.
-
-A resumed run's `RunStarted` carries only the transcript's path; the turns before it are in the
-transcript. They are shown as completed turns (no streaming), with the interjections, trims and
-flags between them.
-"""
+"""The history a resumed run continues, read from its transcript, as events for the screen."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from intermodel.engine.events import (
-    Event,
-    TurnStarted,
-    event_for,
-)
+from intermodel.engine.events import Event
+from intermodel.engine.history import history_events
 from intermodel.errors import IntermodelError
-from intermodel.records import BudgetChange, Flag, Interjection, Record, Trim, Turn
 from intermodel.transcript.reader import read_transcript
 
-__all__ = ["history_events", "recorded_history"]
-
-
-def history_events(records: Iterable[Record], max_turns: int) -> list[Event]:
-    events: list[Event] = []
-    for record in records:
-        if isinstance(record, Turn):
-            events.append(TurnStarted(record.index, record.agent, record.attempts, max_turns))
-        elif isinstance(record, BudgetChange):
-            max_turns = record.max_turns
-        elif not isinstance(record, Interjection | Trim | Flag):
-            continue  # the conversation so far, not how it went (retries, notes, ends)
-        event = event_for(record)
-        if event is not None:
-            events.append(event)
-    return events
+__all__ = ["recorded_history"]
 
 
 def recorded_history(transcript: str, max_turns: int) -> list[Event]:

@@ -60,4 +60,8 @@ BINDINGS: list[BindingType] = [
     Binding("s", "stop_panel", "stop", id="stop-panel",
             tooltip="End the panel now; the answers under way are discarded"),
     Binding("q", "quit", "quit", id="quit", tooltip="Quit (asks first while a run is live)"),
+    Binding("q", "detach", "detach", id="detach",
+            tooltip="Close this screen; the run goes on in its own process"),
+    Binding("escape", "go_back", "back", id="back",
+            tooltip="Back to the batch; the run goes on"),
 ]

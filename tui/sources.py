@@ -1,4 +1,6 @@
-"""Where the screen's events come from: a live run of a pairing, or the replay of a transcript.
+"""Where the screen's events come from: a live run of a pairing, a run going on in another
+process (attached to through its control socket), the replay of a transcript, or a transcript
+followed as it is written.
 
 A source runs inside the app's async worker, on Textual's own event loop (anyio uses the asyncio
 backend there), and hands its subscription to the app's event pump before anything is published.
@@ -12,21 +14,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from enum import Enum
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
 
 from intermodel.control.server import ControlServer
-from intermodel.engine.bus import Subscription
+from intermodel.control.watch import Watch, command
+from intermodel.engine.bus import EventBus, Subscription
 from intermodel.engine.controls import Controls
+from intermodel.engine.events import Notice
 from intermodel.engine.prepare import Run, RunOpener
+from intermodel.errors import IntermodelError, TranscriptInvalid
+from intermodel.lineage.follow import Follow
 from intermodel.lineage.replay import Replay
 from intermodel.records import RunEnd
-from intermodel.transcript.reader import Transcript
+from intermodel.transcript.reader import GrowingTranscript, Transcript
 
 from .status import PlaybackInfo
 
-__all__ = ["Capability", "LiveSource", "Pump", "ReplaySource", "Source"]
+__all__ = ["AttachedSource", "Capability", "FollowSource", "LiveSource", "Pump", "ReplaySource",
+           "Source"]
 
 Pump = Callable[[Subscription], Coroutine[Any, Any, None]]
 
@@ -49,6 +57,11 @@ class Source(Protocol):
     @property
     def live(self) -> bool:
         """A run happening now (rather than a recording)."""
+        ...
+
+    @property
+    def remote(self) -> bool:
+        """A run in another process: closing the screen detaches from it, and it goes on."""
         ...
 
     @property
@@ -104,6 +117,7 @@ class LiveSource:
     long as it goes on."""
 
     live = True
+    remote = False
     capabilities = frozenset({Capability.STEP, Capability.INTERJECT, Capability.EXTEND,
                               Capability.STOP})
     playback = None
@@ -170,19 +184,118 @@ class LiveSource:
                 if self._interrupted:
                     self.interrupt()
                 subscription = run.session.subscribe()
+                server = (ControlServer(run.session, run.transcript)
+                          if run.transcript is not None else None)
                 async with anyio.create_task_group() as tg:
-                    if run.transcript is not None:  # found by its transcript, for `intermodel say`
-                        await tg.start(ControlServer(run.session, run.transcript).serve)
+                    if server is not None:  # found by its transcript: `intermodel say`, `attach`
+                        await tg.start(server.serve)
                     async with anyio.create_task_group() as screen:
                         screen.start_soon(pump, subscription)  # ends once the last event is shown
                         self.end = await run.session.run()
+                    if server is not None:
+                        await server.let_viewers_finish()
                     tg.cancel_scope.cancel()  # the control socket closes with the run
+
+
+class AttachedSource:
+    """A run going on in another process, watched through its control socket (`socket`) and
+    steered through it: every command is a request to that run, whose answer (or refusal) is
+    shown as a notice. Closing detaches; the run goes on."""
+
+    live = True
+    remote = True
+    capabilities = LiveSource.capabilities
+    playback = None
+
+    def __init__(self, socket: Path, transcript: str | None = None) -> None:
+        self.watch = Watch(socket, transcript)
+        self._bus = EventBus()
+        self._scope: anyio.CancelScope | None = None
+        self._commands: anyio.abc.TaskGroup | None = None
+        self._closed = False
+
+    @property
+    def end(self) -> RunEnd | None:
+        return self.watch.end
+
+    def pause(self) -> None:
+        self._send({"command": "pause"})
+
+    def resume(self) -> None:
+        self._send({"command": "resume"})
+
+    def step(self) -> None:
+        self._send({"command": "step"})
+
+    def interject(self, text: str, to: str) -> bool:
+        return self._send({"command": "interject", "text": text, "to": to})
+
+    def extend(self, turns: int) -> None:
+        self._send({"command": "extend", "turns": turns})
+
+    def stop(self, *, now: bool) -> None:
+        self._send({"command": "stop", "now": now})
+
+    def interrupt(self) -> None:
+        self.close()  # a signal to the viewer detaches it: the run is not the viewer's to end
+
+    def seek(self, turn: int) -> None:
+        pass
+
+    def scale_speed(self, factor: float) -> None:
+        pass
+
+    def close(self) -> None:
+        self._closed = True
+        self.watch.stop()
+        if self._scope is not None and self.watch.reader.header is None:
+            self._scope.cancel()  # still connecting: nothing is being read yet
+
+    def _send(self, payload: dict[str, Any]) -> bool:
+        """Send a command in the background; False when there is nobody to send it to."""
+        if self._commands is None or self.end is not None:
+            return False
+        self._commands.start_soon(self._request, payload)
+        return True
+
+    async def _request(self, payload: dict[str, Any]) -> None:
+        try:
+            reply = await command(self.watch.socket, payload)
+        except IntermodelError as exc:
+            self._bus.publish(Notice(f"not sent: {exc}"))
+            return
+        if not reply.get("ok"):
+            error = reply.get("error")
+            self._bus.publish(Notice(f"the run refused: {str(error)[:300]}"))
+
+    async def serve(self, pump: Pump) -> None:
+        subscription = self._bus.subscribe()
+        async with anyio.create_task_group() as screen:
+            screen.start_soon(pump, subscription)
+            try:
+                with anyio.CancelScope() as self._scope:
+                    if self._closed:
+                        self._scope.cancel()
+                    async with anyio.create_task_group() as self._commands:
+                        await self.watch.serve(self._bus.publish)
+                        self._commands.cancel_scope.cancel()
+                if not self._closed and self.watch.end is None:
+                    self._bus.publish(Notice(self._lost()))
+            finally:
+                self._commands = None
+                self._bus.close()  # the pump shows what is left, then ends
+
+    def _lost(self) -> str:
+        if self.watch.dropped:
+            return f"detached: {self.watch.dropped}"
+        return "the connection to the run was lost (its process ended without a final record?)"
 
 
 class ReplaySource:
     """Plays a transcript back; stays open after the last record so a person can seek."""
 
     live = False
+    remote = False
     capabilities = frozenset({Capability.SEEK, Capability.SPEED})
 
     def __init__(self, transcript: Transcript, *, speed: float = 1.0) -> None:
@@ -229,3 +342,66 @@ class ReplaySource:
         async with anyio.create_task_group() as tg:
             tg.start_soon(pump, subscription)
             await self.replay.run()
+
+
+class FollowSource:
+    """Plays a transcript that is still being written, following it as it grows; stays open
+    after the run's end (a later process may resume it) until the screen closes. A file that
+    stops being a transcript (a bad line, cut short) stops the following: the screen says why and
+    stays, and `failure` is reported once it closes."""
+
+    live = False
+    remote = False
+    capabilities: frozenset[Capability] = frozenset()  # no seeking: the file is the clock
+
+    def __init__(self, growing: GrowingTranscript, *, follow: Follow | None = None) -> None:
+        self.follow = follow or Follow(growing)
+        self.failure: TranscriptInvalid | None = None
+
+    @property
+    def end(self) -> RunEnd | None:
+        return self.follow.end
+
+    @property
+    def playback(self) -> PlaybackInfo:
+        follow = self.follow
+        return PlaybackInfo(1.0, follow.turns, follow.recorded_seconds, follow.status())
+
+    def pause(self) -> None:
+        self.follow.pause()
+
+    def resume(self) -> None:
+        self.follow.resume()
+
+    def step(self) -> None:
+        pass
+
+    def interject(self, text: str, to: str) -> bool:
+        return False  # the run is elsewhere; nobody here can reach it
+
+    def extend(self, turns: int) -> None:
+        pass
+
+    def stop(self, *, now: bool) -> None:
+        self.close()
+
+    def interrupt(self) -> None:
+        self.close()
+
+    def seek(self, turn: int) -> None:
+        pass
+
+    def scale_speed(self, factor: float) -> None:
+        pass
+
+    def close(self) -> None:
+        self.follow.close()
+
+    async def serve(self, pump: Pump) -> None:
+        subscription = self.follow.subscribe()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump, subscription)
+            try:
+                await self.follow.run()
+            except TranscriptInvalid as exc:
+                self.failure = exc  # shown on screen already

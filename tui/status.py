@@ -30,6 +30,7 @@ class PlaybackInfo:
     speed: float
     total_turns: int
     recorded_seconds: float
+    following: str | None = None  # a transcript followed as it is written: what following does
 
 
 def describe_end(end: RunEnd, *, live: bool = True) -> str:
@@ -124,13 +125,21 @@ class StatusBar(Static):
     def show(self, model: ConversationModel, now: float,
              playback: PlaybackInfo | None = None) -> None:
         state, style = state_text(model, now)
+        following = playback.following if playback is not None else None
+        waiting = following is not None and model.end is None and not model.paused \
+            and not model.under_way  # between two records: say what following waits for
+        if waiting:
+            state, style = f"◌ {following}", "-waiting"
         for name in ("-streaming", "-waiting", "-paused", "-retrying", "-finished", "-error"):
             self.set_class(name == style, name)
         parts: list[str] = []
-        if playback is not None:
+        if following is not None:
+            if not waiting:
+                parts.append("following")
+        elif playback is not None:
             parts.append(f"replay {playback.speed:g}×")
         turn = f"turn {model.current_turn}/{model.max_turns}" if model.max_turns else ""
-        if playback is not None:
+        if playback is not None and following is None:
             turn = f"turn {model.current_turn} of {playback.total_turns}"
         if model.panel:
             turn = ""  # the state says how many have answered

@@ -114,17 +114,43 @@ def _drive(open_run: Callable[..., AbstractAsyncContextManager[Run]],
 
 
 def replay(args: argparse.Namespace) -> int:
+    if args.follow:
+        return _follow(args)
     from intermodel.transcript.reader import read_transcript
 
     path = Path(args.transcript)
     # A transcript that cannot be replayed is one clear line, before any UI starts: every
     # record is checked as it is read, and the stored config must load.
     read_transcript(path).config()
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise UsageError("replay needs a terminal; use `intermodel export` for a readable file")
+    if args.headless or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("replay needs a terminal; use `intermodel export` for a readable file, "
+                         "or --follow to print a run as it is written")
     from intermodel.tui.app import run_replay
 
     return int(run_replay(path, speed=args.speed))
+
+
+def _follow(args: argparse.Namespace) -> int:
+    """`replay --follow`: the UI on a terminal, printed like a live headless run otherwise."""
+    from intermodel.transcript.reader import GrowingTranscript
+
+    if args.speed != 1.0:
+        raise UsageError("--speed does not apply to --follow: the run being written sets the pace")
+    growing = GrowingTranscript(args.transcript)
+    # What is there already is checked before any UI starts (a run just starting may not have
+    # written its header yet: that is waited for).
+    growing.poll()
+    if growing.failure is not None:  # a bad line after good ones: refused, as replay does
+        raise growing.failure
+    if growing.transcript is not None:
+        growing.transcript.config()
+    if not args.headless and sys.stdin.isatty() and sys.stdout.isatty():
+        from intermodel.tui.app import run_replay
+
+        return int(run_replay(Path(args.transcript), follow=growing))
+    from intermodel.console.follow import follow_headless
+
+    return anyio.run(follow_headless, growing, args.color)
 
 
 def batch(args: argparse.Namespace) -> int:

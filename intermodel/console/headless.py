@@ -54,9 +54,10 @@ async def run_headless(open_run: RunOpener, color: str = "auto") -> int:
 async def _drive(run: Run, stream: TextIO, color: str) -> RunEnd | None:
     end: RunEnd | None = None
     subscription = run.session.subscribe()
+    server = ControlServer(run.session, run.transcript) if run.transcript is not None else None
     async with anyio.create_task_group() as tg:
-        if run.transcript is not None:  # found by its transcript, for `intermodel say`
-            await tg.start(ControlServer(run.session, run.transcript).serve)
+        if server is not None:  # found by its transcript, for `intermodel say` and `attach`
+            await tg.start(server.serve)
         console_done = anyio.Event()
 
         async def console() -> None:
@@ -71,5 +72,7 @@ async def _drive(run: Run, stream: TextIO, color: str) -> RunEnd | None:
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await console_done.wait()  # let the console show how it ended
+                if server is not None:
+                    await server.let_viewers_finish()
             tg.cancel_scope.cancel()
     return end

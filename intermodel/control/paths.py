@@ -20,7 +20,7 @@ from pathlib import Path
 from intermodel.errors import UsageError
 from intermodel.security.runid import checked_run_id
 
-__all__ = ["peer_uid", "private_folder", "runtime_dir", "socket_path"]
+__all__ = ["peer_uid", "private_folder", "runtime_dir", "socket_owner", "socket_path"]
 
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; keep a margin
 
@@ -75,3 +75,10 @@ def peer_uid(raw: socket.socket) -> int | None:
     data = raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", data)
     return int(uid)
+
+
+def socket_owner(raw: socket.socket, path: Path) -> int:
+    """Who serves the Unix socket `raw` is connected to (at `path`): the peer's user id, or
+    where the platform cannot tell, the socket file's owner."""
+    owner = peer_uid(raw)
+    return os.stat(path).st_uid if owner is None else owner

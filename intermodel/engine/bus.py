@@ -13,13 +13,23 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import anyio
 
 from intermodel.engine.events import E, Event, TextChunk, ThinkingChunk, redacted
 from intermodel.security.secrets import Redactor
 
-__all__ = ["EventBus", "Subscription"]
+__all__ = ["EventBus", "Subscriber", "Subscription"]
+
+
+class Subscriber(Protocol):
+    """Anything the bus hands each event to, synchronously, as it is published (it must not
+    block: a `Subscription` queues, a control socket's feed keeps the history)."""
+
+    def push(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
 
 
 Chunk = TextChunk | ThinkingChunk
@@ -50,10 +60,16 @@ class _Merged:
 
 
 class Subscription:
-    """An async iterator of events; ends after the bus closes and the queue drains."""
+    """An async iterator of events; ends after the bus closes and the queue drains.
 
-    def __init__(self) -> None:
+    With a `limit`, a subscriber that falls further behind than `limit` queued items (merged
+    chunks count once) is cut off: its queue is dropped and it ends, `overflowed` set. That
+    bounds the memory a stalled consumer in another process can hold in the run's."""
+
+    def __init__(self, limit: int | None = None) -> None:
         self._queue: deque[Event | _Merged] = deque()
+        self._limit = limit
+        self.overflowed = False
         # Pending merges that later chunks of their stream may still join: only those queued
         # after the last other event, so that no chunk is delivered before an event it followed.
         self._open: dict[StreamKey, _Merged] = {}
@@ -61,6 +77,8 @@ class Subscription:
         self._closed = False
 
     def push(self, event: Event) -> None:
+        if self._closed:
+            return  # cut off (or closed by its consumer): nothing more is kept
         queue = self._queue
         if not queue:  # the subscriber keeps up: the common case, kept cheap
             queue.append(event)
@@ -80,11 +98,22 @@ class Subscription:
             else:
                 merged = _Merged(event)
                 queue.append(merged)
+                if self._limit is not None and len(queue) > self._limit:
+                    self._overflow()
+                    return
             self._open[key] = merged
             return
         self._open.clear()
         queue.append(event)
         self._ready.set()
+        if self._limit is not None and len(queue) > self._limit:
+            self._overflow()
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self._queue.clear()
+        self._open.clear()
+        self.close()
 
     def _deliver(self, item: Event | _Merged) -> Event:
         if isinstance(item, _Merged):
@@ -124,22 +153,36 @@ class Subscription:
 
 class EventBus:
     def __init__(self, redactor: Redactor | None = None) -> None:
-        self._subscriptions: list[Subscription] = []
+        self._subscriptions: list[Subscriber] = []
         self._closed = False
         self._redactor = redactor or Redactor()
+
+    @property
+    def redactor(self) -> Redactor:
+        """What removes the run's secrets from whatever it shows."""
+        return self._redactor
 
     def cleaned(self, event: E) -> E:
         """`event` as the bus would publish it: without secrets."""
         return redacted(event, self._redactor)
 
-    def subscribe(self) -> Subscription:
-        subscription = Subscription()
-        if self._closed:
-            subscription.close()
-        self._subscriptions.append(subscription)
+    def subscribe(self, limit: int | None = None) -> Subscription:
+        subscription = Subscription(limit)
+        self.add(subscription)
         return subscription
 
-    def unsubscribe(self, subscription: Subscription) -> None:
+    def add(self, subscriber: Subscriber) -> None:
+        """Hand every event published from now on to `subscriber` (closed at once if the bus
+        already is)."""
+        if self._closed:
+            subscriber.close()
+        self._subscriptions.append(subscriber)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def unsubscribe(self, subscription: Subscriber) -> None:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
         subscription.close()

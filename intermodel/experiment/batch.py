@@ -252,16 +252,24 @@ class Batch:
                     try:
                         async with anyio.create_task_group() as tg:
                             tg.start_soon(self._follow, entry, run)
+                            server = None
+                            if self._serve and run.transcript is not None:
+                                server = ControlServer(run.session, run.transcript)
                             async with anyio.create_task_group() as socket:
-                                if self._serve and run.transcript is not None:
-                                    # So `say`, `control` and `status` reach the entry, from
-                                    # before it is shown running.
-                                    await socket.start(ControlServer(run.session,
-                                                                     run.transcript).serve)
+                                if server is not None:
+                                    # So `say`, `control`, `status` and `attach` reach the
+                                    # entry, from before it is shown running.
+                                    await socket.start(server.serve)
                                 self._started[entry.id] = time.monotonic()
                                 self._update(entry, "running")
                                 self._steer_as_the_batch(run.session)
-                                end = await run.session.run()
+                                try:
+                                    end = await run.session.run()
+                                finally:
+                                    if server is not None:  # attached viewers see the end
+                                        with anyio.CancelScope(shield=True), \
+                                                anyio.move_on_after(5):
+                                            await server.let_viewers_finish()
                                 socket.cancel_scope.cancel()
                     finally:
                         del self._live[entry.id]

@@ -13,7 +13,8 @@ completed turn, without chunks), then paced playback from the target turn. After
 the replay stays open (a seek may come), until `close`.
 
 A transcript without a final record (the process died) plays what it has and finishes with reason
-`incomplete`, so a viewer can tell a crash from a run that ended.
+`incomplete`, so a viewer can tell a crash from a run that ended. One that is still being written
+is followed instead (`intermodel.lineage.follow`, `replay --follow`).
 
 A panel's answers are replayed together, each on its own lane (`intermodel.lineage.replay_panel`).
 """

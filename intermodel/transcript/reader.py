@@ -9,15 +9,21 @@ transcript that lies about its content is worse than none.
 A line that was being written when the process died (no newline at the very end) is set aside and
 reported as `torn`, never treated as data. Records of kinds this version does not know are
 skipped and counted (`unknown`), as later versions may add some.
+
+A transcript still being written (`replay --follow`) is read by a `GrowingTranscript`, a little
+further at each poll, every line checked the same way; its last line, while it has no newline, is
+waited for rather than reported.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from intermodel.config.loader import config_from_resolved
 from intermodel.config.model import Pairing, RunSpec
@@ -38,7 +44,8 @@ from intermodel.security.files import UnreadableFile, open_regular, read_regular
 from intermodel.transcript.schema import Invalid, Run, check_json, read_header, read_record
 from intermodel.transcript.writer import FORMAT_VERSION
 
-__all__ = ["Transcript", "read_header_line", "read_transcript"]
+__all__ = ["GrowingTranscript", "Transcript", "parse_header_line", "parse_record_line",
+           "read_header_line", "read_transcript"]
 
 
 @dataclass
@@ -132,43 +139,153 @@ def read_transcript(path: str | Path) -> Transcript:
     """The transcript `path`, every line checked; raises TranscriptInvalid for the first line
     that does not fit, or when `path` is not a readable regular file."""
     path = Path(path)
-    shown = str(path)
     try:
         raw = read_regular(path)
     except UnreadableFile as exc:
-        raise TranscriptInvalid(shown, f"cannot read it: {exc}") from None
+        raise TranscriptInvalid(str(path), f"cannot read it: {exc}") from None
     lines = raw.split(b"\n")
     # Every record is written as one line ending in a newline, so only bytes after the last
     # newline can be a torn write.
     tail = lines.pop()
-    transcript: Transcript | None = None
-    run = Run()
-    turns: dict[int, int] = {}  # turn number -> the line that recorded it
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            if transcript is None:
-                data, run = _first(line)
-                transcript = Transcript(path=path, header=data,
-                                        torn=tail.decode("utf-8", "replace") if tail else None,
-                                        torn_bytes=len(tail))
-                continue
-            record = _record(_parse(line), run)
-            if record is None:
-                transcript.unknown += 1  # a record kind from a later version: skipped, counted
-                continue
-            if isinstance(record, Turn):
-                if record.index in turns:
-                    raise Invalid("turn.index", f"turn {record.index} is recorded twice (first "
-                                  f"on line {turns[record.index]})")
-                turns[record.index] = number
-            transcript.records.append(record)
-        except Invalid as exc:
-            raise TranscriptInvalid(shown, str(exc), number) from None
-    if transcript is None:
-        raise TranscriptInvalid(shown, "not an intermodel transcript (no header record)")
+    checker = _LineChecker(path)
+    for line in lines:
+        checker.add(line)
+    transcript = checker.finish()
+    transcript.torn = tail.decode("utf-8", "replace") if tail else None
+    transcript.torn_bytes = len(tail)
     return transcript
+
+
+class _LineChecker:
+    """Complete lines in, checked records out: the header first, then every record against the
+    schema and the run the header describes. The whole-file reader and the growing one share it,
+    so a transcript read as it is written is checked exactly as one read at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.transcript: Transcript | None = None
+        self.number = 0  # lines so far
+        self._run = Run()
+        self._turns: dict[int, int] = {}  # turn number -> the line that recorded it
+
+    def add(self, line: bytes) -> Record | None:
+        """Check one complete line (without its newline); the record it holds, if any (a blank
+        line, the header and a record of an unknown kind hold none)."""
+        self.number += 1
+        if not line.strip():
+            return None
+        try:
+            if self.transcript is None:
+                data, self._run = _first(line)
+                self.transcript = Transcript(path=self.path, header=data)
+                return None
+            record = _record(_parse(line), self._run)
+            if record is None:
+                self.transcript.unknown += 1  # a record kind from a later version: skipped
+                return None
+            if isinstance(record, Turn):
+                if record.index in self._turns:
+                    raise Invalid("turn.index", f"turn {record.index} is recorded twice (first "
+                                  f"on line {self._turns[record.index]})")
+                self._turns[record.index] = self.number
+            self.transcript.records.append(record)
+            return record
+        except Invalid as exc:
+            raise TranscriptInvalid(str(self.path), str(exc), self.number) from None
+
+    def finish(self) -> Transcript:
+        if self.transcript is None:
+            raise TranscriptInvalid(str(self.path),
+                                    "not an intermodel transcript (no header record)")
+        return self.transcript
+
+
+class GrowingTranscript:
+    """A transcript that is still being written, read a little further at each `poll`.
+
+    Complete lines are checked exactly as `read_transcript` checks them. The bytes after the last
+    newline are a record being written: held back, and read again at the next poll from where
+    the complete lines end (a resumed run cuts a torn line off before it appends, so they may
+    change). The file is opened by its path at every poll, as the whole-file reader opens it (a
+    regular file only; a link is followed): on a network filesystem an open is what makes another
+    machine's writes visible. A file found shorter than what was already read, or replaced by one
+    that does not begin with it (a copy that has grown is accepted), is refused.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._checker = _LineChecker(self.path)
+        self._offset = 0  # bytes read as complete lines
+        self._digest = hashlib.sha256()  # of those bytes, to recognise them in a replacement
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file read
+        self.failure: TranscriptInvalid | None = None  # why it can be read no further
+        self.pending = b""  # the record being written (no newline yet)
+        self.modified = 0.0  # the file's modification time at the last poll (seconds, epoch)
+
+    @property
+    def transcript(self) -> Transcript | None:
+        """What has been read so far; None until the header's line is complete."""
+        return self._checker.transcript
+
+    def poll(self) -> list[Record]:
+        """The records completed since the last poll (often none). Raises TranscriptInvalid for
+        a line that does not fit (once the records before it have been returned), a truncated
+        or replaced file, or one that cannot be read; and again at every later poll, as what
+        follows the bad line cannot be trusted."""
+        if self.failure is not None:
+            raise self.failure
+        try:
+            data = self._read()
+        except TranscriptInvalid as exc:
+            self.failure = exc
+            raise
+        end = data.rfind(b"\n") + 1
+        complete, self.pending = data[:end], data[end:]
+        self._offset += len(complete)
+        self._digest.update(complete)
+        records: list[Record] = []
+        for line in complete.split(b"\n")[:-1]:
+            try:
+                record = self._checker.add(line)
+            except TranscriptInvalid as exc:
+                self.failure = exc
+                if not records:
+                    raise
+                break  # raised at the next poll
+            if record is not None:
+                records.append(record)
+        return records
+
+    def _read(self) -> bytes:
+        """The bytes from the end of the last complete line to the end of the file."""
+        shown = str(self.path)
+        try:
+            with open_regular(self.path) as file:
+                found = os.fstat(file.fileno())
+                identity = (found.st_dev, found.st_ino)
+                if self._identity not in (None, identity):
+                    self._check_replacement(file)
+                self._identity, self.modified = identity, found.st_mtime
+                if found.st_size < self._offset:
+                    raise TranscriptInvalid(shown, f"it was cut short while being followed "
+                                            f"({found.st_size} bytes, {self._offset} already "
+                                            "read)")
+                file.seek(self._offset)
+                return file.read()
+        except UnreadableFile as exc:
+            raise TranscriptInvalid(shown, f"cannot read it: {exc}") from None
+        except OSError as exc:
+            raise TranscriptInvalid(shown, f"cannot read it: {exc.strerror or exc}") from None
+
+    def _check_replacement(self, file: BinaryIO) -> None:
+        """Another file now has the path: go on with it only if it begins with what was read."""
+        digest, left = hashlib.sha256(), self._offset
+        while left > 0 and (chunk := file.read(min(left, 1 << 20))):
+            digest.update(chunk)
+            left -= len(chunk)
+        if left > 0 or digest.digest() != self._digest.digest():
+            raise TranscriptInvalid(str(self.path), "it was replaced by a different file while "
+                                    "being followed")
 
 
 def read_header_line(path: str | Path) -> dict[str, Any]:
@@ -191,6 +308,18 @@ def read_header_line(path: str | Path) -> dict[str, Any]:
     except Invalid as exc:
         raise TranscriptInvalid(shown, str(exc), number) from None
     return data
+
+
+def parse_header_line(line: bytes) -> tuple[dict[str, Any], Run]:
+    """One header line (without its newline), checked as a transcript's first line is; raises
+    `Invalid`. For lines that come from elsewhere than a file (a run's control socket)."""
+    return _first(line)
+
+
+def parse_record_line(line: bytes, run: Run) -> Record | None:
+    """One record line of the run `run` (from `parse_header_line`), checked as a transcript's
+    lines are; None for a kind this version does not know. Raises `Invalid`."""
+    return _record(_parse(line), run)
 
 
 def _first(line: bytes) -> tuple[dict[str, Any], Run]:

@@ -17,6 +17,7 @@ TINY = {
                       "--history-words", "10", "--repeat", "1", "--histories", "2,3"],
     "local.py": ["--tokens", "8", "--runs", "1", "--launches", "1"],
     "judge.py": ["--targets", "20", "--local", "0", "--runs", "1"],
+    "follow.py": ["--idle", "0.5", "--runs", "1", "--turns", "2", "--history", "20"],
 }
 
 

@@ -1,0 +1,109 @@
+"""The terminal UI attached to a run in another process (`intermodel attach`): the history, the
+live stream, the controls acting on that run, and detaching, which leaves it going."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input
+
+from intermodel.control.client import find_socket
+from intermodel.lineage.audit import rebuild_request
+from intermodel.records import Interjection, Turn
+from intermodel.transcript.reader import read_transcript
+from intermodel.tui.app import IntermodelApp, attach_app
+from intermodel.tui.entries import HumanView
+from intermodel.tui.quit import ConfirmQuit
+from tests.control.test_control import SlowRun
+from tests.tui.test_tui import pane_text, type_text
+from tests.tui_support import frozen_clock, until
+
+pytestmark = pytest.mark.anyio
+
+
+def _attached(run: SlowRun, folder: Path) -> tuple[IntermodelApp, Path]:
+    run.wait_for_status()
+    [transcript] = folder.glob("*.jsonl")
+    run_id = json.loads(transcript.read_text().splitlines()[0])["run_id"]
+    socket = find_socket(transcript, run_id)
+    return attach_app(socket, str(transcript), clock=frozen_clock, blink=False), transcript
+
+
+def _humans(app: IntermodelApp, index: int) -> list[HumanView]:
+    return [v for v in app.panes[index].children
+            if isinstance(v, HumanView) and not v.entry.opener]
+
+
+async def test_an_interjection_from_the_attached_screen_reaches_the_agent(tmp_path: Path) -> None:
+    run = SlowRun(tmp_path)
+    try:
+        app, transcript = _attached(run, tmp_path)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: app.model.in_flight is not None, timeout=60)
+            assert "intermodel attached" in str(app.query_one("#header").content)
+            await pilot.press("i")
+            assert isinstance(app.focused, Input)
+            await pilot.press("tab")  # both → ada
+            await type_text(pilot, "name one doubt")
+            await pilot.press("enter")
+            # Shown once the run has taken it: it came back over the socket.
+            await until(pilot, lambda: _humans(app, 0), timeout=30)
+            assert not _humans(app, 1)
+            asked = app.model.current_turn
+            await until(pilot, lambda: app.model.last_turn >= asked + 2, timeout=60)
+            await pilot.press("s")  # stop after the streaming turn: the run's, not the screen's
+            await until(pilot, app.served.is_set, timeout=60)
+            assert app.source.end is not None and app.source.end.reason == "stopped"
+            assert "human → ada: name one doubt" in pane_text(app, 0)
+        run.proc.communicate(timeout=30)
+    finally:
+        run.end()
+    assert run.proc.returncode == 0
+    records = read_transcript(transcript).records
+    [said] = [r for r in records if isinstance(r, Interjection)]
+    assert said.to == ("ada",) and said.text == "name one doubt"
+    # ada's next request carried the message, and its recorded hash is that request's.
+    turn = next(r for r in records if isinstance(r, Turn) and r.agent == "ada"
+                and r.index >= said.before_turn)
+    rebuilt = rebuild_request(read_transcript(transcript), turn.index)
+    assert rebuilt.matches
+    assert any("[Human]: name one doubt" in m.content for m in rebuilt.request.messages)
+
+
+async def test_two_screens_see_the_same_and_quitting_one_leaves_the_run_going(
+        tmp_path: Path) -> None:
+    run = SlowRun(tmp_path)
+    try:
+        first, transcript = _attached(run, tmp_path)
+        second, _ = _attached(run, tmp_path)
+        async with first.run_test(size=(160, 48)) as one, \
+                second.run_test(size=(160, 48)) as two:
+            await until(one, lambda: first.model.last_turn >= 2, timeout=60)
+            await until(two, lambda: second.model.last_turn >= 2, timeout=60)
+            turns = min(first.model.last_turn, second.model.last_turn)
+            for index in (0, 1):
+                a, b = pane_text(first, index), pane_text(second, index)
+                # Both show every completed turn alike (one may be a few words further on).
+                assert a.split("streaming")[0][:200] == b.split("streaming")[0][:200]
+            assert turns >= 2
+            footer = first.screen.active_bindings
+            assert "detach" in {b.binding.description for b in footer.values()}
+            assert "quit" not in {b.binding.description for b in footer.values()}
+            await one.press("q")
+            assert isinstance(first.screen, ConfirmQuit)
+            assert "The run goes on in its own process" in \
+                "\n".join(str(label.content) for label in first.screen.query("Label"))
+            await one.press("y")
+            await until(one, first.served.is_set, timeout=30)
+            assert first.source.end is None  # detached: the run did not end
+            assert run.proc.poll() is None
+            last = second.model.last_turn
+            await until(two, lambda: second.model.last_turn > last, timeout=60)
+        assert run.proc.poll() is None
+        assert run.cli("control", str(transcript), "stop", "--now").returncode == 0
+        run.proc.communicate(timeout=30)
+    finally:
+        run.end()
+    assert run.proc.returncode == 0
