@@ -193,6 +193,8 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--yes", action="store_true", help="start without asking")
     batch.add_argument("--dry-run", action="store_true",
                        help="show the runs and the cost bound, run nothing")
+    batch.add_argument("--headless", action="store_true",
+                       help="write the progress log instead of showing the dashboard")
     _color_option(batch)
     _handled_by(batch, running.batch)
 

@@ -15,6 +15,13 @@ __all__ = ["attach"]
 
 
 def attach(args: argparse.Namespace) -> int:
+    if args.target is not None:
+        from intermodel.control.client import find_batch
+
+        if find_batch(args.target) is not None:  # experiments/NAME.toml, its name, a batch id
+            from intermodel.tui.dashboard import run_dashboard_remote
+
+            return int(run_dashboard_remote(args.target))
     socket, transcript = _target(args.target)
     if args.headless or not (sys.stdin.isatty() and sys.stdout.isatty()):
         import anyio

@@ -1,4 +1,8 @@
-"""`intermodel batch EXPERIMENT.toml`: plan, estimate, confirm, run, report."""
+"""`intermodel batch EXPERIMENT.toml`: plan, estimate, confirm, run, report.
+
+On a terminal (stdin and stdout) the batch runs under the dashboard (`intermodel.tui.dashboard`);
+with `--headless`, or in a log, it writes the progress log of `intermodel.console.progress`.
+"""
 
 from __future__ import annotations
 
@@ -21,11 +25,14 @@ from intermodel.security.text import terminal_safe
 __all__ = ["run_batch_command"]
 
 
-def run_batch_command(path: str, *, yes: bool, dry_run: bool, color: str) -> int:
+def run_batch_command(path: str, *, yes: bool, dry_run: bool, color: str,
+                      headless: bool = False) -> int:
     experiment = load_experiment(path)
+    dashboard = not headless and sys.stdin.isatty() and sys.stdout.isatty()
     view = ProgressView(sys.stdout, color=use_color(sys.stdout, color),
                         live=sys.stdout.isatty())
-    batch = Batch(experiment, listener=view.on_change)
+    # The dashboard owns the screen: the log's lines would write over it.
+    batch = Batch(experiment, listener=None if dashboard else view.on_change)
     view.attach(batch)
     for pairing in experiment.pairings.values():
         resolve_credentials(pairing, os.environ)  # every missing key, before anything runs
@@ -42,7 +49,12 @@ def run_batch_command(path: str, *, yes: bool, dry_run: bool, color: str) -> int
                                                                                          "yes"):
         print("not started")
         return 0
-    report = anyio.run(_run, batch, view)
+    if dashboard:
+        from intermodel.tui.dashboard import run_dashboard_local
+
+        report = run_dashboard_local(batch)
+    else:
+        report = anyio.run(_run, batch, view)
     counts = Counter(state.status for state in report.states.values())
     print(f"\n{counts['finished']} of {report.total} runs finished "
           f"({report.skipped} before this session), {counts['failed']} failed, "

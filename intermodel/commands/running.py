@@ -157,7 +157,7 @@ def batch(args: argparse.Namespace) -> int:
     from intermodel.commands.batch import run_batch_command
 
     return run_batch_command(args.experiment, yes=args.yes, dry_run=args.dry_run,
-                             color=args.color)
+                             color=args.color, headless=args.headless)
 
 
 def _pairs(items: list[str], option: str) -> dict[str, str]:

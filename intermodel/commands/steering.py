@@ -14,9 +14,13 @@ __all__ = ["control", "say", "status"]
 
 
 def _control_socket(transcript: str) -> Path:
-    from intermodel.control.client import find_socket
+    """The socket of the run recorded in `transcript`, or of the live run with that id."""
+    from intermodel.control.client import find_socket, registered_run
+    from intermodel.security.runid import is_run_id
     from intermodel.transcript.reader import read_transcript
 
+    if is_run_id(transcript) and not Path(transcript).exists():
+        return registered_run(transcript)
     found = read_transcript(transcript)
     if found.end is not None:
         raise UsageError(f"{transcript} has finished ({found.end.reason}); nothing to steer")
@@ -56,8 +60,28 @@ def status(args: argparse.Namespace) -> int:
     if not runs:
         print("no runs in progress")
         return EXIT_OK
-    for run in runs:
+    # Batches first, with their progress; then every run, a batch's entries among them.
+    for batch in (r for r in runs if r.get("kind") == "batch"):
+        print(safe_line(f"batch {batch['experiment']}: {batch_progress(batch)} · "
+                        f"{batch['state']}  pid {batch['pid']}  {batch['file']}"))
+    for run in (r for r in runs if r.get("kind") != "batch"):
         done = f"{run['turns']}/{run['max_turns']} turns done"
         print(safe_line(f"{run['state']:<18} {done:<20} {run['elapsed']:>7.0f} s  "
                         f"pid {run['pid']}  {run['transcript']}"))
     return EXIT_OK
+
+
+def batch_progress(batch: dict[str, object]) -> str:
+    """`3/12 done · 2 running · 1 retrying · 0 failed · about 4m left`, from a batch's snapshot."""
+    line = (f"{batch['done']}/{batch['total']} done · {batch['running']} running · "
+            f"{batch['retrying']} retrying · {batch['failed']} failed")
+    eta = batch.get("eta")
+    if isinstance(eta, int | float):
+        line += f" · about {clock(eta)} left"
+    return line
+
+
+def clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s"

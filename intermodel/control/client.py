@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from intermodel.control.paths import peer_uid, runtime_dir, socket_path
-from intermodel.control.registry import registered_sockets
+from intermodel.control.registry import Registered, registered, registered_sockets
 from intermodel.errors import IntermodelError
 from intermodel.security.runid import is_run_id
 
-__all__ = ["ForeignSocket", "NotListening", "find_socket", "live_runs", "request"]
+__all__ = ["ForeignSocket", "NotListening", "find_batch", "find_socket", "live_runs",
+           "registered_run", "request"]
 
 
 class NotListening(IntermodelError):
@@ -40,6 +41,34 @@ def find_socket(transcript: str | Path, run_id: str) -> Path:
         if candidate.exists():
             return candidate
     return socket_path(transcript, run_id)
+
+
+def registered_run(run_id: str) -> Path:
+    """The socket of the live run (or batch) registered under `run_id`."""
+    for found in registered():
+        if found.id == run_id:
+            return found.socket
+    raise NotListening(f"no run {run_id} is in progress (see `intermodel status`)")
+
+
+def find_batch(target: str) -> Registered | None:
+    """The live batch `target` names: its experiment file (`experiments/NAME.toml`, or without
+    `.toml`), the experiment's name, or the batch's id. None when no such batch is running."""
+    batches = [found for found in registered() if found.kind == "batch"]
+    wanted = {p for p in (_resolved(target), _resolved(f"{target}.toml")) if p is not None}
+    for match in (lambda b: b.id == target, lambda b: _resolved(b.path) in wanted,
+                  lambda b: b.name in (target, Path(target).stem)):
+        hits = [b for b in batches if match(b)]
+        if hits:
+            return hits[0]
+    return None
+
+
+def _resolved(path: str) -> Path | None:
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
 
 
 def request(path: Path, payload: dict[str, Any], timeout: float = 5.0, *,

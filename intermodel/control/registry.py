@@ -2,7 +2,9 @@
 
 A run that serves a control socket writes `<runtime dir>/runs/<run id>.json` (its socket, its
 transcript and its process id) and removes it when it ends, so a bare `intermodel status` finds
-runs whose sockets sit beside transcripts in any folder. The folder is private to the user (mode
+runs whose sockets sit beside transcripts in any folder. A batch registers the same way under an id
+of its own, with `"kind": "batch"`, its experiment's name and file (how `intermodel attach
+experiments/NAME` finds it). The folder is private to the user (mode
 700, like the runtime dir), but its entries are still read as untrusted: anything that is not a
 regular file of this user with a run id for a name and a small JSON object inside — a link, a
 file of another user, garbage — is ignored, never followed. Entries of runs that are gone (their
@@ -15,13 +17,15 @@ import contextlib
 import json
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from intermodel.control.paths import runtime_dir
 from intermodel.security.files import UnreadableFile, read_regular, write_private
 from intermodel.security.runid import is_run_id
 
-__all__ = ["register", "registered_sockets", "registry_dir", "unregister"]
+__all__ = ["Registered", "register", "registered", "registered_sockets", "registry_dir",
+           "unregister"]
 
 _MAX_ENTRY = 16 * 1024  # bytes of one entry: two paths and a number
 
@@ -32,12 +36,28 @@ def registry_dir() -> Path:
     return folder
 
 
-def register(run_id: str, socket: Path, transcript: str | Path) -> Path:
-    """Record a live run; returns the entry, for `unregister`."""
+@dataclass(frozen=True)
+class Registered:
+    """A live run or batch, as its entry says (untrusted: checked, never followed)."""
+
+    id: str
+    socket: Path
+    pid: int
+    kind: str = "run"  # or "batch"
+    name: str = ""  # a batch's experiment
+    path: str = ""  # a batch's experiment file; a run's transcript
+
+
+def register(run_id: str, socket: Path, transcript: str | Path, *, kind: str = "run",
+             name: str = "") -> Path:
+    """Record a live run (or a batch: `kind`, its experiment's `name`, and its file in place of
+    a transcript); returns the entry, for `unregister`."""
     entry = registry_dir() / f"{run_id}.json"
-    write_private(entry, json.dumps({"run_id": run_id, "socket": os.fspath(socket),
-                                     "transcript": os.fspath(transcript),
-                                     "pid": os.getpid()}))
+    record: dict[str, object] = {"run_id": run_id, "socket": os.fspath(socket),
+                                 "transcript": os.fspath(transcript), "pid": os.getpid()}
+    if kind != "run":
+        record |= {"kind": kind, "name": name}
+    write_private(entry, json.dumps(record))
     return entry
 
 
@@ -47,8 +67,13 @@ def unregister(entry: Path) -> None:
 
 
 def registered_sockets() -> list[Path]:
-    """The sockets of the registered runs that may still be alive."""
-    found: list[Path] = []
+    """The sockets of the registered runs (and batches) that may still be alive."""
+    return [found.socket for found in registered()]
+
+
+def registered() -> list[Registered]:
+    """The registered runs and batches that may still be alive."""
+    found: list[Registered] = []
     try:
         entries = sorted(registry_dir().iterdir())
     except OSError:
@@ -65,16 +90,15 @@ def registered_sockets() -> list[Path]:
         record = _read(entry)
         if record is None:
             continue
-        socket, pid = record
-        if not _alive(pid) or not socket.exists():
+        if not _alive(record.pid) or not record.socket.exists():
             unregister(entry)  # the run is gone
             continue
-        found.append(socket)
+        found.append(record)
     return found
 
 
-def _read(entry: Path) -> tuple[Path, int] | None:
-    """The socket and process id an entry names, when it is well formed."""
+def _read(entry: Path) -> Registered | None:
+    """What an entry says, when it is well formed."""
     try:
         data = json.loads(read_regular(entry, limit=_MAX_ENTRY))
     except (UnreadableFile, OSError, ValueError, RecursionError):
@@ -84,7 +108,10 @@ def _read(entry: Path) -> tuple[Path, int] | None:
     socket, pid = data.get("socket"), data.get("pid")
     if not isinstance(socket, str) or "\0" in socket or type(pid) is not int or pid <= 0:
         return None
-    return Path(socket), pid
+    kind, name, path = data.get("kind", "run"), data.get("name", ""), data.get("transcript", "")
+    if not all(isinstance(v, str) and len(v) <= 4096 for v in (kind, name, path)):
+        return None
+    return Registered(entry.stem, Path(socket), pid, kind, name, path)
 
 
 def _alive(pid: int) -> bool:

@@ -19,6 +19,7 @@ TINY = {
     "local.py": ["--tokens", "8", "--runs", "1", "--launches", "1"],
     "judge.py": ["--targets", "20", "--local", "0", "--runs", "1"],
     "follow.py": ["--idle", "0.5", "--runs", "1", "--turns", "2", "--history", "20"],
+    "dashboard.py": ["--entries", "5", "--seconds", "0.5", "--runs", "1"],
 }
 
 
