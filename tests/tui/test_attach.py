@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from textual.widgets import Input
 
+from intermodel.config.experiment import load_experiment
 from intermodel.control.client import find_socket
 from intermodel.control.server import ControlServer
 from intermodel.engine.events import ThinkingChunk
 from intermodel.engine.prepare import prepared_run
+from intermodel.experiment.batch import Batch
 from intermodel.lineage.audit import rebuild_request
 from intermodel.records import Interjection, Turn
 from intermodel.transcript.reader import read_transcript
@@ -22,6 +25,7 @@ from intermodel.tui.entries import HumanView
 from intermodel.tui.quit import ConfirmQuit
 from tests.conftest import PairingFactory
 from tests.control.test_control import SlowRun
+from tests.experiment.test_batch_control import slow_experiment, wait_for
 from tests.fakes import Gate, gated_scripted
 from tests.tui.test_tui import SLOW, pane_text, type_text
 from tests.tui_support import frozen_clock, until
@@ -139,3 +143,47 @@ async def test_attaching_in_the_middle_of_a_turn_shows_what_it_has_said_so_far(
                 await pilot.press("s")
                 await until(pilot, app.served.is_set, timeout=30)
             tg.cancel_scope.cancel()
+
+
+async def test_attaching_to_a_batch_entry_and_interjecting_from_the_screen(
+        tmp_path: Path) -> None:
+    experiment = load_experiment(slow_experiment(tmp_path, delay=0.05, turns=4))
+    batch = Batch(experiment)
+    key = batch.entries[0].id
+
+    def entry() -> dict[str, Any] | None:
+        found = [e for e in batch.snapshot()["entries"] if e["key"] == key]
+        return found[0] if found and found[0]["state"] == "running" else None
+
+    async def watch() -> None:
+        await wait_for(lambda: entry() is not None and batch.states[key].turns >= 1)
+        batch.pause()  # so the message lands before bo's next turn at any speed
+        found = entry()
+        assert found is not None
+        app = attach_app(find_socket(found["transcript"], found["run_id"]), found["transcript"],
+                         clock=frozen_clock, blink=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: app.model.last_turn >= 1, timeout=30)
+            await pilot.press("i")
+            await pilot.press("tab", "tab")  # both → ada → bo
+            await type_text(pilot, "a word from the screen")
+            await pilot.press("enter")
+            await until(pilot, lambda: _humans(app, 1), timeout=30)
+            batch.resume()
+            await until(pilot, app.served.is_set, timeout=60)
+            assert app.source.end is not None
+        sent.append(found["transcript"])
+
+    sent: list[str] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        report = await batch.run()
+    assert report.count("finished") == 4
+    transcript = read_transcript(sent[0])
+    [said] = [r for r in transcript.records if isinstance(r, Interjection)]
+    assert said.to == ("bo",) and said.text == "a word from the screen"
+    turn = next(r for r in transcript.records if isinstance(r, Turn) and r.agent == "bo"
+                and r.index >= said.before_turn)
+    rebuilt = rebuild_request(transcript, turn.index)
+    assert rebuilt.matches
+    assert any("[Human]: a word from the screen" in m.content for m in rebuilt.request.messages)
