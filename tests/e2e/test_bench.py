@@ -20,6 +20,9 @@ TINY = {
     "judge.py": ["--targets", "20", "--local", "0", "--runs", "1"],
     "follow.py": ["--idle", "0.5", "--runs", "1", "--turns", "2", "--history", "20"],
     "dashboard.py": ["--entries", "5", "--seconds", "0.5", "--runs", "1"],
+    "attach.py": ["--turns", "2", "--words", "5", "--rounds", "1"],
+    "history.py": ["--turns", "30", "--at", "5,20", "--words", "5", "--span", "3", "--repeat", "1",
+                   "--rounds", "1", "--burst", "3", "--sdk-repeat", "1"],
 }
 
 
