@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
+
 from intermodel.control.wire import encode_event
 from intermodel.engine.bus import EventBus
 from intermodel.engine.events import (
@@ -73,6 +75,9 @@ class Feed:
         self._lines: list[bytes] = _written_so_far(transcript)
         self._streams: dict[StreamKey, _Stream] = {}
         self._paused = False
+        # Set at the next event that is not a piece of a turn: a viewer waiting out a frame
+        # sends at once what a person should see at once (a turn starting, a record).
+        self.landmark = anyio.Event()
         bus.add(self)
 
     def snapshot(self) -> Snapshot:
@@ -91,6 +96,8 @@ class Feed:
             if stream is not None:
                 stream.add(event)
             return
+        self.landmark.set()
+        self.landmark = anyio.Event()
         match event:
             case TurnStarted(turn=turn, agent=agent):
                 self._streams[(turn, agent)] = _Stream(event)

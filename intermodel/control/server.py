@@ -50,6 +50,7 @@ from intermodel.control.lines import (
 from intermodel.control.paths import socket_path
 from intermodel.control.registry import register
 from intermodel.control.wire import PROTOCOL, encode_event, marker
+from intermodel.engine.events import TextChunk, ThinkingChunk
 from intermodel.engine.session import Session
 from intermodel.errors import UsageError
 from intermodel.security.bounds import MAX_TURNS
@@ -60,7 +61,10 @@ __all__ = ["IDLE_SECONDS", "MAX_CONNECTIONS", "MAX_VIEWERS", "PROTOCOL", "VIEWER
 MAX_VIEWERS = 16  # subscribed viewers at once
 VIEWER_BACKLOG = 512  # events a viewer may lag behind (merged chunks count once)
 VIEWER_STALL = 30.0  # seconds a viewer may take no data while some waits for it
-VIEWER_FRAME = 0.02  # seconds events pile up between two sends to a viewer that keeps up
+# Seconds a turn's pieces pile up between two sends to a viewer: one send per frame, not per
+# token. Anything else (a turn starting, a record) ends the frame and is sent at once, and so is
+# the first piece after it, so a new turn shows without waiting for a frame.
+VIEWER_FRAME = 0.05
 FINISH_SECONDS = 1.0  # a viewer may take to be sent the run's end once it has ended
 _HISTORY_BLOCK = 256 * 1024  # bytes of history sent at once
 _VIEWERS_BUSY = {"ok": False, "error": f"the run already has {MAX_VIEWERS} viewers; try again"}
@@ -117,9 +121,13 @@ class ControlServer(LineServer):
             present = [encode_event(event) for event in snapshot.present]
             await _send_lines(stream, [marker("live"), *filter(None, present)], self.stall)
             while await queue.wait():
-                lines = [encode_event(event) for event in queue.drain()]
+                landmark = self.feed.landmark
+                events = queue.drain()
+                lines = [encode_event(event) for event in events]
                 await _send_lines(stream, list(filter(None, lines)), self.stall)
-                await anyio.sleep(VIEWER_FRAME)
+                if all(type(e) is TextChunk or type(e) is ThinkingChunk for e in events):
+                    with anyio.move_on_after(VIEWER_FRAME):
+                        await landmark.wait()
             if queue.overflowed:
                 self.dropped += 1
                 await _send_lines(stream, [marker("dropped", reason=(
