@@ -111,7 +111,37 @@ class Source(Protocol):
         ...
 
 
-class LiveSource:
+class Ignoring:
+    """What a source does with the commands it lacks the capability for: nothing (`interject`
+    says it was not sent). Stopping or a signal closes a source that has no run of its own to
+    end: a recording, or an attached viewer (the run is not the viewer's to end)."""
+
+    def step(self) -> None:
+        pass
+
+    def interject(self, text: str, to: str) -> bool:
+        return False
+
+    def extend(self, turns: int) -> None:
+        pass
+
+    def seek(self, turn: int) -> None:
+        pass
+
+    def scale_speed(self, factor: float) -> None:
+        pass
+
+    def stop(self, *, now: bool) -> None:
+        self.close()
+
+    def interrupt(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class LiveSource(Ignoring):
     """Runs what `open_run` prepares (a new run, a resumed or a branched one); it is steered once
     it has started (commands before that are dropped), and its control socket is served for as
     long as it goes on."""
@@ -163,12 +193,6 @@ class LiveSource:
         if self.controls is not None:
             self.controls.stop(now=True, reason="interrupted")
 
-    def seek(self, turn: int) -> None:
-        pass  # a live run has no recorded turns to go back to
-
-    def scale_speed(self, factor: float) -> None:
-        pass  # a live run goes at the speed of its agents
-
     def close(self) -> None:
         """Cancel the run; its session still writes the transcript's final record."""
         self._closed = True
@@ -197,7 +221,7 @@ class LiveSource:
                     tg.cancel_scope.cancel()  # the control socket closes with the run
 
 
-class AttachedSource:
+class AttachedSource(Ignoring):
     """A run going on in another process, watched through its control socket (`socket`) and
     steered through it: every command is a request to that run, whose answer (or refusal) is
     shown as a notice. Closing detaches; the run goes on."""
@@ -235,15 +259,6 @@ class AttachedSource:
 
     def stop(self, *, now: bool) -> None:
         self._send({"command": "stop", "now": now})
-
-    def interrupt(self) -> None:
-        self.close()  # a signal to the viewer detaches it: the run is not the viewer's to end
-
-    def seek(self, turn: int) -> None:
-        pass
-
-    def scale_speed(self, factor: float) -> None:
-        pass
 
     def close(self) -> None:
         self._closed = True
@@ -291,7 +306,7 @@ class AttachedSource:
         return "the connection to the run was lost (its process ended without a final record?)"
 
 
-class ReplaySource:
+class ReplaySource(Ignoring):
     """Plays a transcript back; stays open after the last record so a person can seek."""
 
     live = False
@@ -313,21 +328,6 @@ class ReplaySource:
     def resume(self) -> None:
         self.replay.resume()
 
-    def step(self) -> None:
-        pass  # a recording has no turn to run
-
-    def interject(self, text: str, to: str) -> bool:
-        return False  # nobody is listening to a recording
-
-    def extend(self, turns: int) -> None:
-        pass
-
-    def stop(self, *, now: bool) -> None:
-        self.close()
-
-    def interrupt(self) -> None:
-        self.close()
-
     def seek(self, turn: int) -> None:
         self.replay.seek(turn)
 
@@ -344,7 +344,7 @@ class ReplaySource:
             await self.replay.run()
 
 
-class FollowSource:
+class FollowSource(Ignoring):
     """Plays a transcript that is still being written, following it as it grows; stays open
     after the run's end (a later process may resume it) until the screen closes. A file that
     stops being a transcript (a bad line, cut short) stops the following: the screen says why and
@@ -372,27 +372,6 @@ class FollowSource:
 
     def resume(self) -> None:
         self.follow.resume()
-
-    def step(self) -> None:
-        pass
-
-    def interject(self, text: str, to: str) -> bool:
-        return False  # the run is elsewhere; nobody here can reach it
-
-    def extend(self, turns: int) -> None:
-        pass
-
-    def stop(self, *, now: bool) -> None:
-        self.close()
-
-    def interrupt(self) -> None:
-        self.close()
-
-    def seek(self, turn: int) -> None:
-        pass
-
-    def scale_speed(self, factor: float) -> None:
-        pass
 
     def close(self) -> None:
         self.follow.close()
