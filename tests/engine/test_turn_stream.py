@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator
 
 import anyio
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from intermodel.config.model import RetryConfig
@@ -102,6 +102,9 @@ def test_a_key_split_across_any_chunks_never_reaches_a_subscriber(
     """A reply echoing each key, split into any number of chunks at any points, thinking first
     and text after (or either alone), the stream ending anywhere: neither stream a subscriber
     sees holds any key's first MIN_FRAGMENT characters, and what it sees is what is recorded."""
+    # A key whose beginning recurs inside it ("000000000") cannot be told from its own tail,
+    # which a thinking/text switch may leave at the start of a stream: real keys are random.
+    assume(all(key[:MIN_FRAGMENT] not in key[1:] for key in key_list))
     reply = (before + "".join(key + after for key in key_list))[:end]
     pieces = [p for p in split(reply, points) if p]
     deltas: list[Delta] = []
