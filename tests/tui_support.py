@@ -16,15 +16,44 @@ from intermodel.engine.events import Event, TurnCompleted
 from intermodel.engine.prepare import prepared_run
 from intermodel.tui import app as app_module
 from intermodel.tui.app import IntermodelApp, live_app
+from intermodel.tui.lines import EntryLines
+from intermodel.tui.model import TurnEntry
 from intermodel.tui.sources import LiveSource
 from intermodel.tui.status import StatusBar
 
-__all__ = ["frozen_clock", "make_app", "read_when", "status_text", "still_app", "until"]
+__all__ = ["click_toggle", "frozen_clock", "make_app", "pane_text", "read_when", "status_text",
+           "still_app", "toggle_label", "turn_views", "until"]
 
 
 def frozen_clock() -> float:
     """Elapsed time that never moves, so screenshots are the same every time."""
     return 0.0
+
+
+def pane_text(app: IntermodelApp, index: int) -> str:
+    """What a pane shows, every kept line of it, as plain text."""
+    return "\n".join(app.panes[index].text_lines())
+
+
+def turn_views(app: IntermodelApp, index: int) -> list[EntryLines]:
+    """The turns a pane keeps, oldest first."""
+    return [v for v in app.panes[index].views if isinstance(v.entry, TurnEntry)]
+
+
+def toggle_label(view: EntryLines) -> str:
+    assert view.toggle_line is not None
+    return view.lines[view.toggle_line].text
+
+
+async def click_toggle(pilot: Pilot[Any], app: IntermodelApp, index: int,
+                       view: EntryLines) -> None:
+    """Click a turn's thinking line, as a person would (scrolled into view first)."""
+    pane = app.panes[index]
+    assert view.toggle_line is not None
+    line = pane.line_of(view) + view.toggle_line
+    if not 0 <= pane.row_of(line) < pane.scrollable_content_region.height:
+        pane.scroll_to(y=line, animate=False, immediate=True)
+    await pilot.click(pane, offset=(2, pane.row_of(line)))
 
 
 def make_app(pairing: Pairing | Panel, **options: Any) -> IntermodelApp:

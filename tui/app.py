@@ -3,11 +3,11 @@
 How events reach the screen: the source (a dialogue or a replay) runs in an async worker on the
 app's loop and publishes into its bus. The app's pump waits for events, drains everything queued
 (the bus has already merged adjacent chunks), applies the batch to the `ConversationModel` (the
-whole history, as plain data), lets each pane catch up once (a pane mounts widgets only for its
-newest entries), then sleeps a frame (`FRAME_SECONDS`) so tokens pile up into the next batch. The
-status line is worked out again with each batch and repainted only if it changed; a one-shot timer
-wakes it only when time alone would change it (its clock's next second), so a finished or paused
-screen sleeps. Nothing happens per token.
+whole history, as plain data), lets each pane catch up once (a pane keeps lines only for its
+newest entries, and wraps again only what changed), then sleeps a frame (`FRAME_SECONDS`) so
+tokens pile up into the next batch. The status line is worked out again with each batch and
+repainted only if it changed; a one-shot timer wakes it only when time alone would change it (its
+clock's next second), so a finished or paused screen sleeps. Nothing happens per token.
 
 A panel (one message, N agents answering at once) uses the same path: when its run starts, the two
 dialogue columns are replaced by one column per agent (`columns.PanelView`), and every pane
@@ -44,7 +44,6 @@ from intermodel.transcript.reader import GrowingTranscript, read_transcript
 
 from . import keys
 from .columns import PanelView
-from .entries import FLIPPED, HIDDEN, ThinkingToggle, TurnView
 from .history import recorded_history
 from .model import ConversationModel
 from .pane import AgentPane
@@ -57,11 +56,13 @@ from .text import plain
 __all__ = ["STACK_BELOW", "IntermodelApp", "attach_app", "live_app", "replay_app", "run_attach",
            "run_replay", "run_tui"]
 
-FRAME_SECONDS = 0.05  # how long tokens pile up between two screen updates
+# How long tokens pile up between two screen updates: ten a second is as smooth as reading needs,
+# and each frame of a stream repaints its growing paragraph (each new line, the whole column).
+FRAME_SECONDS = 0.1
 # A frame repaints every column that grew, so with more than STREAMS_PER_FRAME answers streaming
 # at once frames are spaced out in proportion (12 columns: a frame every 0.15 s, which halved the
 # CPU time of 12 columns at 100 tokens per second each, measured).
-STREAMS_PER_FRAME = 4
+STREAMS_PER_FRAME = 8
 TICK_SLACK = 0.01  # seconds past the moment the status line changes that its timer fires
 STACK_BELOW = 100  # columns: narrower terminals show the agents one above the other
 CACHE_SECONDS = 1.0  # at most this often, at a turn's start, painted-line caches are dropped
@@ -85,7 +86,7 @@ class IntermodelApp(App[int]):
     running: var[bool] = var(False, bindings=True)  # a live run that has not ended
     panel: var[bool] = var(False, bindings=True)
     stopping: var[bool] = var(False)
-    # Thinking shows in every turn but those whose own toggle was clicked (see entries.py).
+    # Thinking shows in every turn but those whose own toggle was clicked (see lines.py).
     show_thinking: var[bool] = var(True)
 
     def __init__(self, source: Source, *, clock: Callable[[], float] = time.monotonic,
@@ -114,7 +115,7 @@ class IntermodelApp(App[int]):
     def compose(self) -> ComposeResult:
         yield Static(self._header(), id="header", markup=False)
         with Horizontal(id="panes"):
-            yield from self._panes
+            yield from (pane.frame for pane in self._panes)
         yield InterjectBar(blink=self.blink)
         yield GotoBar(blink=self.blink)
         yield self._status_bar
@@ -137,6 +138,8 @@ class IntermodelApp(App[int]):
         """Replace the dialogue's two columns by the panel's own, before its first events."""
         panes = tuple(AgentPane(self.model, slot, id=f"pane-{slot + 1}")
                       for slot in range(len(panel.agents)))
+        for pane in panes:
+            pane.thinking_shown = self.show_thinking
         screen = self.default_screen  # not a question on top of it (quit was pressed early)
         focused = screen.focused in self._panes
         await self.query_one("#panes").remove()
@@ -332,14 +335,11 @@ class IntermodelApp(App[int]):
         self._sync_state()
 
     def action_thinking(self) -> None:
-        self.default_screen.query(TurnView).remove_class(FLIPPED)  # one key decides for all
         self.show_thinking = not self.show_thinking
 
     def _watch_show_thinking(self, show: bool) -> None:
-        screen = self.default_screen
-        screen.set_class(not show, HIDDEN)
-        for toggle in screen.query(ThinkingToggle):
-            toggle.refresh_label()
+        for pane in self.panes:
+            pane.show_thinking(show)  # one key decides for all: clicked turns follow it too
 
     def action_follow(self) -> None:
         for pane in self.panes:

@@ -50,7 +50,7 @@ class PanelColumns(Container):
         self.shape = (0, 0, False)
 
     def compose(self) -> ComposeResult:
-        yield from self.panes
+        yield from (pane.frame for pane in self.panes)
 
     def on_resize(self, event: Resize) -> None:
         # The region, not the content size: a scrollbar appearing must not change the shape.
@@ -67,8 +67,8 @@ class PanelColumns(Container):
         styles.grid_size_rows = rows
         styles.grid_rows = str(MIN_ROW) if scrolls else "1fr"
         for pane in self.panes:
-            pane.styles.column_span = 1
-        self.panes[-1].styles.column_span = columns * rows - len(self.panes) + 1
+            pane.frame.styles.column_span = 1
+        self.panes[-1].frame.styles.column_span = columns * rows - len(self.panes) + 1
 
 
 class PanelView(Vertical):

@@ -1,124 +1,337 @@
-"""One agent's column: a scrolling list of widgets for the newest entries of that agent.
+"""One agent's column: the newest entries of that agent, painted as lines (see `lines`).
 
-Textual walks every mounted widget on each screen update, scrolled out of view or not, so a pane
-keeps only a tail of its history mounted: the newest entries within `KEEP_ENTRIES` and
-`KEEP_CHARS`. Older entries stay in the model; scrolling to the top of the pane mounts the previous
-`LOAD_STEP` of them again. While a person reads older turns (the pane does not follow the live end)
-nothing is pruned, up to `HARD_CAP` mounted entries, so their place does not move under them.
+A pane keeps only a window of its history as lines: the newest entries within `KEEP_ENTRIES` and
+`KEEP_CHARS` (wrapping the whole of a long run at each resize would take seconds). Older entries
+stay in the model; scrolling to the top of the pane brings back the previous `LOAD_STEP` of them.
+While a person reads older turns (the pane does not follow the live end) nothing is dropped, up to
+`HARD_CAP` kept entries, so their place does not move under them.
+
+The border, its title and the padding belong to the pane's `PaneFrame`, which does not move: a
+scrolled pane paints every line in view again, and each of them went through the border's
+drawing (its colours worked out per line) as well. A painted line is kept for as long as the line
+under it and its place are the same (`_painted`).
+
+While a pane follows the live end it has no scrollbar (a padding column holds its place, so no
+text wraps differently): at the end the bar says nothing, and redrawing it on every new line was
+a quarter of the screen's work. It comes back as soon as the person scrolls up.
 """
 
 from __future__ import annotations
 
-from textual.containers import VerticalScroll
-from textual.content import Content
-from textual.widgets import Static
+from bisect import bisect_right
+from typing import ClassVar
 
-from .entries import EntryView, GrowsInPlace, TurnView, entry_view
+from rich.segment import Segment
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.selection import Selection
+from textual.strip import Strip
+
+from .lines import EntryLines, Palette
 from .model import ConversationModel, Entry
 from .text import plain
 
-__all__ = ["AgentPane"]
+__all__ = ["AgentPane", "PaneFrame"]
 
 KEEP_ENTRIES = 20
 KEEP_CHARS = 20_000
 LOAD_STEP = 10
 HARD_CAP = 4 * KEEP_ENTRIES
+PALETTE = {
+    "title": "pane--title", "title_live": "pane--title-live", "toggle": "pane--toggle",
+    "thinking": "pane--thinking", "reply": "pane--reply", "discarded": "pane--discarded",
+    "human": "pane--human", "note": "pane--note", "warning": "pane--warning",
+    "earlier": "pane--earlier",
+}
 
 
-class EarlierMarker(Static):
-    """Says how many older entries are not mounted, at the top of a pane."""
+class PaneFrame(Vertical):
+    """A pane's border, with the agent's name as its title, and its padding."""
+
+    def __init__(self, pane: AgentPane) -> None:
+        super().__init__(classes="pane")
+        self.pane = pane
+
+    def compose(self) -> ComposeResult:
+        yield self.pane
 
 
-class AgentPane(VerticalScroll, GrowsInPlace):
+class AgentPane(ScrollView, can_focus=True):
     """The entries of one agent, following the live end unless the person scrolls up."""
 
+    COMPONENT_CLASSES: ClassVar[set[str]] = set(PALETTE.values())
+
     def __init__(self, model: ConversationModel, slot: int, *, id: str) -> None:
-        super().__init__(id=id, classes="pane")
+        super().__init__(id=id, classes="-following")
+        self.frame = PaneFrame(self)
         self.model = model
         self.slot = slot
         self.agent = ""
         self.following = True
+        self.thinking_shown = True
         self._generation = -1
-        self._views: dict[int, EntryView] = {}
-        self._first = 0  # index in the agent's entries of the first mounted one
-        self._next = 0  # index of the first entry not yet mounted
-        self._marker = EarlierMarker(markup=False, classes="earlier")
-
-    def on_mount(self) -> None:
-        self._marker.display = False
-        self.mount(self._marker)
-        self.anchor()
+        self._views: list[EntryLines] = []  # the kept entries, oldest first
+        self._by_key: dict[int, EntryLines] = {}
+        self._starts: list[int] = []  # the first line of each kept entry
+        self._first = 0  # index in the agent's entries of the first kept one
+        self._next = 0  # index of the first entry not yet kept
+        self._width = 0
+        self._palette: Palette | None = None
+        # Each line as last painted, by its index, with the line it was painted from.
+        self._painted: dict[int, tuple[Strip, Strip]] = {}
+        self._marker: tuple[tuple[int, int], Strip] | None = None  # the earlier-entries line
 
     @property
     def entries(self) -> list[Entry]:
         return self.model.entries.get(self.agent, [])
 
     @property
-    def mounted(self) -> int:
+    def views(self) -> list[EntryLines]:
+        return self._views
+
+    @property
+    def kept(self) -> int:
         return self._next - self._first
 
     @property
     def hidden(self) -> int:
-        """Older entries that are not mounted (shown again by scrolling to the top)."""
+        """Older entries that are not kept (shown again by scrolling to the top)."""
         return self._first
 
+    @property
+    def allow_select(self) -> bool:
+        return True
+
+    def line_of(self, view: EntryLines) -> int:
+        """The first line of a kept entry."""
+        return (1 if self._first else 0) + self._starts[self._views.index(view)]
+
+    def row_of(self, index: int) -> int:
+        """Where line `index` is in view: its row in the pane (outside it if scrolled away)."""
+        return index + self._top() - round(self.scroll_y)
+
+    def text_lines(self) -> list[str]:
+        """Every kept line as plain text (what selecting all of it would copy)."""
+        return [self._line(y).text for y in range(self._height())]
+
     def sync(self, changed: set[int]) -> None:
-        """Catch up with the model: mount new entries, update changed ones, prune the oldest."""
+        """Catch up with the model: keep new entries, redraw changed ones, drop the oldest."""
         model = self.model
         if model.generation != self._generation:
             self._reset()
         entries = self.entries
+        dirty = {self._by_key[key] for key in changed if key in self._by_key}
         if self._next < len(entries):
             start = max(self._next, self._tail_start(len(entries)))
             if start > self._next:  # more arrived than the pane keeps: skip straight to the tail
-                self._unmount(self._first, self._next)
+                self._views, self._by_key, self._starts = [], {}, []
                 self._first = start
-            self._mount(entries[start:])
+            new = [EntryLines(e) for e in entries[start:]]
+            self._views += new
+            self._by_key.update((view.entry.key, view) for view in new)
             self._next = len(entries)
-        for key in changed:
-            view = self._views.get(key)
-            # A view mounted in this batch syncs itself once mounted (its text may come in the
-            # same batch as its start: a viewer attaching in the middle of a turn).
-            if isinstance(view, TurnView) and view.is_mounted:
-                view.sync()
-        if self.following or self.mounted > HARD_CAP:
+            dirty.update(new)
+        self._redraw(dirty)
+        if self.following or self.kept > HARD_CAP:
             self._prune()
-        self.set_class(self.agent in model.under_way, "-speaking")
+        self.frame.set_class(self.agent in model.under_way, "-speaking")
 
     def follow(self) -> None:
         """Jump to the live end and stay there."""
-        self.following = True
-        self.scroll_end(animate=False)
+        self._set_following(True)
         self._prune()
+        self.scroll_end(animate=False, immediate=True)
+
+    def show_thinking(self, shown: bool) -> None:
+        """Show or hide every turn's thinking (one key decides for all: clicks are forgotten)."""
+        self.thinking_shown = shown
+        for view in self._views:
+            view.flipped = False
+        self._redraw(set(self._views))
 
     # Textual calls this whenever the person scrolls (keys, wheel, scrollbar).
     def release_anchor(self) -> None:
         super().release_anchor()
-        self.following = False
+        self._set_following(False)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if not self.following and new_value >= self.max_scroll_y and new_value > old_value:
-            self.following = True  # scrolled back down to the end: follow again
+            self._set_following(True)  # scrolled back down to the end: follow again
         elif new_value <= 0 < old_value and self._first > 0 and not self.following:
             self._load_earlier()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._redraw(set(self._views))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._palette = None  # the theme or the CSS changed: every line is drawn again
+        self._painted.clear()
+        if self._views:
+            self._redraw(set(self._views))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        view, line = self._locate(offset.y - self._top() + self.scroll_offset.y)
+        if view is not None and line == view.toggle_line:
+            view.flipped = not view.flipped
+            self._redraw({view})
+
+    def render_line(self, y: int) -> Strip:
+        index = y - self._top() + self.scroll_offset.y
+        if index < 0:
+            return Strip.blank(self._width, self.rich_style)
+        line = self._line(index)
+        selection = self.text_selection
+        if selection is not None and (span := selection.get_span(index)) is not None:
+            start, end = span
+            end = line.cell_length if end == -1 else end
+            before, chosen, after = line.divide([start, max(start, end), line.cell_length])
+            style = self.screen.get_component_rich_style("screen--selection")
+            return self._paint(Strip.join([before, chosen.apply_style(style), after]), index)
+        painted = self._painted.get(index)
+        if painted is not None and painted[0] is line:
+            return painted[1]
+        strip = self._paint(line, index)
+        self._painted[index] = (line, strip)
+        return strip
+
+    def _paint(self, line: Strip, index: int) -> Strip:
+        # On the pane's own style (its background under the text as beside it); the offsets tell
+        # a selection which line and cell the mouse is over.
+        base = self.rich_style
+        return line.apply_style(base).crop_extend(0, self._width, base).apply_offsets(0, index)
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        return selection.extract("\n".join(self.text_lines())), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self.refresh()
+
     # -- internals --------------------------------------------------------------------------
+
+    def _set_following(self, following: bool) -> None:
+        self.following = following
+        self.set_class(following, "-following")
 
     def _reset(self) -> None:
         model = self.model
         self._generation = model.generation
-        if self._views:  # the entries they show belong to the replaced history
-            self.remove_children(list(self._views.values()))
-            self._views.clear()
+        self._views, self._by_key, self._starts = [], {}, []
+        self._painted.clear()
         self._first = self._next = 0
         names = model.names
         self.agent = names[self.slot] if self.slot < len(names) else ""
         if model.spec is not None and self.agent:
             agent = model.spec.agent(self.agent)
-            self.border_title = Content.assemble(plain(self.agent, "bold"), " · ",
+            self.frame.border_title = Content.assemble(plain(self.agent, "bold"), " · ",
                                                  plain(f"{agent.model} ({agent.provider})"))
-        self._update_marker()
+        self._relayout(0)
+
+    @property
+    def palette(self) -> Palette:
+        """The style of each kind of line, from the CSS (worked out again when it changes)."""
+        if self._palette is None:
+            # Whole styles (a muted colour is the text colour faded into the background).
+            self._palette = Palette(**{field: self.get_component_rich_style(name)
+                                       for field, name in PALETTE.items()})
+        return self._palette
+
+    def _redraw(self, dirty: set[EntryLines]) -> None:
+        """Draw the dirty entries again and repaint the lines that changed."""
+        width = self.scrollable_content_region.width
+        if width <= 0:
+            return  # not laid out yet: the first resize draws everything
+        if width != self._width:
+            self._width = width
+            self._painted.clear()
+            self._marker = None
+            dirty = set(self._views)
+        palette = self.palette
+        marker = 1 if self._first else 0
+        known = len(self._starts)  # entries whose first line is known (the rest just came)
+        height = self._height()  # (the new entries have no lines yet)
+        changed: list[tuple[int, int]] = []  # lines to repaint, (first, end), by entry
+        moved = known < len(self._views)
+        for index, view in enumerate(self._views):
+            if view not in dirty:
+                continue
+            old = view.lines
+            new = view.render(width, palette, self.thinking_shown)
+            if index >= known:
+                continue
+            same = 0  # lines as they were (the settled ones are the same objects)
+            for a, b in zip(old, new, strict=False):
+                if a is not b:
+                    break
+                same += 1
+            if same == len(old) == len(new):
+                continue
+            moved = moved or len(old) != len(new)
+            start = marker + self._starts[index]
+            changed.append((start + same, start + len(new)))
+        if moved:  # entries below moved too: repaint from the first change to the end
+            first = min((first for first, _ in changed), default=height)
+            self._relayout(first)
+        else:
+            top = self._top()
+            for first, end in changed:
+                self.refresh_lines(top + first, end - first)
+
+    def _relayout(self, changed_from: int) -> None:
+        """Work out where each entry begins, and the pane's height, after lines came or went."""
+        starts, at = [], 0
+        for view in self._views:
+            starts.append(at)
+            at += len(view.lines)
+        self._starts = starts
+        self.virtual_size = Size(self._width, self._height())
+        if self.following:
+            self.scroll_end(animate=False, immediate=True)
+        if self._top():  # a short history sits at the bottom: each new line moves it all up
+            self.refresh()
+        else:
+            self.refresh_lines(changed_from, max(0, self._height() - changed_from))
+
+    def _top(self) -> int:
+        """Blank lines above the first, so that a short history sits at the bottom, where the
+        next line will come (as the column will be once it fills)."""
+        return max(0, self.scrollable_content_region.height - self._height())
+
+    def _height(self) -> int:
+        marker = 1 if self._first else 0
+        if not self._views or len(self._starts) != len(self._views):
+            return marker + sum(len(view.lines) for view in self._views)
+        return marker + self._starts[-1] + len(self._views[-1].lines)
+
+    def _locate(self, index: int) -> tuple[EntryLines | None, int]:
+        """The entry at line `index` of the pane, and the line within it."""
+        index -= 1 if self._first else 0
+        if index < 0 or not self._starts:
+            return None, 0
+        at = bisect_right(self._starts, index) - 1
+        view = self._views[at]
+        line = index - self._starts[at]
+        return (view, line) if line < len(view.lines) else (None, 0)
+
+    def _line(self, index: int) -> Strip:
+        if self._first and index == 0:
+            made_for = (self._first, self._width)
+            if self._marker is None or self._marker[0] != made_for:
+                noun = "entry" if self._first == 1 else "entries"
+                text = f"▲ {self._first} earlier {noun} · scroll up to show more"
+                marker = Strip([Segment(text.center(self._width), self.palette.earlier)])
+                self._marker = (made_for, marker)
+            return self._marker[1]
+        view, at = self._locate(index)
+        return view.lines[at] if view is not None else Strip.blank(0)
 
     def _tail_start(self, end: int) -> int:
         """Where the kept tail of entries[:end] begins."""
@@ -130,50 +343,39 @@ class AgentPane(VerticalScroll, GrowsInPlace):
             start -= 1
         return start
 
-    def _mount(self, entries: list[Entry], before: EntryView | None = None) -> None:
-        views = [entry_view(e) for e in entries]
-        for entry, view in zip(entries, views, strict=True):
-            self._views[entry.key] = view
-        if views:
-            self.mount_all(views, before=before)
-        self._update_marker()
-
-    def _unmount(self, start: int, end: int) -> None:
-        entries = self.entries
-        doomed = [self._views.pop(e.key) for e in entries[start:end] if e.key in self._views]
-        if doomed:
-            self.remove_children(doomed)
-
     def _prune(self) -> None:
         start = self._tail_start(self._next)
         if start <= self._first:
             return
-        if not self.following:  # keep the person's place: the removed height is above it
-            first_kept = self._views.get(self.entries[start].key)
-            if first_kept is not None:
-                removed = first_kept.virtual_region_with_margin.y - self._marker.outer_size.height
-                self.call_after_refresh(self.scroll_to, y=self.scroll_y - removed,
-                                        animate=False)
-        self._unmount(self._first, start)
+        drop = start - self._first
+        removed = sum(len(view.lines) for view in self._views[:drop]) + (0 if self._first else 1)
+        for view in self._views[:drop]:
+            del self._by_key[view.entry.key]
+        del self._views[:drop]
         self._first = start
-        self._update_marker()
+        self._painted.clear()  # the lines below moved up
+        self._relayout(0)
+        if not self.following:  # keep the person's place: the removed lines were above it
+            self.scroll_to(y=max(0, self.scroll_y - removed), animate=False, immediate=True)
 
     def _load_earlier(self) -> None:
         entries = self.entries
         start = max(0, self._first - LOAD_STEP)
-        old_first = self._views.get(entries[self._first].key)
-        self._mount(entries[start:self._first], before=old_first)
+        new = [EntryLines(e) for e in entries[start:self._first]]
+        width = self._width
+        if not new or width <= 0:
+            return
+        palette = self.palette
+        for view in new:
+            view.render(width, palette, self.thinking_shown)
+        before = self._height()
+        self._views[:0] = new
+        self._by_key.update((view.entry.key, view) for view in new)
         self._first = start
-        self._update_marker()
-        if old_first is not None:
-            # Keep the entry the person was looking at in place once the new ones have a size.
-            self.call_after_refresh(
-                lambda: self.scroll_to(y=old_first.virtual_region_with_margin.y
-                                       - self._marker.outer_size.height, animate=False))
-
-    def _update_marker(self) -> None:
-        hidden = self._first
-        self._marker.display = hidden > 0
-        if hidden:
-            noun = "entry" if hidden == 1 else "entries"
-            self._marker.update(Content(f"▲ {hidden} earlier {noun} · scroll up to show more"))
+        self._painted.clear()  # the lines below moved down
+        self._relayout(0)
+        # Keep the line the person was looking at in place (after this scroll's own handling:
+        # this runs from a scroll watcher, maybe under the Home key's animation).
+        added = self._height() - before
+        self.call_after_refresh(lambda: self.scroll_to(y=self.scroll_y + added, animate=False,
+                                                       immediate=True))

@@ -21,14 +21,14 @@ from intermodel.lineage.audit import rebuild_request
 from intermodel.records import Interjection, Turn
 from intermodel.transcript.reader import read_transcript
 from intermodel.tui.app import IntermodelApp, attach_app
-from intermodel.tui.entries import HumanView
+from intermodel.tui.model import HumanEntry
 from intermodel.tui.quit import ConfirmQuit
 from tests.conftest import PairingFactory
 from tests.control.test_control import SlowRun
 from tests.experiment.test_batch_control import slow_experiment, wait_for
 from tests.fakes import Gate, gated_scripted
-from tests.tui.test_tui import SLOW, pane_text, type_text
-from tests.tui_support import frozen_clock, until
+from tests.tui.test_tui import SLOW, type_text
+from tests.tui_support import frozen_clock, pane_text, until
 
 pytestmark = pytest.mark.anyio
 
@@ -41,9 +41,10 @@ def _attached(run: SlowRun, folder: Path) -> tuple[IntermodelApp, Path]:
     return attach_app(socket, str(transcript), clock=frozen_clock, blink=False), transcript
 
 
-def _humans(app: IntermodelApp, index: int) -> list[HumanView]:
-    return [v for v in app.panes[index].children
-            if isinstance(v, HumanView) and not v.entry.opener]
+def _humans(app: IntermodelApp, index: int) -> list[HumanEntry]:
+    """The interjections a pane shows."""
+    return [v.entry for v in app.panes[index].views
+            if isinstance(v.entry, HumanEntry) and not v.entry.opener]
 
 
 async def test_an_interjection_from_the_attached_screen_reaches_the_agent(tmp_path: Path) -> None:

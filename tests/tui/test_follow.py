@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Static
 
 from intermodel.config import Panel, load_config
 from intermodel.lineage.follow import Follow
@@ -18,13 +17,9 @@ from intermodel.tui.sources import FollowSource
 from tests.conftest import PairingFactory
 from tests.lineage.follow_support import Appender, turns_of
 from tests.transcripts import at, finished, turn
-from tests.tui_support import frozen_clock, status_text, until
+from tests.tui_support import frozen_clock, pane_text, status_text, until
 
 pytestmark = pytest.mark.anyio
-
-
-def pane_text(app: IntermodelApp, index: int) -> str:
-    return "\n".join(str(w.content) for w in app.panes[index].query(Static) if w.display)
 
 
 def following(path: Path) -> IntermodelApp:

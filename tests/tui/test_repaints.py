@@ -1,18 +1,20 @@
 """What the screen repaints and when it wakes, counted rather than timed: the status bar repaints
 only when its text changes and is woken only when time alone would change it; a new line of a
-streaming reply costs one layout; nothing hidden keeps an idle screen awake."""
+streaming reply repaints the lines that changed; nothing hidden keeps an idle screen awake."""
 
 from __future__ import annotations
 
-import pytest
-from textual.app import App, ComposeResult
-from textual.containers import VerticalScroll
-from textual.content import Content
-from textual.screen import Screen
-from textual.widgets import Static
+from typing import Any
 
+import anyio
+import pytest
+from textual.strip import Strip
+
+from intermodel.engine.events import RunStarted, TextChunk, TurnStarted
+from intermodel.records import now_iso
 from intermodel.tui.app import IntermodelApp, live_app
-from intermodel.tui.entries import Block, GrowsInPlace
+from intermodel.tui.pane import AgentPane
+from intermodel.tui.sources import LiveSource
 from intermodel.tui.status import StatusBar, next_change
 from tests.conftest import SCRIPTED, PairingFactory
 from tests.fakes import Gate, gated_scripted
@@ -113,51 +115,56 @@ async def test_nothing_hidden_has_the_focus(make_pairing: PairingFactory) -> Non
         await until(pilot, app.served.is_set)
 
 
-class _Pane(VerticalScroll, GrowsInPlace):
-    pass
+class _Idle(LiveSource):
+    """A source that never runs anything: the test hands the screen its events itself."""
+
+    def __init__(self) -> None:
+        super().__init__(self._nothing)
+        self.done = anyio.Event()
+
+    @staticmethod
+    def _nothing() -> Any:
+        raise AssertionError("not served")
+
+    async def serve(self, pump: Any) -> None:
+        await self.done.wait()
 
 
-class _Column(App[None]):
-    """One scrolling column with one growing block of text, as a pane streams into a turn."""
+class _CountingPane(AgentPane):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.painted: list[int] = []
 
-    def __init__(self, grows_in_place: bool) -> None:
-        super().__init__()
-        self.grows_in_place = grows_in_place
-        self.layouts = 0
-
-    def compose(self) -> ComposeResult:
-        if self.grows_in_place:
-            with _Pane():
-                yield Block(Content("line"), markup=False)
-        else:
-            with VerticalScroll():
-                yield Static(Content("line"), markup=False)
-
-    def count_layout(self, screen: Screen[object]) -> None:
-        self.layouts += 1
+    def _paint(self, line: Strip, index: int) -> Strip:
+        self.painted.append(index)
+        return super()._paint(line, index)
 
 
-async def layouts_for_new_lines(grows_in_place: bool) -> list[int]:
-    app = _Column(grows_in_place)
-    counts = []
-    async with app.run_test(size=(40, 10)) as pilot:
+async def test_a_frame_repaints_the_lines_that_changed_not_the_column(
+        make_pairing: PairingFactory) -> None:
+    """A stream that only lengthens its last line repaints that line; one that adds a line
+    scrolls, and repaints what is in view once; lines already painted are not painted again."""
+    source = _Idle()
+    app = IntermodelApp(source, clock=lambda: 0.0, blink=False)
+    pane = _CountingPane(app.model, 0, id="counted")
+    app._panes = (pane, app.panes[1])
+    async with app.run_test(size=(100, 20)) as pilot:
+        app.apply([RunStarted("r", make_pairing(SCRIPTED), None, now_iso()),
+                   TurnStarted(1, "ada", 1, 10)])
+        words = [f"w{i} " for i in range(40)]
+        app.apply([TextChunk(1, "ada", "\n\n".join(" ".join(words) for _ in range(12)))])
         await pilot.pause()
-        app.screen.screen_layout_refresh_signal.subscribe(app, app.count_layout, immediate=True)
-        block = app.query_one(Static)
-        for lines in range(2, 6):
-            app.layouts = 0
-            block.update(Content("\n".join(["line"] * lines)), layout=True)
-            await pilot.pause()
-            await pilot.pause()
-            counts.append(app.layouts)
-    return counts
-
-
-async def test_a_new_line_of_a_growing_block_costs_one_layout() -> None:
-    assert await layouts_for_new_lines(grows_in_place=True) == [1, 1, 1, 1]
-
-
-async def test_textual_still_lays_a_plain_column_out_twice() -> None:
-    """Why `GrowsInPlace` exists: when this fails, Textual no longer lays out again after
-    storing a new virtual size, and the mixin can go."""
-    assert await layouts_for_new_lines(grows_in_place=False) == [2, 2, 2, 2]
+        assert pane.following and pane.max_scroll_y > 0
+        pane.painted.clear()
+        app.apply([TextChunk(1, "ada", " more")])  # the last line grows
+        await pilot.pause()
+        last = pane.virtual_size.height - 1
+        assert pane.painted == [last]
+        pane.painted.clear()
+        app.apply([TextChunk(1, "ada", " and" * 60)])  # lines more: the column scrolls
+        await pilot.pause()
+        assert pane.scroll_y == pane.max_scroll_y
+        # The grown line and the new ones; the rest of the column moved up, painted as before.
+        assert pane.painted == list(range(last, pane.virtual_size.height))
+        source.done.set()
+        await until(pilot, app.served.is_set)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from intermodel.tui.app import IntermodelApp
-from intermodel.tui.entries import ThinkingToggle, TurnView
 from tests.conftest import SCRIPTED, PairingFactory
-from tests.tui_support import make_app, until
+from tests.tui_support import click_toggle, make_app, toggle_label, turn_views, until
 
 pytestmark = pytest.mark.anyio
 
@@ -19,12 +18,12 @@ THINKING = SCRIPTED.replace(
 
 def shown(app: IntermodelApp) -> list[bool]:
     """Whether each of ada's turns shows its thinking, as the screen draws it."""
-    return [all(block.display for block in view.query(".thinking"))
-            for view in app.panes[0].query(TurnView)]
+    return [view.thinking_showing and "ponders" in "\n".join(line.text for line in view.lines)
+            for view in turn_views(app, 0)]
 
 
 def labels(app: IntermodelApp) -> list[bool]:
-    return ["(hidden)" not in str(toggle.content) for toggle in app.panes[0].query(ThinkingToggle)]
+    return ["(hidden)" not in toggle_label(view) for view in turn_views(app, 0)]
 
 
 async def test_a_clicked_turn_differs_from_the_rest_until_the_key_decides_again(
@@ -35,15 +34,15 @@ async def test_a_clicked_turn_differs_from_the_rest_until_the_key_decides_again(
         assert shown(app) == labels(app) == [True, True]
         await pilot.press("t")
         assert shown(app) == labels(app) == [False, False]
-        await pilot.click(app.panes[0].query(ThinkingToggle).last())  # hidden elsewhere: shown
+        await click_toggle(pilot, app, 0, turn_views(app, 0)[-1])  # hidden elsewhere: shown
         assert shown(app) == labels(app) == [False, True]
-        await pilot.click(app.panes[0].query(ThinkingToggle).last())
+        await click_toggle(pilot, app, 0, turn_views(app, 0)[-1])
         assert shown(app) == labels(app) == [False, False]
-        await pilot.click(app.panes[0].query(ThinkingToggle).first())
+        await click_toggle(pilot, app, 0, turn_views(app, 0)[0])
         assert shown(app) == labels(app) == [True, False]
         await pilot.press("t")  # every turn again, the clicked one included
         assert shown(app) == labels(app) == [True, True]
-        await pilot.click(app.panes[0].query(ThinkingToggle).first())  # shown elsewhere: hidden
+        await click_toggle(pilot, app, 0, turn_views(app, 0)[0])  # shown elsewhere: hidden
         assert shown(app) == labels(app) == [False, True]
         await pilot.press("t")
         assert shown(app) == labels(app) == [False, False]

@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from intermodel.config.model import AgentConfig, Pairing
 from intermodel.errors import MissingKeyError, RateLimited
@@ -27,14 +27,25 @@ from intermodel.records import Discard, Turn
 from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 from intermodel.tui.app import IntermodelApp, replay_app
-from intermodel.tui.entries import HumanView, ThinkingToggle, TurnView
+from intermodel.tui.model import HumanEntry
 from intermodel.tui.pane import KEEP_ENTRIES
 from intermodel.tui.quit import ConfirmQuit
 from intermodel.tui.sources import LiveSource
 from tests.conftest import SCRIPTED, PairingFactory
 from tests.fakes import FailingProvider, Gate, gated_scripted
 from tests.transcripts import finished, interjection, turn, write_transcript
-from tests.tui_support import frozen_clock, make_app, read_when, status_text, still_app, until
+from tests.tui_support import (
+    click_toggle,
+    frozen_clock,
+    make_app,
+    pane_text,
+    read_when,
+    status_text,
+    still_app,
+    toggle_label,
+    turn_views,
+    until,
+)
 
 # Ten one-word chunks a few ms apart, so a turn is seen streaming (gates decide the order).
 SLOW = SCRIPTED.replace("max_turns = 4", "max_turns = 6").replace(
@@ -54,11 +65,6 @@ INJECTION = "[bold red]loud[/] [link=https://example.com]x[/link] \x1b[2J\x1b]0;
 async def type_text(pilot: Pilot[int], text: str) -> None:
     await pilot.press(*("space" if c == " " else c for c in text))
 
-
-
-def pane_text(app: IntermodelApp, index: int) -> str:
-    pane = app.panes[index]
-    return "\n".join(str(w.content) for w in pane.query(Static) if w.display)
 
 
 def providers(app: IntermodelApp) -> dict[str, ScriptedProvider]:
@@ -86,7 +92,7 @@ async def test_a_live_run_streams_both_agents_into_their_columns(
         await until(pilot, lambda: app.model.in_flight is not None
                     and app.model.in_flight.state == "streaming")
         assert "streaming ada" in status_text(app)
-        assert app.panes[0].has_class("-speaking")
+        assert app.panes[0].frame.has_class("-speaking")
         gate.open()
         await until(pilot, app.served.is_set)
         ada, bo = pane_text(app, 0), pane_text(app, 1)
@@ -157,8 +163,8 @@ async def test_an_interjection_reaches_the_chosen_agents_next_request(
         await type_text(pilot, "name one doubt")  # spaces type into the input, not pause
         assert app.model.paused
         await pilot.press("enter")
-        await until(pilot, lambda: any(isinstance(v, HumanView) and not v.entry.opener
-                                       for pane in app.panes for v in pane.children))
+        await until(pilot, lambda: any(isinstance(v.entry, HumanEntry) and not v.entry.opener
+                                       for pane in app.panes for v in pane.views))
         await pilot.press("space")
         await until(pilot, app.served.is_set)
         agents = providers(app)
@@ -233,9 +239,9 @@ async def test_a_second_stop_cuts_the_streaming_turn(make_pairing: PairingFactor
         assert app.model.last_turn == 0
         records = read_transcript(app.source.run.transcript).records  # type: ignore[union-attr]
         assert any(isinstance(r, Discard) and r.reason == "stopped" for r in records)
-        view = app.panes[0].query_one(TurnView)
-        assert view.has_class("-discarded")
-        assert "discarded (stopped)" in str(view.border_title)
+        [view] = turn_views(app, 0)
+        assert view.entry.state == "discarded"
+        assert "discarded (stopped)" in view.title
 
 
 async def test_quit_asks_while_the_run_is_live(make_pairing: PairingFactory) -> None:
@@ -269,17 +275,17 @@ async def test_one_key_hides_and_shows_all_thinking(make_pairing: PairingFactory
     app = make_app(make_pairing(SLOW.replace("max_turns = 6", "max_turns = 3")))
     async with app.run_test() as pilot:
         await until(pilot, app.served.is_set)
-        thinking = list(app.query(".thinking"))
-        assert len(thinking) == 2 and all(w.display for w in thinking)
+        thinking = [v for i in (0, 1) for v in turn_views(app, i) if v.toggle_line is not None]
+        assert len(thinking) == 2 and all(v.thinking_showing for v in thinking)
         await pilot.press("t")
-        assert not any(w.display for w in app.query(".thinking"))
-        assert all("(hidden)" in str(t.content) for t in app.query(ThinkingToggle))
+        assert not any(v.thinking_showing for v in thinking)
+        assert all("(hidden)" in toggle_label(v) for v in thinking)
         assert "ponders" not in pane_text(app, 0)
         await pilot.press("t")
-        assert all(w.display for w in app.query(".thinking"))
-        toggle = app.query(ThinkingToggle).first()
-        await pilot.click(toggle)  # one turn on its own
-        assert "(hidden)" in str(toggle.content)
+        assert all(v.thinking_showing for v in thinking)
+        first = next(v for v in turn_views(app, 0) if v.toggle_line is not None)
+        await click_toggle(pilot, app, 0, first)  # one turn on its own
+        assert "(hidden)" in toggle_label(first)
 
 
 async def test_the_view_follows_until_scrolled_up_and_end_returns(
@@ -321,7 +327,7 @@ async def test_a_retry_shows_in_the_status_bar(make_pairing: PairingFactory) -> 
                                 lambda: status_text(app))
         assert re.search(r"↻ retrying in \d+ s \(rate limited 429 from ada\) │ turn 1/4", state)
         await until(pilot, app.served.is_set)
-        assert "attempt 2" in str(app.panes[0].query(TurnView).first().border_title)
+        assert "attempt 2" in turn_views(app, 0)[0].title
 
 
 async def test_a_run_that_cannot_start_reports_why(make_pairing: PairingFactory) -> None:
@@ -342,14 +348,15 @@ async def test_model_text_is_never_markup_or_terminal_control(
     pairing = make_pairing(SCRIPTED.replace('"ada one"', f'"{evil}"').replace(
         "[agents.ada]", '[agents.ada]\nmodel = "[red]m[/red]"'))
     app = make_app(pairing)
-    async with app.run_test(size=(120, 30)) as pilot:
+    async with app.run_test(size=(200, 30)) as pilot:
         await until(pilot, app.served.is_set)
-        view = app.panes[0].query(TurnView).first()
-        reply = view.query_one(".reply", Static)
-        assert str(reply.content) == "[bold red]loud[/] [link=https://example.com]x[/link] " \
-                                     "␛[2J␛]0;pwned␇ end"
-        assert not reply.visual.spans  # type: ignore[attr-defined]
-        assert "[red]m[/red] (scripted)" in str(app.panes[0].border_title).replace("\\[", "[")
+        view = turn_views(app, 0)[0]
+        [reply] = view.lines[1:]  # under the title, as one line of text in one style
+        assert reply.text == "[bold red]loud[/] [link=https://example.com]x[/link] " \
+                             "␛[2J␛]0;pwned␇ end"
+        assert {segment.style for segment in reply} == {app.panes[0].palette.reply}
+        assert "[red]m[/red] (scripted)" in str(app.panes[0].frame.border_title) \
+            .replace("\\[", "[")
         screen = app.export_screenshot()
         assert "\x1b" not in screen and "pwned" in screen
 
@@ -435,8 +442,8 @@ async def test_long_histories_keep_only_a_tail_mounted(make_pairing: PairingFact
         await until(pilot, lambda: app.model.end is not None)
         pane = app.panes[0]
         assert len(app.model.entries["ada"]) == 151
-        assert pane.mounted <= KEEP_ENTRIES
-        assert len(pane.query(TurnView)) <= KEEP_ENTRIES
+        assert pane.kept <= KEEP_ENTRIES
+        assert len(turn_views(app, 0)) <= KEEP_ENTRIES
         hidden = pane.hidden
         assert "earlier entries" in pane_text(app, 0)
         pane.focus()

@@ -28,12 +28,20 @@ from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 from intermodel.tui.app import IntermodelApp, replay_app
 from intermodel.tui.columns import MIN_COLUMN, PanelColumns, grid_shape
-from intermodel.tui.entries import TurnView
 from intermodel.tui.quit import ConfirmQuit
 from intermodel.tui.sources import LiveSource
 from tests.fakes import FailingProvider, Gate, gated_scripted
 from tests.transcripts import at, finished, turn, write_transcript
-from tests.tui_support import frozen_clock, make_app, read_when, status_text, still_app, until
+from tests.tui_support import (
+    frozen_clock,
+    make_app,
+    pane_text,
+    read_when,
+    status_text,
+    still_app,
+    turn_views,
+    until,
+)
 
 PANEL = """
 name = "three-voices"
@@ -75,11 +83,6 @@ def make_panel(tmp_path: Path, text: str = PANEL) -> Panel:
 
 
 
-def pane_text(app: IntermodelApp, index: int) -> str:
-    pane = app.panes[index]
-    return "\n".join(str(w.content) for w in pane.query(Static) if w.display)
-
-
 def keys_offered(app: IntermodelApp) -> set[str]:
     return {key for key in KEYS if app.check_action(key, ())}
 
@@ -99,7 +102,7 @@ async def test_a_live_panel_streams_every_agent_into_its_own_column(tmp_path: Pa
         await until(pilot, lambda: all_streaming(app))
         assert app.model.answered == 0  # all three stream at once
         assert [pane.agent for pane in app.panes] == list(NAMES)
-        assert all(pane.has_class("-speaking") for pane in app.panes)
+        assert all(pane.frame.has_class("-speaking") for pane in app.panes)
         assert "0 of 3 answered · streaming ann, ben, cy" in status_text(app)
         assert "turn" not in status_text(app)
         assert keys_offered(app) == {"stop_panel", "thinking", "follow", "quit"}
@@ -110,9 +113,9 @@ async def test_a_live_panel_streams_every_agent_into_its_own_column(tmp_path: Pa
             assert f"{name} notices" in text
             assert not any(f"{other} notices" in text for other in NAMES if other != name)
             assert "What is worth noticing" not in text  # the message is shown once, above
-            [view] = app.panes[index].query(TurnView)
-            assert str(view.border_title).startswith(" answer · ")
-            assert " tok" in str(view.border_title)
+            [view] = turn_views(app, index)
+            assert view.title.startswith(" answer · ")
+            assert " tok" in view.title
         message = str(app.query_one("#message Static", Static).content)
         assert message == "✎ message → every agent: What is worth noticing today?"
         assert not app.query("#panes")  # the dialogue's two columns are gone
@@ -132,11 +135,11 @@ async def test_stop_discards_the_answers_under_way(tmp_path: Path) -> None:
         await until(pilot, lambda: all_streaming(app))
         await pilot.press("s")
         await until(pilot, app.served.is_set)
-        for pane in app.panes:
-            [view] = pane.query(TurnView)
-            assert view.has_class("-discarded")
-            assert "discarded (stopped)" in str(view.border_title)
-            assert not pane.has_class("-speaking")
+        for index, pane in enumerate(app.panes):
+            [view] = turn_views(app, index)
+            assert view.entry.state == "discarded"
+            assert "discarded (stopped)" in view.title
+            assert not pane.frame.has_class("-speaking")
         assert "finished: stopped by you · 0 of 3 answered" in status_text(app)
         records = read_transcript(app.source.run.transcript).records  # type: ignore[union-attr]
         assert sorted(r.agent for r in records if isinstance(r, Discard)) == list(NAMES)
@@ -177,15 +180,15 @@ async def test_one_agent_retrying_does_not_hold_up_the_others(tmp_path: Path) ->
 
         state, ben_speaking = await read_when(  # ben's retry lasts only its wait
             pilot, retrying_while_the_others_stream,
-            lambda: (status_text(app), app.panes[1].has_class("-speaking")))
+            lambda: (status_text(app), app.panes[1].frame.has_class("-speaking")))
         assert "0 of 3 answered · ↻ retrying in" in state
         assert "(rate limited 429 from ben) · streaming ann, cy" in state
         assert not ben_speaking
         gate.open()
         await until(pilot, app.served.is_set)
         assert "finished: every agent answered" in status_text(app)
-        [view] = app.panes[1].query(TurnView)
-        assert "attempt 2" in str(view.border_title)
+        [view] = turn_views(app, 1)
+        assert "attempt 2" in view.title
         assert "ben notices the quiet" in pane_text(app, 1)
         assert "half a rep" not in pane_text(app, 1)
 
@@ -258,7 +261,7 @@ async def test_a_stopped_panel_replays_its_retry_and_discarded_answers(tmp_path:
     app = replay_app(path, speed=4, clock=frozen_clock, blink=False)
     async with app.run_test(size=(120, 32)) as pilot:
         await until(pilot, lambda: app.model.end is not None)
-        titles = [str(pane.query_one(TurnView).border_title) for pane in app.panes]
+        titles = [turn_views(app, index)[0].title for index in range(len(app.panes))]
         assert titles == [" answer · discarded (stopped) ",
                           " answer · attempt 2 · discarded (stopped) ",
                           " answer · discarded (stopped) "]
