@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Self
 
 import anyio
@@ -31,10 +31,30 @@ from intermodel.providers.base import (
 )
 from intermodel.security.secrets import Credentials
 
-__all__ = ["ScriptedProvider"]
+__all__ = ["Pacer", "ScriptedProvider"]
 
 _WORD = re.compile(r"\S+\s*|\s+")
 REQUESTS_KEPT = 200
+
+
+class Pacer:
+    """A steady rate, as a model generates: piece n is due n delays after the first was sent,
+    however late the reader took the ones before (those already due come at once, as a burst out of
+    a socket's buffer would). Sleeping a whole delay after each piece instead made a busy reader
+    slow the model down, which no real server does."""
+
+    def __init__(self, delay: float, clock: Callable[[], float] = anyio.current_time,
+                 sleep: Callable[[float], Awaitable[None]] = anyio.sleep) -> None:
+        self.delay = delay
+        self._clock = clock
+        self._sleep = sleep
+        self._due: float | None = None
+
+    async def next(self) -> None:
+        """Wait until the next piece is due (always a checkpoint: other tasks run meanwhile)."""
+        now = self._clock()
+        self._due = (now if self._due is None else self._due) + self.delay
+        await self._sleep(max(0.0, self._due - now))
 
 
 def chunk_words(text: str, per_chunk: int) -> list[str]:
@@ -67,20 +87,17 @@ class ScriptedProvider(ConfiguredProvider):
         script = self.script
         if script.first_token_delay:
             await anyio.sleep(script.first_token_delay)
+        pace = Pacer(script.delay)
         for piece in chunk_words(thinking, script.chunk_words):
             yield ThinkingDelta(piece)
-            await self._pace()
+            await pace.next()
         for piece in chunk_words(reply, script.chunk_words):
             yield TextDelta(piece)
-            await self._pace()
+            await pace.next()
         prompt = request.system + "".join(m.content for m in request.messages)
         yield UsageReport(estimate_text_tokens(len(prompt)),
                           estimate_text_tokens(len(thinking) + len(reply)))
         yield Finished("end_turn", self.agent.model)
-
-    async def _pace(self) -> None:
-        # Always yield to the event loop, so even a zero-delay script lets other tasks run.
-        await anyio.sleep(self.script.delay)
 
     def _reply(self, request: Request, index: int) -> tuple[str, str]:
         script = self.script

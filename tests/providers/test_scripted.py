@@ -10,7 +10,7 @@ from intermodel.config import parse_pairing
 from intermodel.config.request import Message, Request
 from intermodel.errors import BadRequest, ConfigError
 from intermodel.providers.base import TextDelta
-from intermodel.providers.scripted import ScriptedProvider
+from intermodel.providers.scripted import Pacer, ScriptedProvider
 
 PAIRING = """
 [dialogue]
@@ -82,3 +82,48 @@ def test_a_script_without_when_resolves_as_it_always_has() -> None:
                             + '[agents.bo]\nprovider = "scripted"\nscript = { rule = "count" }\n',
                             source="p.toml")
     assert "when" not in pairing.resolved["agents"]["ada"]["script"]
+
+
+class FakeTime:
+    """A clock that moves only when slept on, or when the test says the reader was busy."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_a_scripted_stream_keeps_its_rate_when_the_reader_is_late() -> None:
+    """Like a model on a server: a reader that is busy for a while gets the pieces that fell due
+    meanwhile at once, and the rest on their schedule; it does not slow the stream down."""
+    time = FakeTime()
+    pace = Pacer(0.01, clock=time.clock, sleep=time.sleep)
+
+    async def read() -> None:
+        await pace.next()
+        await pace.next()
+        time.now += 0.035  # the reader is busy for three and a half pieces
+        for _ in range(5):
+            await pace.next()
+
+    anyio.run(read)
+    assert time.slept == [0.01, 0.01, 0.0, 0.0, 0.0, 0.005, 0.01]
+    assert time.now == pytest.approx(100.07)  # seven pieces at 10 ms: the reader cost nothing
+
+
+def test_without_a_delay_every_piece_still_lets_other_tasks_run() -> None:
+    time = FakeTime()
+    pace = Pacer(0.0, clock=time.clock, sleep=time.sleep)
+
+    async def read() -> None:
+        for _ in range(3):
+            await pace.next()
+
+    anyio.run(read)
+    assert time.slept == [0.0, 0.0, 0.0]  # anyio.sleep(0) is a checkpoint
