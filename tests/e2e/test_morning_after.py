@@ -173,8 +173,8 @@ async def test_replay_under_pilot(night: Night, kind: str) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.model.end is not None, timeout=30)
         assert [pane.agent for pane in app.panes] == list(run.agents)
-        shown = "\n".join(str(widget.content) for pane in app.panes
-                          for widget in pane.query("Static") if widget.display)
+        # (Joined with spaces: a reply wraps at the pane's width, at a space.)
+        shown = " ".join(line for pane in app.panes for line in pane.text_lines())
         assert run.reply in shown
         assert "finished" in status_text(app)
         await pilot.press("q")
