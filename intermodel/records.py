@@ -34,6 +34,7 @@ __all__ = [
     "Trim",
     "Turn",
     "Usage",
+    "epoch_of",
     "exit_code_for",
     "now_iso",
     "reasoning_item_to_json",
@@ -42,6 +43,15 @@ __all__ = [
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch_of(at: str) -> float | None:
+    """Seconds since the epoch of a time as records write it (`now_iso`), or None for text that
+    is not one (it may come from a transcript or a socket)."""
+    try:
+        return datetime.fromisoformat(at).timestamp()
+    except ValueError:
+        return None
 
 
 class EndReason(StrEnum):

@@ -96,7 +96,7 @@ class IntermodelApp(App[int]):
         self.back = back  # opened from the batch dashboard: Esc returns to it
         self.clock = clock
         self.blink = blink
-        self.model = ConversationModel(clock, live=source.live)
+        self.model = ConversationModel(clock, live=source.live, joined=source.remote)
         self.failure: Exception | None = None  # why a run could not start
         self.served = anyio.Event()  # the source has finished (the run ended, or the replay closed)
         self._quitting = False

@@ -12,6 +12,7 @@ any column: the screen shows it once, above them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import count
@@ -36,11 +37,12 @@ from intermodel.engine.events import (
     TurnDiscarded,
     TurnStarted,
 )
-from intermodel.records import Retry, RunEnd, Turn
+from intermodel.records import Retry, RunEnd, Turn, epoch_of
 
 __all__ = ["ConversationModel", "Entry", "HumanEntry", "NoteEntry", "TurnEntry", "TurnState"]
 
 TurnState = Literal["waiting", "streaming", "done", "discarded", "retrying"]
+MAX_AGE = 366 * 24 * 3600.0  # seconds: no run has been going longer than this
 _ids = count(1)
 
 
@@ -102,6 +104,9 @@ class ConversationModel:
 
     clock: Callable[[], float]
     live: bool = True  # a live run pauses between turns; a replay pauses at once
+    # The run began before this screen saw it (an attached viewer): its elapsed time counts from
+    # the run's recorded start, not from when the screen joined.
+    joined: bool = False
     spec: RunSpec | None = None
     run_id: str = ""
     transcript: str | None = None
@@ -217,7 +222,7 @@ class ConversationModel:
             return
         spec = event.spec
         self.spec, self.run_id, self.transcript = spec, event.run_id, event.transcript
-        self.started, self.finished = self.clock(), None
+        self.started, self.finished = self.clock() - self._age(event.started_at), None
         self.generation += 1
         self.entries = {name: [] for name in spec.agent_names}
         self._turns = {}
@@ -231,6 +236,12 @@ class ConversationModel:
             d = spec.dialogue
             to = spec.agent_names if d.opener_shared else (d.opener_to,)
             self._add_human(HumanEntry(d.opener, to, 1, opener=True))
+
+    def _age(self, started_at: str) -> float:
+        """How long a joined run had been going by now (the time comes from the run: untrusted,
+        so bounded)."""
+        began = epoch_of(started_at) if self.joined else None
+        return 0.0 if began is None else min(max(0.0, time.time() - began), MAX_AGE)
 
     def _start_turn(self, turn: int, agent: str, attempt: int) -> TurnEntry:
         entry = self._turns.get((agent, turn))

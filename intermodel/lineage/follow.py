@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 
 import anyio
 
@@ -54,6 +53,7 @@ from intermodel.records import (
     Retry,
     RunEnd,
     Turn,
+    epoch_of,
 )
 from intermodel.transcript.reader import GrowingTranscript, Transcript
 
@@ -202,7 +202,7 @@ class Follow:
         self._spec = spec = transcript.config()
         self._max_turns = spec.max_turns
         started_at = str(transcript.header.get("started_at", ""))
-        self._started = _epoch(started_at)
+        self._started = epoch_of(started_at)
         # The quiet spell before we came counts: the file's age tells when it last grew.
         self._last_record = self._clock() - max(0.0, time.time() - self.growing.modified)
         self.bus.publish(RunStarted(transcript.run_id, spec, str(transcript.path), started_at))
@@ -333,13 +333,7 @@ class Follow:
                                        turn.text[max(start - split, 0):end - split]))
 
     def _moved(self, record: Record) -> None:
-        at = _epoch(record.at)
+        at = epoch_of(record.at)
         if at is not None and self._started is not None:
             self.recorded_seconds = max(self.recorded_seconds, at - self._started)
 
-
-def _epoch(at: str) -> float | None:
-    try:
-        return datetime.fromisoformat(at).timestamp()
-    except ValueError:
-        return None

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import anyio
 
@@ -58,6 +57,7 @@ from intermodel.records import (
     RunEnd,
     Turn,
     Usage,
+    epoch_of,
 )
 from intermodel.transcript.reader import Transcript
 
@@ -83,12 +83,6 @@ class _Restart(Exception):
     """Internal: a seek interrupts playback."""
 
 
-def _timestamp(at: str) -> float | None:
-    try:
-        return datetime.fromisoformat(at).timestamp()
-    except ValueError:
-        return None
-
 
 def _plan(records: Sequence[Record], max_gap: float) -> list[_Step]:
     """Steps in file order. Interjections recorded while turn N streamed (addressed from N + 1)
@@ -110,12 +104,12 @@ def _plan(records: Sequence[Record], max_gap: float) -> list[_Step]:
 
     def flush_pending() -> None:
         for interjection in pending:
-            at = _timestamp(interjection.at)
+            at = epoch_of(interjection.at)
             place(_Step(interjection, gap(at), interjection.before_turn), at)
         pending.clear()
 
     for record in records:
-        at = _timestamp(record.at)
+        at = epoch_of(record.at)
         if isinstance(record, Interjection):
             pending.append(record)
         elif isinstance(record, Turn):
@@ -141,7 +135,7 @@ def _plan(records: Sequence[Record], max_gap: float) -> list[_Step]:
 
 def _offset(interjection: Interjection, start: float | None, latency: float) -> float:
     """When, in recorded seconds from its turn's start, an interjection arrived."""
-    at = _timestamp(interjection.at)
+    at = epoch_of(interjection.at)
     if at is None or start is None:
         return latency / 2
     return min(max(at - start, 0.0), latency)
@@ -250,12 +244,12 @@ class Replay:
         header = self.transcript.header
         self._max_turns = int(header["config"]["dialogue"]["max_turns"])
         failures: dict[int, int] = {}  # failed attempts per turn, to number the next one
-        started = _timestamp(str(header.get("started_at", "")))
+        started = epoch_of(str(header.get("started_at", "")))
         for step in self._steps:
             instant = step.turn < start
             if not instant:
                 await self._sleep(step.gap)
-            at = _timestamp(step.record.at)
+            at = epoch_of(step.record.at)
             if at is not None and started is not None:
                 self.recorded_seconds = max(self.recorded_seconds, at - started)
             await self._publish_step(step, failures, instant=instant)

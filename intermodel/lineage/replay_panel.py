@@ -14,14 +14,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from intermodel.engine.events import (
     Event,
     TurnStarted,
     event_for,
 )
-from intermodel.records import Discard, Record, Retry, Turn
+from intermodel.records import Discard, Record, Retry, Turn, epoch_of
 
 __all__ = ["Attempt", "PanelPlayback", "panel_timeline"]
 
@@ -41,11 +40,8 @@ class Attempt:
 
 
 def _seconds(at: str, started: float | None) -> float | None:
-    try:
-        moment = datetime.fromisoformat(at).timestamp()
-    except ValueError:
-        return None
-    return None if started is None else max(moment - started, 0.0)
+    moment = epoch_of(at)
+    return None if moment is None or started is None else max(moment - started, 0.0)
 
 
 def panel_timeline(records: Sequence[Record], started_at: str, max_gap: float
