@@ -183,7 +183,9 @@ class ConsoleRenderer:
         s = self.style
         pairing = event.spec
         self._slots = {name: i for i, name in enumerate(pairing.agent_names)}
-        self._transcript = event.transcript
+        # A followed run's resumption names no transcript (the history is shown already): the
+        # run's own file goes on all the same.
+        self._transcript = event.transcript or (self._transcript if event.resumed else None)
         resumed = " (resumed)" if event.resumed else ""
         lines = [s(f"intermodel · {pairing.name}", "1") + s.dim(f" · run {event.run_id}{resumed}")]
         width = max(len(agent.name) for agent in pairing.agents)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from intermodel.records import RunEnd
+from intermodel.records import Resumption, RunEnd
 from intermodel.transcript.reader import read_transcript
 from tests.lineage.follow_support import header_of, line_of, turns_of
-from tests.transcripts import finished
+from tests.transcripts import at, finished
 
 REPO = Path(__file__).resolve().parents[2]
 TURNS = 6
@@ -193,3 +193,19 @@ def test_speed_does_not_apply_to_a_followed_run(tmp_path: Path) -> None:
     output, errors = follower.communicate(timeout=60)
     assert (follower.returncode, output) == (2, "")
     assert errors.startswith("intermodel: --speed does not apply to --follow")
+
+
+def test_a_resumed_run_followed_headless_still_ends_with_its_transcript(tmp_path: Path) -> None:
+    from intermodel.config import parse_pairing
+
+    pairing = parse_pairing(SLOW, source="slow.toml")
+    path = tmp_path / "run.jsonl"
+    resumed = Resumption("feedc0ffee00", after_turn=2, max_turns=4, at=at(100))
+    records = [header_of(pairing), *turns_of(2), resumed, *turns_of(2, first=3),
+               finished(turns_of(4))]
+    path.write_bytes(b"".join(line_of(r) for r in records))
+    follower = intermodel("replay", "--follow", str(path), out=tmp_path)
+    output, errors = follower.communicate(timeout=60)
+    assert follower.returncode == 0 and errors == ""
+    assert "(resumed)" in output
+    assert output.rstrip().splitlines()[-1] == f"  transcript: {path}"
