@@ -214,12 +214,13 @@ def inspect(args: argparse.Namespace) -> int:
     config_bad = config.recorded is not None and not config.matches
     if args.turn is None:
         results = verify_transcript(transcript)
+        kind = "answer" if transcript.is_panel else "turn"  # a panel's agents answer once each
         for result in results:
             mark = "ok      " if result.matches else "MISMATCH"
-            print(f"{mark} turn {result.turn.index:>4}  {terminal_safe(result.turn.agent)}  "
+            print(f"{mark} {kind} {result.turn.index:>4}  {terminal_safe(result.turn.agent)}  "
                   f"{result.digest}")
         bad = sum(not r.matches for r in results)
-        print(f"{len(results) - bad} of {len(results)} turns match their recorded request hash"
+        print(f"{len(results) - bad} of {len(results)} {kind}s match their recorded request hash"
               + ("; the config DOES NOT MATCH its recorded hash" if config_bad else ""))
         return EXIT_RUN_ERROR if bad or config_bad else EXIT_OK
     result = rebuild_request(transcript, args.turn)

@@ -157,7 +157,8 @@ def test_inspect(night: Night, kind: str) -> None:
     run = night.runs[kind]
     turns = len(read_transcript(run.path).turns)
     result = ok("inspect", run.path)
-    assert f"{turns} of {turns} turns match their recorded request hash" in result.stdout
+    noun = "answers" if kind == "panel" else "turns"
+    assert f"{turns} of {turns} {noun} match their recorded request hash" in result.stdout
     one = ok("inspect", run.path, "--turn", "1").stdout
     assert run.prompt in one  # the request rebuilt: the opener or the panel's message is in it
 
