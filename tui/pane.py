@@ -13,7 +13,8 @@ under it and its place are the same (`_painted`).
 
 While a pane follows the live end it has no scrollbar (a padding column holds its place, so no
 text wraps differently): at the end the bar says nothing, and redrawing it on every new line was
-a quarter of the screen's work. It comes back as soon as the person scrolls up.
+a quarter of the screen's work. It comes back under the mouse, and as soon as the person scrolls
+up.
 """
 
 from __future__ import annotations

@@ -302,10 +302,20 @@ async def test_the_view_follows_until_scrolled_up_and_end_returns(
         assert pane.max_scroll_y > 3
         assert pane.following
         assert pane.scroll_y == pane.max_scroll_y
+        width = pane.scrollable_content_region.width
+        # Following, the column shows its scrollbar only under the mouse; the text never moves.
+        assert pane.styles.scrollbar_size_vertical == 0
+        await pilot.hover(pane)
+        assert pane.styles.scrollbar_size_vertical == 1
+        await pilot.hover(app.query_one("#header"))
+        assert pane.styles.scrollbar_size_vertical == 0
         pane.focus()
         await pilot.press("pageup")
         assert not pane.following
         assert pane.scroll_y < pane.max_scroll_y
+        await pilot.pause()
+        assert pane.styles.scrollbar_size_vertical == 1  # scrolled up: the bar is back
+        assert pane.scrollable_content_region.width == width
         await pilot.press("end")
         assert pane.following
         await pilot.pause()
