@@ -250,7 +250,8 @@ class AgentPane(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         if width <= 0:
             return  # not laid out yet: the first resize draws everything
-        if width != self._width:
+        resized = width != self._width
+        if resized:
             self._width = width
             self._painted.clear()
             self._marker = None
@@ -260,7 +261,7 @@ class AgentPane(ScrollView, can_focus=True):
         known = len(self._starts)  # entries whose first line is known (the rest just came)
         height = self._height()  # (the new entries have no lines yet)
         changed: list[tuple[int, int]] = []  # lines to repaint, (first, end), by entry
-        moved = known < len(self._views)
+        moved = resized or known < len(self._views)  # (the virtual size has the width too)
         for index, view in enumerate(self._views):
             if view not in dirty:
                 continue
