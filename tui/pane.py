@@ -294,10 +294,17 @@ class AgentPane(ScrollView, can_focus=True):
             starts.append(at)
             at += len(view.lines)
         self._starts = starts
-        self.virtual_size = Size(self._width, self._height())
+        was_short = self.virtual_size.height < self.scrollable_content_region.height
+        size = Size(self._width, self._height())
+        if size != self.virtual_size:
+            # Only the scroll range changes: the pane's own region does not depend on what it
+            # holds (its scrollbars are there or not by CSS alone), so the screen is not laid
+            # out again, as setting `virtual_size` would (once per new line of a stream).
+            self.set_reactive(AgentPane.virtual_size, size)
+            self._scroll_update(size)
         if self.following:
             self.scroll_end(animate=False, immediate=True)
-        if self._top():  # a short history sits at the bottom: each new line moves it all up
+        if was_short or self._top():  # a short history sits at the bottom: it all moved up
             self.refresh()
         else:
             self.refresh_lines(changed_from, max(0, self._height() - changed_from))

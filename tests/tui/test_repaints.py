@@ -142,8 +142,8 @@ class _CountingPane(AgentPane):
 
 async def test_a_frame_repaints_the_lines_that_changed_not_the_column(
         make_pairing: PairingFactory) -> None:
-    """A stream that only lengthens its last line repaints that line; one that adds a line
-    scrolls, and repaints what is in view once; lines already painted are not painted again."""
+    """A stream that only lengthens its last line repaints that line; one that adds lines scrolls
+    without laying the screen out, and paints only the new lines."""
     source = _Idle()
     app = IntermodelApp(source, clock=lambda: 0.0, blink=False)
     pane = _CountingPane(app.model, 0, id="counted")
@@ -161,9 +161,12 @@ async def test_a_frame_repaints_the_lines_that_changed_not_the_column(
         last = pane.virtual_size.height - 1
         assert pane.painted == [last]
         pane.painted.clear()
+        layouts: list[object] = []
+        app.screen.screen_layout_refresh_signal.subscribe(app, layouts.append, immediate=True)
         app.apply([TextChunk(1, "ada", " and" * 60)])  # lines more: the column scrolls
         await pilot.pause()
         assert pane.scroll_y == pane.max_scroll_y
+        assert not layouts  # a longer scroll range is not a new layout of the screen
         # The grown line and the new ones; the rest of the column moved up, painted as before.
         assert pane.painted == list(range(last, pane.virtual_size.height))
         source.done.set()
