@@ -171,3 +171,34 @@ async def test_a_frame_repaints_the_lines_that_changed_not_the_column(
         assert pane.painted == list(range(last, pane.virtual_size.height))
         source.done.set()
         await until(pilot, app.served.is_set)
+
+
+async def test_a_short_column_that_grows_shows_every_line_where_it_now_is(
+        make_pairing: PairingFactory) -> None:
+    """A short history sits at the bottom of its column, so each new line moves every line up;
+    none may be left where it was (what the screen shows is what the pane holds)."""
+    source = _Idle()
+    app = IntermodelApp(source, clock=lambda: 0.0, blink=False)
+    async with app.run_test(size=(100, 24)) as pilot:
+        pane = app.panes[0]
+
+        def shown() -> list[str]:
+            size = pane.size
+            return [strip.text.rstrip() for strip in pane.render_lines(size.region)]
+
+        def held() -> list[str]:
+            lines = [line.rstrip() for line in pane.text_lines()]
+            height = pane.size.height
+            top = max(0, height - len(lines))
+            return ([""] * top + lines)[round(pane.scroll_y):][:height]
+
+        app.apply([RunStarted("r", make_pairing(SCRIPTED), None, now_iso()),
+                   TurnStarted(1, "ada", 1, 10), TextChunk(1, "ada", "one\ntwo")])
+        await pilot.pause()
+        assert shown() == held()
+        for n in range(3, 30):  # a line at a time: short, then just full, then scrolling
+            app.apply([TextChunk(1, "ada", f"\nline {n}")])
+            await pilot.pause()
+            assert shown() == held(), n
+        source.done.set()
+        await until(pilot, app.served.is_set)
