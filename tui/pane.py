@@ -109,7 +109,7 @@ class AgentPane(ScrollView, can_focus=True):
 
     def line_of(self, view: EntryLines) -> int:
         """The first line of a kept entry."""
-        return (1 if self._first else 0) + self._starts[self._views.index(view)]
+        return self._marker_rows + self._starts[self._views.index(view)]
 
     def row_of(self, index: int) -> int:
         """Where line `index` is in view: its row in the pane (outside it if scrolled away)."""
@@ -257,7 +257,7 @@ class AgentPane(ScrollView, can_focus=True):
             self._marker = None
             dirty = set(self._views)
         palette = self.palette
-        marker = 1 if self._first else 0
+        marker = self._marker_rows
         known = len(self._starts)  # entries whose first line is known (the rest just came)
         height = self._height()  # (the new entries have no lines yet)
         changed: list[tuple[int, int]] = []  # lines to repaint, (first, end), by entry
@@ -314,15 +314,20 @@ class AgentPane(ScrollView, can_focus=True):
         next line will come (as the column will be once it fills)."""
         return max(0, self.scrollable_content_region.height - self._height())
 
+    @property
+    def _marker_rows(self) -> int:
+        """The line above the entries that says how many earlier ones are not kept: 1 or 0."""
+        return 1 if self._first else 0
+
     def _height(self) -> int:
-        marker = 1 if self._first else 0
+        marker = self._marker_rows
         if not self._views or len(self._starts) != len(self._views):
             return marker + sum(len(view.lines) for view in self._views)
         return marker + self._starts[-1] + len(self._views[-1].lines)
 
     def _locate(self, index: int) -> tuple[EntryLines | None, int]:
         """The entry at line `index` of the pane, and the line within it."""
-        index -= 1 if self._first else 0
+        index -= self._marker_rows
         if index < 0 or not self._starts:
             return None, 0
         at = bisect_right(self._starts, index) - 1
@@ -357,7 +362,8 @@ class AgentPane(ScrollView, can_focus=True):
         if start <= self._first:
             return
         drop = start - self._first
-        removed = sum(len(view.lines) for view in self._views[:drop]) + (0 if self._first else 1)
+        # (The marker line comes with the first entry dropped.)
+        removed = sum(len(view.lines) for view in self._views[:drop]) + 1 - self._marker_rows
         for view in self._views[:drop]:
             del self._by_key[view.entry.key]
         del self._views[:drop]
