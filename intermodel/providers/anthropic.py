@@ -1,7 +1,8 @@
 """Anthropic Messages: system prompt, extended thinking with its signature, streamed usage.
 
-We read the raw stream events (`create(stream=True)`), not the `messages.stream()` helper, which
-would deliver every piece twice (raw deltas plus its own text events). A reply is complete with
+We read the raw event stream (`with_streaming_response`, decoded by `wire`), neither the
+`messages.stream()` helper, which would deliver every piece twice (raw deltas plus its own text
+events), nor `create(stream=True)`, which builds a model for every event. A reply is complete with
 the `message_delta` that carries its stop reason and output usage; what follows is read for a
 short while only (`read_after_finish`), so a server that keeps the connection open after its
 reply costs neither the reply nor the time.
@@ -10,6 +11,7 @@ reply costs neither the reply nor the time.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any, Self
 
 import anthropic
@@ -28,8 +30,9 @@ from intermodel.providers.base import (
     ThinkingDelta,
     UsageReport,
 )
-from intermodel.providers.errors import StreamPhase, translate
+from intermodel.providers.errors import StreamPhase, error_for_stream_payload, translate
 from intermodel.providers.http import read_after_finish, sdk_http_client
+from intermodel.providers.wire import json_object, member, server_events, text_member
 from intermodel.security.secrets import Credentials
 
 __all__ = ["AnthropicProvider", "anthropic_messages"]
@@ -95,37 +98,53 @@ class AnthropicProvider(ConfiguredProvider):
         phase = StreamPhase()
         model = request.model
         stop_reason: str | None = None
-        input_tokens: int | None = None
-        output_tokens: int | None = None
+        input_tokens: Any = None  # as the server sent them: the turn producer judges them
+        output_tokens: Any = None
         signature = ""
         with translate(anthropic, self.name, phase):
-            stream = await self._client.messages.create(**self._params(request))
-            async with stream:
-                events = aiter(stream)
-                async for event in events:
+            async with self._client.messages.with_streaming_response.create(
+                    **self._params(request)) as response, \
+                    aclosing(server_events(response.http_response.aiter_bytes())) as events:
+                async for name, data in events:
+                    # As the SDK's own stream does: pings are no sign of progress, and an
+                    # event with no name is none of the protocol's.
+                    if name == "ping" or not name:
+                        continue
                     phase.streaming = True
-                    kind = event.type
+                    if name == "error":
+                        raise error_for_stream_payload(data, "the server reported an error",
+                                                       provider=self.name)
+                    event = json_object(data)
+                    kind = event.get("type")
                     if kind == "content_block_delta":
-                        delta = event.delta
-                        if delta.type == "text_delta":
-                            yield TextDelta(delta.text)
-                            continue
-                        if delta.type == "thinking_delta":
-                            yield ThinkingDelta(delta.thinking)
-                            continue
-                        if delta.type == "signature_delta":
-                            signature += delta.signature
+                        delta = event.get("delta")
+                        kind = member(delta, "type")
+                        if kind == "text_delta":
+                            if text := text_member(delta, "text"):
+                                yield TextDelta(text)
+                                continue
+                        elif kind == "thinking_delta":
+                            if thinking := text_member(delta, "thinking"):
+                                yield ThinkingDelta(thinking)
+                                continue
+                        elif kind == "signature_delta":
+                            signature += text_member(delta, "signature") or ""
                     elif kind == "message_start":
-                        model = event.message.model or model
-                        input_tokens = _input_tokens(event.message.usage)
+                        message = event.get("message")
+                        model = text_member(message, "model") or model
+                        input_tokens = _input_tokens(member(message, "usage"))
                     elif kind == "message_delta":
-                        stop_reason = event.delta.stop_reason or stop_reason
-                        output_tokens = getattr(event.usage, "output_tokens", None)
+                        stop_reason = text_member(event.get("delta"), "stop_reason") \
+                            or stop_reason
+                        output_tokens = member(event.get("usage"), "output_tokens")
                         if stop_reason is not None:
                             break  # the reply is whole; message_stop adds nothing
                     elif kind == "message_stop":
                         break
-                    yield HEARTBEAT  # a ping, a block's start or end, the message's start
+                    elif kind == "error":  # an error event under another name
+                        raise error_for_stream_payload(event, "the server reported an error",
+                                                       provider=self.name)
+                    yield HEARTBEAT  # a block's start or end, the message's start
                 if stop_reason is not None:
                     await read_after_finish(events, lambda event: None, self.agent.timeout)
         if stop_reason is None:
@@ -137,10 +156,10 @@ class AnthropicProvider(ConfiguredProvider):
         await self._client.close()
 
 
-def _input_tokens(usage: Any) -> Any:
-    """Input tokens, cached ones included. The SDK builds events without validating them: a
-    count that is not a whole number is passed on as it came, for the turn producer to judge."""
-    parts = [getattr(usage, name, None) for name in
+def _input_tokens(usage: object) -> Any:
+    """Input tokens, cached ones included. A count that is not a whole number is passed on as it
+    came, for the turn producer to judge."""
+    parts = [member(usage, name) for name in
              ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")]
     odd = [p for p in parts if p is not None and type(p) is not int]
     return odd[0] if odd else sum(p or 0 for p in parts)

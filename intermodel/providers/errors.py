@@ -166,7 +166,8 @@ def translate(sdk: Any, provider: str, phase: StreamPhase) -> Iterator[None]:
     throws as a ProviderError."""
     try:
         yield
-    except ProviderError:
+    except ProviderError as exc:
+        exc.provider = exc.provider or provider  # raised below the provider (`wire`)
         raise
     except sdk.APIStatusError as exc:
         message, code = _body_error(exc.body)

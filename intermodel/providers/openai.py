@@ -13,12 +13,12 @@ server that keeps the connection open after its reply costs neither the reply no
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any, Self
 
 import httpx2
 import openai
-from openai.types.chat import ChatCompletionChunk
 
 from intermodel.config.capabilities import PROVIDERS
 from intermodel.config.model import AgentConfig
@@ -33,13 +33,14 @@ from intermodel.providers.base import (
     ThinkingDelta,
     UsageReport,
 )
-from intermodel.providers.errors import StreamPhase, translate
+from intermodel.providers.errors import StreamPhase, error_for_stream_payload, translate
 from intermodel.providers.http import read_after_finish, sdk_http_client
 from intermodel.providers.probe import PROBE_SECONDS, server_context
 from intermodel.providers.thinktags import ThinkTagParser
+from intermodel.providers.wire import json_object, member, server_events, text_member
 from intermodel.security.secrets import Credentials
 
-__all__ = ["OpenAIProvider", "chat_messages"]
+__all__ = ["OpenAIProvider", "chat_messages", "chunk_payloads"]
 
 _OFFICIAL_HOST = "api.openai.com"
 
@@ -138,27 +139,30 @@ class OpenAIProvider(OpenAIClientProvider):
         model = request.model
         params = self._params(request)
         with translate(openai, self.name, phase):
-            stream = await self._client.chat.completions.create(**params)
-            async with stream:
-                chunks = aiter(stream)
+            async with self._client.chat.completions.with_streaming_response.create(
+                    **params) as response, \
+                    aclosing(chunk_payloads(response.http_response.aiter_bytes())) as chunks:
                 async for chunk in chunks:
                     phase.streaming = True
-                    model = chunk.model or model
-                    if chunk.usage is not None:
-                        usage = _usage(chunk)
+                    if (reported := chunk.get("model")) and type(reported) is str:
+                        model = reported
+                    if (counts := chunk.get("usage")) is not None:
+                        usage = _usage(counts)
                         yield usage
-                    if not chunk.choices:
-                        if chunk.usage is None:
+                    choices = chunk.get("choices")
+                    if not choices or type(choices) is not list:
+                        if counts is None:
                             yield HEARTBEAT
                         continue
-                    choice = chunk.choices[0]
-                    delta = choice.delta
-                    extra = delta.model_extra  # fields beyond OpenAI's own: none, mostly
-                    reasoning = (extra.get("reasoning_content") or extra.get("reasoning")) \
-                        if extra else None
-                    if isinstance(reasoning, str) and reasoning:
+                    choice = choices[0]
+                    delta = member(choice, "delta")
+                    # Not OpenAI's own fields, and unspecified: taken only when they are text.
+                    reasoning = member(delta, "reasoning_content") or member(delta, "reasoning")
+                    if type(reasoning) is not str:
+                        reasoning = None
+                    elif reasoning:
                         yield ThinkingDelta(reasoning)
-                    if content := delta.content:
+                    if content := text_member(delta, "content"):
                         if parser.plain and "<" not in content:  # most tokens: no tag near
                             yield TextDelta(content)
                         else:
@@ -166,15 +170,15 @@ class OpenAIProvider(OpenAIClientProvider):
                                 yield piece
                     elif not reasoning:
                         yield HEARTBEAT  # the role chunk, an empty delta, the finish
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
+                    if reason := text_member(choice, "finish_reason"):
+                        finish = reason
                         break
                 if finish is not None:
                     trailing: list[UsageReport] = []
 
-                    def take(chunk: ChatCompletionChunk) -> None:
-                        if chunk.usage is not None:
-                            trailing.append(_usage(chunk))
+                    def take(chunk: dict[str, Any]) -> None:
+                        if (counts := chunk.get("usage")) is not None:
+                            trailing.append(_usage(counts))
 
                     await read_after_finish(chunks, take, self.agent.timeout)
                     if trailing and usage is None:
@@ -200,12 +204,22 @@ class OpenAIProvider(OpenAIClientProvider):
             await self._client.chat.completions.create(**probe)
         raise StreamInterrupted("the server sent an empty stream", provider=self.name)
 
-def _usage(chunk: ChatCompletionChunk) -> UsageReport:
-    # Read with getattr: the SDK builds chunks without validating them, so a field may hold
-    # anything; the turn producer checks the counts themselves.
-    usage = chunk.usage
-    details = getattr(usage, "completion_tokens_details", None)
-    return UsageReport(getattr(usage, "prompt_tokens", None),
-                       getattr(usage, "completion_tokens", None),
-                       getattr(details, "reasoning_tokens", None))
+async def chunk_payloads(body: AsyncIterator[bytes]) -> AsyncGenerator[dict[str, Any], None]:
+    """The JSON objects of a Chat Completions stream, up to its `[DONE]`. A chunk that carries an
+    `error` (how OpenAI and compatible servers report a failure after the 200) raises it, as the
+    SDK's own stream does."""
+    async with aclosing(server_events(body)) as events:
+        async for _, data in events:
+            if data.startswith("[DONE]"):
+                return
+            chunk = json_object(data)
+            if chunk.get("error"):
+                raise error_for_stream_payload(chunk, "An error occurred during streaming",
+                                               provider="")  # `translate` names it
+            yield chunk
 
+
+def _usage(usage: object) -> UsageReport:
+    # The turn producer checks the counts themselves.
+    return UsageReport(member(usage, "prompt_tokens"), member(usage, "completion_tokens"),
+                       member(member(usage, "completion_tokens_details"), "reasoning_tokens"))

@@ -1,9 +1,10 @@
 """OpenAI's Responses API (`POST /v1/responses`): an `openai` agent with `api = "responses"`.
 
 The only API in which OpenAI's reasoning models (the o-series, the GPT-5 family) return their
-reasoning. Its stream names every event (`response.output_text.delta`, …); we read the raw events
-(`create(stream=True)`), not the `responses.stream()` helper, which fails on servers that leave
-out the events' indexes (llama.cpp's does).
+reasoning. Its stream names every event (`response.output_text.delta`, …); we read the raw event
+stream (`with_streaming_response`, decoded by `wire`), neither the `responses.stream()` helper,
+which fails on servers that leave out the events' indexes (llama.cpp's does), nor
+`create(stream=True)`, which builds a model for every event.
 
 - Thinking: reasoning summary deltas (OpenAI) and reasoning text deltas (servers that expose the
   whole reasoning, as llama.cpp's does) become ThinkingDelta; summary parts and reasoning items
@@ -23,7 +24,8 @@ out the events' indexes (llama.cpp's does).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import openai
@@ -42,9 +44,11 @@ from intermodel.providers.errors import StreamPhase, error_for_stream_payload, t
 from intermodel.providers.http import read_after_finish
 from intermodel.providers.openai import OpenAIClientProvider
 from intermodel.providers.thinktags import ThinkTagParser
+from intermodel.providers.wire import json_object, member, server_events, text_member
 from intermodel.records import ReasoningItem
 
-__all__ = ["INCLUDE_ENCRYPTED", "OpenAIResponsesProvider", "input_items", "reasoning_item_param"]
+__all__ = ["INCLUDE_ENCRYPTED", "OpenAIResponsesProvider", "event_payloads", "input_items",
+           "reasoning_item_param"]
 
 INCLUDE_ENCRYPTED = "reasoning.encrypted_content"
 _FINAL = frozenset({"response.completed", "response.incomplete"})
@@ -115,14 +119,14 @@ class OpenAIResponsesProvider(OpenAIClientProvider):
         streamed_items: list[Any] = []
         final_output: list[Any] | None = None
         with translate(openai, self.name, phase):
-            stream = await self._client.responses.create(**self._params(request))
-            async with stream:
-                events = aiter(stream)
+            async with self._client.responses.with_streaming_response.create(
+                    **self._params(request)) as response, \
+                    aclosing(event_payloads(response.http_response.aiter_bytes())) as events:
                 async for event in events:
                     phase.streaming = True
-                    kind = event.type
+                    kind = event.get("type")
                     if kind == "response.output_text.delta":  # the most frequent first
-                        if text := event.delta:
+                        if text := text_member(event, "delta"):
                             if parser.plain and "<" not in text:  # most tokens: no tag near
                                 yield TextDelta(text)
                             else:
@@ -130,32 +134,34 @@ class OpenAIResponsesProvider(OpenAIClientProvider):
                                     yield piece
                             continue
                     elif kind in _THINKING_DELTAS:
-                        if event.delta:
+                        if thinking := text_member(event, "delta"):
                             if paragraph:
                                 yield ThinkingDelta("\n\n")
                                 paragraph = False
                             thought = True
-                            yield ThinkingDelta(event.delta)
+                            yield ThinkingDelta(thinking)
                             continue
                     elif kind in _NEW_THINKING:
                         paragraph = paragraph or thought
                     elif kind == "response.output_item.done":
-                        if getattr(event.item, "type", None) == "reasoning":
-                            streamed_items.append(event.item)
+                        item = event.get("item")
+                        if member(item, "type") == "reasoning":
+                            streamed_items.append(item)
                     elif kind in _FINAL:
-                        response = event.response
-                        model = response.model or model
-                        final_output = list(response.output or [])
-                        stop_reason = _stop_reason(response)
-                        yield _usage(response.usage)
+                        final = event.get("response")
+                        model = _text(final, "model") or model
+                        output = member(final, "output")
+                        final_output = output if type(output) is list else []
+                        stop_reason = _stop_reason(final)
+                        yield _usage(member(final, "usage"))
                         break
                     elif kind == "response.failed":
-                        raise _failure(getattr(event.response, "error", None), "the response "
+                        raise _failure(member(event.get("response"), "error"), "the response "
                                        "failed", self.name)
-                    elif kind == "error":  # the documented flat shape; the SDK raises the other
+                    elif kind == "error":  # the documented flat shape; the other raises earlier
                         raise _failure(event, "the server reported an error", self.name)
                     elif kind == "response.created":
-                        model = getattr(event.response, "model", None) or model
+                        model = _text(event.get("response"), "model") or model
                     yield HEARTBEAT  # an item's or a part's start or end, an empty delta
                 if stop_reason is not None:
                     await read_after_finish(events, lambda event: None, self.agent.timeout)
@@ -174,46 +180,59 @@ class OpenAIResponsesProvider(OpenAIClientProvider):
         (encrypted, or with their reasoning text)."""
         if not self.agent.send_thinking_back:
             return ()
-        finals = [item for item in final_output or () if getattr(item, "type", None) == "reasoning"]
+        finals = [item for item in final_output or () if member(item, "type") == "reasoning"]
         items = (_reasoning_item(item) for item in (finals or streamed))
         return tuple(item for item in items if item.encrypted_content or item.content is not None)
 
 
-def _stop_reason(response: Any) -> str:
+async def event_payloads(body: AsyncIterator[bytes]) -> AsyncGenerator[dict[str, Any], None]:
+    """The JSON objects of a Responses stream. An event that carries an `error` object (a shape
+    some servers send instead of the flat `error` event) raises it, as the SDK's own stream
+    does."""
+    async with aclosing(server_events(body)) as events:
+        async for _, data in events:
+            event = json_object(data)
+            if event.get("error"):
+                raise error_for_stream_payload(event, "An error occurred during streaming",
+                                               provider="")  # `translate` names it
+            yield event
+
+
+def _text(value: object, key: str) -> str | None:
+    """A field that names something (a model, a status, a reason): text, or nothing."""
+    text = member(value, key)
+    return text if type(text) is str else None
+
+
+def _stop_reason(response: object) -> str:
     """"completed", or why the response is incomplete ("max_output_tokens", "content_filter")."""
-    status = getattr(response, "status", None)
+    status = _text(response, "status")
     if status == "incomplete":
-        details = getattr(response, "incomplete_details", None)
-        return str(getattr(details, "reason", None) or "incomplete")
-    return str(status or "completed")
+        return _text(member(response, "incomplete_details"), "reason") or "incomplete"
+    return status or "completed"
 
 
-def _failure(error: Any, fallback: str, provider: str) -> ProviderError:
+def _failure(error: object, fallback: str, provider: str) -> ProviderError:
     """The ProviderError for an error reported inside the stream: a failed response's `error`,
     or an `error` event (both carry `code` and `message`)."""
-    code = getattr(error, "code", None)
-    message = getattr(error, "message", None)
-    body = {"error": {"code": code if isinstance(code, str) else "",
-                      "message": message if isinstance(message, str) else ""}}
+    body = {"error": {"code": _text(error, "code") or "", "message": _text(error, "message") or ""}}
     return error_for_stream_payload(body, fallback, provider=provider)
 
 
-def _reasoning_item(item: Any) -> ReasoningItem:
-    # Read with getattr: the SDK builds events without validating them.
-    def texts(parts: Iterable[Any] | None) -> tuple[str, ...]:
-        return tuple(text for part in parts or () if isinstance(text := getattr(part, "text", ""),
-                                                                    str))
+def _reasoning_item(item: object) -> ReasoningItem:
+    def texts(parts: object) -> tuple[str, ...]:
+        if type(parts) is not list:
+            return ()
+        return tuple(text for part in parts if type(text := member(part, "text")) is str)
 
-    content = getattr(item, "content", None)
-    encrypted = getattr(item, "encrypted_content", None)
-    return ReasoningItem(id=str(getattr(item, "id", "") or ""),
-                         encrypted_content=encrypted if isinstance(encrypted, str) else None,
-                         summary=texts(getattr(item, "summary", None)),
+    content = member(item, "content")
+    return ReasoningItem(id=_text(item, "id") or "",
+                         encrypted_content=_text(item, "encrypted_content"),
+                         summary=texts(member(item, "summary")),
                          content=None if content is None else texts(content))
 
 
-def _usage(usage: Any) -> UsageReport:
-    # Read with getattr, as above; the turn producer checks the counts themselves.
-    details = getattr(usage, "output_tokens_details", None)
-    return UsageReport(getattr(usage, "input_tokens", None), getattr(usage, "output_tokens", None),
-                       getattr(details, "reasoning_tokens", None))
+def _usage(usage: object) -> UsageReport:
+    # The turn producer checks the counts themselves.
+    return UsageReport(member(usage, "input_tokens"), member(usage, "output_tokens"),
+                       member(member(usage, "output_tokens_details"), "reasoning_tokens"))

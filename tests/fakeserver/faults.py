@@ -93,7 +93,8 @@ FaultKind = Literal[
 StreamErrorKind = Literal["overloaded", "rate_limit", "api_error"]
 # How a Responses API stream reports a failure (see responses.error_event).
 ResponsesErrorShape = Literal["error", "error_documented", "response.failed", "llamacpp"]
-PayloadKind = Literal["invalid_utf8", "huge_int", "deep_nesting", "absurd_usage"]
+PayloadKind = Literal["invalid_utf8", "huge_int", "deep_nesting", "absurd_usage", "not_an_object",
+                      "mistyped_text"]
 
 MID_STREAM_KINDS = frozenset({"cut_midway", "stall", "malformed_sse", "stream_error", "drip",
                               "endless", "linger", "bad_payload"})
@@ -260,6 +261,8 @@ class Fault:
         - `invalid_utf8`: a text piece whose bytes are not UTF-8;
         - `huge_int`: an integer of HUGE_INT_DIGITS digits (past Python's conversion limit);
         - `deep_nesting`: a field nested NESTING_DEPTH arrays deep;
+        - `not_an_object`: an event whose data is a JSON array, not an object;
+        - `mistyped_text`: a text delta whose text is a number;
         - `absurd_usage`: nothing wrong until the usage, whose counts are ABSURD_USAGE (the
           reply is otherwise whole; `after_chunks` does not apply).
         """

@@ -387,6 +387,10 @@ _BAD: dict[PayloadKind, bytes] = {
                 b'"output_index":0,"content_index":0,"delta":"big","logprobs":[]}\n\n',
     "deep_nesting": _DELTA + b'9,"item_id":"msg_x","output_index":0,"content_index":0,'
                     b'"delta":"deep","logprobs":[],"nest":' + _NESTED + b"}\n\n",
+    "not_an_object": b'event: response.output_text.delta\ndata: ["response.output_text.delta",'
+                     b'"listed"]\n\n',
+    "mistyped_text": _DELTA + b'9,"item_id":"msg_x","output_index":0,"content_index":0,'
+                     b'"delta":42,"logprobs":[]}\n\n',
 }
 
 

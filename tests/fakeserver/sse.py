@@ -199,6 +199,10 @@ _OPENAI_BAD = {
                 b'"created":' + _HUGE + b',"object":"chat.completion.chunk"}\n\n',
     "deep_nesting": b'data: {"choices":[{"finish_reason":null,"index":0,"delta":'
                     b'{"content":"deep"}}],"nest":' + _NESTED + b'}\n\n',
+    "not_an_object": b'data: [{"choices":[{"finish_reason":null,"index":0,"delta":'
+                     b'{"content":"listed"}}]}]\n\n',
+    "mistyped_text": b'data: {"choices":[{"finish_reason":null,"index":0,"delta":'
+                     b'{"content":42}}],"object":"chat.completion.chunk"}\n\n',
 }
 _ANTHROPIC_BAD = {
     "invalid_utf8": b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
@@ -207,6 +211,10 @@ _ANTHROPIC_BAD = {
                 + _HUGE + b',"delta":{"type":"text_delta","text":"big"}}\n\n',
     "deep_nesting": b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
                     b'"delta":{"type":"text_delta","text":"deep"},"nest":' + _NESTED + b'}\n\n',
+    "not_an_object": b'event: content_block_delta\ndata: [{"type":"content_block_delta",'
+                     b'"index":0,"delta":{"type":"text_delta","text":"listed"}}]\n\n',
+    "mistyped_text": b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+                     b'"delta":{"type":"text_delta","text":42}}\n\n',
 }
 
 

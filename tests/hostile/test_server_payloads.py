@@ -33,7 +33,9 @@ pytestmark = pytest.mark.anyio
 
 PAYLOADS = [("invalid_utf8", "stream_interrupted", True),
             ("huge_int", "provider_broken", False),
-            ("deep_nesting", "provider_broken", False)]
+            ("deep_nesting", "provider_broken", False),
+            ("not_an_object", "provider_broken", False),
+            ("mistyped_text", "provider_broken", False)]
 
 
 @pytest.mark.parametrize(("payload", "kind", "transient"), PAYLOADS,

@@ -215,6 +215,8 @@ FAULTS = [
     (Fault.bad_payload("invalid_utf8", after_chunks=2), "stream_interrupted", None),
     (Fault.bad_payload("huge_int", after_chunks=2), "provider_broken", None),
     (Fault.bad_payload("deep_nesting", after_chunks=2), "provider_broken", None),
+    (Fault.bad_payload("not_an_object", after_chunks=2), "provider_broken", None),
+    (Fault.bad_payload("mistyped_text", after_chunks=2), "provider_broken", None),
     (Fault.status(400), "bad_request", None),
     (Fault.status(401), "authentication_failed", None),
     (Fault.status(403), "authentication_failed", None),
