@@ -211,6 +211,8 @@ async def chunk_payloads(body: AsyncIterator[bytes]) -> AsyncGenerator[dict[str,
     async with aclosing(server_events(body)) as events:
         async for _, data in events:
             if data.startswith("[DONE]"):
+                async for _ in events:  # to the body's end, so the connection can be reused
+                    pass
                 return
             chunk = json_object(data)
             if chunk.get("error"):

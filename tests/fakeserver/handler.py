@@ -54,6 +54,8 @@ class RecordedRequest:
     # The id of the response that answered a Responses API request, so that reasoning items
     # sent back later can be traced to it (see FakeServer.reasoning_origins).
     response_id: str | None = None
+    # The client's port: requests with the same one came over the same (reused) connection.
+    port: int = 0
 
     @property
     def stream(self) -> bool:
@@ -123,7 +125,8 @@ class Handler(BaseHTTPRequestHandler):
         self.api = _protocol(route, headers)
         self.answer = None
         self.request_id = f"req_fake{fake._next_id():06d}"
-        record = RecordedRequest(self.command, self.path, headers, body, parsed, self.api)
+        record = RecordedRequest(self.command, self.path, headers, body, parsed, self.api,
+                                 port=self.client_address[1])
         fake._record(record)
 
         hostile = fake.every_request

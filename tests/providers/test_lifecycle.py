@@ -29,11 +29,12 @@ def server() -> Iterator[FakeServer]:
 
 
 def pairing_for(srv: FakeServer, protocol: str) -> Pairing:
-    url = srv.base_url + ("/v1" if protocol == "openai" else "")
+    url = srv.base_url + ("" if protocol == "anthropic" else "/v1")
+    api = 'api = "responses"\n' if protocol == "responses" else ""
     agents = "".join(f"""
 [agents.{name}]
-provider = "{protocol}"
-model = "model-{name}"
+provider = "{'openai' if protocol == 'responses' else protocol}"
+{api}model = "model-{name}"
 base_url = "{url}"
 api_key_env = "TEST_KEY"
 timeout = 5
@@ -104,3 +105,16 @@ async def test_a_wrapper_passes_the_context_probe_through(server: FakeServer) ->
     async with wrapped:
         inner_limit = await wrapped.inner.context_limit()  # type: ignore[attr-defined]
         assert await wrapped.context_limit() == inner_limit
+
+
+@pytest.mark.parametrize("protocol", [*PROTOCOLS, "responses"])
+async def test_replies_in_a_row_reuse_one_connection(server: FakeServer, protocol: str) -> None:
+    # A stream read to its end hands its connection back to the pool; one cut short at the
+    # reply's finish would cost every turn a new connection (and, to a cloud API, a TLS
+    # handshake).
+    agent = pairing_for(server, protocol).agent("ada")
+    async with make_provider(agent, "bo", Credentials(api_key="k")) as provider:
+        for _ in range(3):
+            assert [e async for e in provider.stream(REQUEST) if type(e) is TextDelta]
+    ports = [r.port for r in server.requests if r.stream]
+    assert len(ports) == 3 and len(set(ports)) == 1, ports
