@@ -16,6 +16,7 @@ catches up once per frame however many agents stream.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -65,7 +66,6 @@ FRAME_SECONDS = 0.1
 STREAMS_PER_FRAME = 8
 TICK_SLACK = 0.01  # seconds past the moment the status line changes that its timer fires
 STACK_BELOW = 100  # columns: narrower terminals show the agents one above the other
-CACHE_SECONDS = 1.0  # at most this often, at a turn's start, painted-line caches are dropped
 QUIT_GRACE = 10.0  # seconds a stopping run gets to finish its transcript before quitting anyway
 
 
@@ -101,8 +101,6 @@ class IntermodelApp(App[int]):
         self.served = anyio.Event()  # the source has finished (the run ended, or the replay closed)
         self._quitting = False
         self._generation = 0
-        self._turn = 0
-        self._caches_dropped = time.monotonic()
         self._status_bar = StatusBar()
         self._status_timer: Timer | None = None  # wakes the status bar when its text would change
         self._status_due = 0.0
@@ -126,8 +124,16 @@ class IntermodelApp(App[int]):
             bar.display = False
         if self.source.live:
             self._handle_signals()
+        # What is alive now (modules, classes, the screen's widgets: some 80,000 objects) lives
+        # as long as the app. Out of the collector's sight, a full collection no longer walks it
+        # every time, pausing the screen 20-40 ms mid-stream.
+        gc.collect()
+        gc.freeze()
         self._serve()
         self.refresh_status()
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # what the app leaves behind can be collected again
 
     @property
     def panes(self) -> tuple[AgentPane, ...]:
@@ -212,10 +218,6 @@ class IntermodelApp(App[int]):
                 self._generation = model.generation
                 self.query_one("#header", Static).update(self._header())
                 self.query_one(InterjectBar).set_names(model.names)
-        if model.current_turn != self._turn:
-            self._turn = model.current_turn
-            if time.monotonic() - self._caches_dropped > CACHE_SECONDS:
-                self._drop_line_caches()
         for notice in model.take_notices():
             self.notify(notice, markup=False, severity="warning", timeout=8)
         self._sync_state()
@@ -241,16 +243,6 @@ class IntermodelApp(App[int]):
 
     def _watch_stopping(self) -> None:
         self.refresh_status()
-
-    def _drop_line_caches(self) -> None:
-        """Repaint everything from scratch (at a turn's start, at most every `CACHE_SECONDS`).
-        Textual keeps each painted line of a widget, and every line keeps the crops and styles
-        derived from it; as a pane scrolls these only grow (to hundreds of thousands of objects
-        after a few hundred turns, so every full garbage collection pauses the screen). A
-        refresh drops them."""
-        self._caches_dropped = time.monotonic()
-        for widget in self.screen.walk_children(with_self=True):
-            widget.refresh()
 
     def refresh_status(self) -> None:
         """Work out the status line again (repainted only if it changed), and wake it again when
