@@ -52,6 +52,11 @@ waits, or reads, as long as the server goes on.
         other credential header go along. The SDKs follow redirects by default.
     (9) from httpx2.ConnectTimeout.
 
+Not pinned: `bad_payload` `not_an_object` and `mistyped_text`, which test intermodel's own reader
+of the event stream (`intermodel/providers/wire.py`; its providers read the raw response, not the
+SDKs' streams, so a fault that strikes mid-stream reaches them as the raw transport or JSON
+exception; status errors are still the SDKs').
+
 OpenAI's Responses API (`client.responses.create(stream=True)` on the same openai SDK): every row
 of both tables is as in the openai column, the in-stream error included when it is sent as the
 live API sends it. The other ways a Responses stream reports failure raise nothing:
