@@ -4,6 +4,7 @@ streaming reply repaints the lines that changed; nothing hidden keeps an idle sc
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import anyio
@@ -78,6 +79,20 @@ async def test_a_finished_run_is_never_repainted_nor_woken(make_pairing: Pairing
         for _ in range(5):
             app.refresh_status()
         assert (bar.redraws, str(bar.content)) == (drawn, shown)
+
+
+async def test_what_lives_as_long_as_the_app_is_out_of_the_collectors_walk_until_it_ends(
+        make_pairing: PairingFactory) -> None:
+    # A full collection walks every tracked object; the app's own (modules, widgets, styles)
+    # are frozen while it runs, and given back when it ends, so what it leaves can be collected.
+    assert gc.get_freeze_count() == 0
+    app = live_app(make_pairing(SCRIPTED), blink=False, record=False)
+    async with app.run_test() as pilot:
+        await until(pilot, app.served.is_set)
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000
+        assert len(gc.get_objects()) < frozen  # the run's objects are few beside the app's
+    assert gc.get_freeze_count() == 0
 
 
 async def test_a_run_paused_between_turns_is_not_woken(make_pairing: PairingFactory) -> None:
