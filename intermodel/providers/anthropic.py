@@ -32,7 +32,13 @@ from intermodel.providers.base import (
 )
 from intermodel.providers.errors import StreamPhase, error_for_stream_payload, translate
 from intermodel.providers.http import read_after_finish, sdk_http_client
-from intermodel.providers.wire import json_object, member, server_events, text_member
+from intermodel.providers.wire import (
+    json_object,
+    loose_text,
+    member,
+    server_events,
+    text_member,
+)
 from intermodel.security.secrets import Credentials
 
 __all__ = ["AnthropicProvider", "anthropic_messages"]
@@ -131,7 +137,7 @@ class AnthropicProvider(ConfiguredProvider):
                             signature += text_member(delta, "signature") or ""
                     elif kind == "message_start":
                         message = event.get("message")
-                        model = text_member(message, "model") or model
+                        model = loose_text(message, "model") or model
                         input_tokens = _input_tokens(member(message, "usage"))
                     elif kind == "message_delta":
                         stop_reason = text_member(event.get("delta"), "stop_reason") \

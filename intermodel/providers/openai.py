@@ -37,7 +37,13 @@ from intermodel.providers.errors import StreamPhase, error_for_stream_payload, t
 from intermodel.providers.http import read_after_finish, sdk_http_client
 from intermodel.providers.probe import PROBE_SECONDS, server_context
 from intermodel.providers.thinktags import ThinkTagParser
-from intermodel.providers.wire import json_object, member, server_events, text_member
+from intermodel.providers.wire import (
+    json_object,
+    loose_text,
+    member,
+    server_events,
+    text_member,
+)
 from intermodel.security.secrets import Credentials
 
 __all__ = ["OpenAIProvider", "chat_messages", "chunk_payloads"]
@@ -144,8 +150,7 @@ class OpenAIProvider(OpenAIClientProvider):
                     aclosing(chunk_payloads(response.http_response.aiter_bytes())) as chunks:
                 async for chunk in chunks:
                     phase.streaming = True
-                    if (reported := chunk.get("model")) and type(reported) is str:
-                        model = reported
+                    model = loose_text(chunk, "model") or model
                     if (counts := chunk.get("usage")) is not None:
                         usage = _usage(counts)
                         yield usage
@@ -157,10 +162,9 @@ class OpenAIProvider(OpenAIClientProvider):
                     choice = choices[0]
                     delta = member(choice, "delta")
                     # Not OpenAI's own fields, and unspecified: taken only when they are text.
-                    reasoning = member(delta, "reasoning_content") or member(delta, "reasoning")
-                    if type(reasoning) is not str:
-                        reasoning = None
-                    elif reasoning:
+                    reasoning = loose_text(delta, "reasoning_content") \
+                        or loose_text(delta, "reasoning")
+                    if reasoning:
                         yield ThinkingDelta(reasoning)
                     if content := text_member(delta, "content"):
                         if parser.plain and "<" not in content:  # most tokens: no tag near

@@ -44,7 +44,13 @@ from intermodel.providers.errors import StreamPhase, error_for_stream_payload, t
 from intermodel.providers.http import read_after_finish
 from intermodel.providers.openai import OpenAIClientProvider
 from intermodel.providers.thinktags import ThinkTagParser
-from intermodel.providers.wire import json_object, member, server_events, text_member
+from intermodel.providers.wire import (
+    json_object,
+    loose_text,
+    member,
+    server_events,
+    text_member,
+)
 from intermodel.records import ReasoningItem
 
 __all__ = ["INCLUDE_ENCRYPTED", "OpenAIResponsesProvider", "event_payloads", "input_items",
@@ -149,7 +155,7 @@ class OpenAIResponsesProvider(OpenAIClientProvider):
                             streamed_items.append(item)
                     elif kind in _FINAL:
                         final = event.get("response")
-                        model = _text(final, "model") or model
+                        model = loose_text(final, "model") or model
                         output = member(final, "output")
                         final_output = output if type(output) is list else []
                         stop_reason = _stop_reason(final)
@@ -161,7 +167,7 @@ class OpenAIResponsesProvider(OpenAIClientProvider):
                     elif kind == "error":  # the documented flat shape; the other raises earlier
                         raise _failure(event, "the server reported an error", self.name)
                     elif kind == "response.created":
-                        model = _text(event.get("response"), "model") or model
+                        model = loose_text(event.get("response"), "model") or model
                     yield HEARTBEAT  # an item's or a part's start or end, an empty delta
                 if stop_reason is not None:
                     await read_after_finish(events, lambda event: None, self.agent.timeout)
@@ -198,24 +204,19 @@ async def event_payloads(body: AsyncIterator[bytes]) -> AsyncGenerator[dict[str,
             yield event
 
 
-def _text(value: object, key: str) -> str | None:
-    """A field that names something (a model, a status, a reason): text, or nothing."""
-    text = member(value, key)
-    return text if type(text) is str else None
-
-
 def _stop_reason(response: object) -> str:
     """"completed", or why the response is incomplete ("max_output_tokens", "content_filter")."""
-    status = _text(response, "status")
+    status = loose_text(response, "status")
     if status == "incomplete":
-        return _text(member(response, "incomplete_details"), "reason") or "incomplete"
+        return loose_text(member(response, "incomplete_details"), "reason") or "incomplete"
     return status or "completed"
 
 
 def _failure(error: object, fallback: str, provider: str) -> ProviderError:
     """The ProviderError for an error reported inside the stream: a failed response's `error`,
     or an `error` event (both carry `code` and `message`)."""
-    body = {"error": {"code": _text(error, "code") or "", "message": _text(error, "message") or ""}}
+    body = {"error": {"code": loose_text(error, "code") or "",
+                      "message": loose_text(error, "message") or ""}}
     return error_for_stream_payload(body, fallback, provider=provider)
 
 
@@ -226,8 +227,8 @@ def _reasoning_item(item: object) -> ReasoningItem:
         return tuple(text for part in parts if type(text := member(part, "text")) is str)
 
     content = member(item, "content")
-    return ReasoningItem(id=_text(item, "id") or "",
-                         encrypted_content=_text(item, "encrypted_content"),
+    return ReasoningItem(id=loose_text(item, "id") or "",
+                         encrypted_content=loose_text(item, "encrypted_content"),
                          summary=texts(member(item, "summary")),
                          content=None if content is None else texts(content))
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from intermodel.errors import ProviderBroken
 
-__all__ = ["MAX_EVENT", "ServerEvent", "json_object", "member", "server_events", "text_member"]
+__all__ = ["MAX_EVENT", "ServerEvent", "json_object", "loose_text", "member", "server_events",
+           "text_member"]
 
 ServerEvent = tuple[str, str]  # (the event's name, "" when it has none; its data)
 
@@ -124,3 +125,10 @@ def text_member(value: object, key: str) -> str | None:
         return text
     raise ProviderBroken(f"the server sent {type(text).__name__} where the text of "
                          f"{key!r} belongs")
+
+
+def loose_text(value: object, key: str) -> str | None:
+    """`value[key]` when it is a string, else None: for a field that only names or annotates (a
+    model, a status, a server's own extension), where any other type is ignored, not fatal."""
+    text = value.get(key) if type(value) is dict else None
+    return text if type(text) is str else None

@@ -19,6 +19,7 @@ from intermodel.providers.wire import (
     MAX_EVENT,
     ServerEvent,
     json_object,
+    loose_text,
     member,
     server_events,
     text_member,
@@ -191,3 +192,5 @@ def test_payloads_must_be_objects_and_text_must_be_text() -> None:
     assert text_member({"t": None}, "t") is None and text_member("t", "t") is None
     with pytest.raises(ProviderBroken, match="int where the text of 't' belongs"):
         text_member({"t": 4}, "t")
+    assert loose_text({"m": "x"}, "m") == "x"
+    assert loose_text({"m": 4}, "m") is None and loose_text([1], "m") is None
