@@ -94,8 +94,9 @@ class ScriptedProvider(ConfiguredProvider):
         for piece in chunk_words(reply, script.chunk_words):
             yield TextDelta(piece)
             await pace.next()
-        prompt = request.system + "".join(m.content for m in request.messages)
-        yield UsageReport(estimate_text_tokens(len(prompt)),
+        # Counted, not joined: a joined copy of a long history would cost more each turn.
+        prompt = len(request.system) + sum(len(m.content) for m in request.messages)
+        yield UsageReport(estimate_text_tokens(prompt),
                           estimate_text_tokens(len(thinking) + len(reply)))
         yield Finished("end_turn", self.agent.model)
 
