@@ -1,10 +1,12 @@
 """The terminal UI under a live token stream: fresh, and again after 500 turns of history.
 
 Two scripted agents alternate turns (so the two panes take turns receiving a stream) inside the
-real app under `App.run_test`, headless. Each scenario is measured from turn 10 and from turn 501.
-The history before that is a real run on the same screen: the agents first stream 9 (or 500)
-turns flat out, so the panes hold, have pruned and have cached exactly what such a run leaves;
-then the measured turns continue the same run (resumed, with the scenario's pacing).
+real app under `App.run_test`, headless. Each scenario is measured from turn 10 and from turn 501
+of one run: the agents first stream 9 (or 500) turns flat out, so the panes hold, have pruned
+and have cached exactly what such a run leaves, and the core holds what it holds at that turn;
+then, once the bench says go, the same run goes on with the scenario's pacing. (Resuming the
+history instead would put the resumption's one-time work, rebuilding each agent's view of 500
+turns, inside the measured turns.)
 
 (a) flat out: no delay between one-word chunks; figure: tokens rendered per second (from the
     first request to the last batch on screen).
@@ -19,10 +21,12 @@ Measured apart from those, in the runs of (b):
 - start-up: from making the app to its first screen (`run_test` ready), so it is not folded
   into the streaming figures (which start once the history is on screen);
 - idle: the process's CPU time over `--idle` seconds of a screen with nothing to do, once the
-  history run has finished, and once a further paced run has been paused between two turns
+  run has finished, and once a further paced run (resumed) has been paused between two turns
   (`space`, then nothing under way).
 
-    python bench/tui_stream.py [--turns 16] [--words 1000] [--paced-turns 4] [--paced-words 300]
+Each figure is the median of `--repeat` runs, each in a fresh process.
+
+    python bench/tui_stream.py [--turns 64] [--words 1000] [--paced-turns 4] [--paced-words 300]
 """
 
 from __future__ import annotations
@@ -37,12 +41,15 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 
 from intermodel.config import Pairing, parse_pairing
-from intermodel.engine.dialogue import Dialogue, DialogueState, speaker_of
+from intermodel.config.request import Request
+from intermodel.engine.dialogue import Dialogue, DialogueState
 from intermodel.engine.prepare import Run
+from intermodel.providers.base import StreamEvent
 from intermodel.providers.scripted import ScriptedProvider
 from intermodel.records import Resumption, Turn, Usage, now_iso
 from intermodel.tui.app import IntermodelApp
@@ -52,6 +59,7 @@ RUN_ID = "bench0000000"
 SIZE = (160, 48)
 LAG_TICK = 0.005
 WAIT_LIMIT = 120.0  # seconds the bench waits for a state of the screen before giving up
+SETTLE = 0.5  # seconds after the last event before an idle screen is watched
 
 
 def reply(words: int, seed: int) -> str:
@@ -85,55 +93,84 @@ delay = {delay}
 """, source="bench.toml")  # a JSON string is a valid TOML basic string
 
 
-def history(p: Pairing, turns: int) -> list[Turn]:
-    """What `turns` flat-out turns of `p` record, without running them."""
-    return [Turn(i, speaker_of(p, i), p.agent(speaker_of(p, i)).script.replies[0],  # type: ignore[union-attr]
-                 usage=Usage(10 * i, 1), latency=1.0, ttft=0.1, stop_reason="end_turn",
-                 model="scripted", at=now_iso())
-            for i in range(1, turns + 1)]
+class Gate:
+    """Where the history ends: the turn after it waits until the bench says go."""
+
+    def __init__(self, history_turns: int) -> None:
+        self.left = history_turns
+        self.history_done = anyio.Event()
+        self.go = anyio.Event()
+
+    async def measured(self) -> bool:
+        """Called as each turn starts; whether it is one of the measured turns."""
+        if self.left:
+            self.left -= 1
+            return False
+        self.history_done.set()
+        await self.go.wait()
+        return True
 
 
-def dialogue(p: Pairing, turns: list[Turn], new_turns: int) -> Dialogue:
+class Continuing(ScriptedProvider):
+    """One agent of the whole run: its history script flat out, then the measured script. Like a
+    real provider it keeps no requests (a scripted one keeps its latest, for tests)."""
+
+    def __init__(self, history: Pairing, measured: Pairing, name: str, gate: Gate) -> None:
+        super().__init__(history.agent(name), history.partner_of(name))
+        self.measured_script = measured.agent(name).script
+        self.gate = gate
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        if await self.gate.measured():
+            self.script = self.measured_script or self.script
+        self.requests.clear()
+        async for event in super().stream(request):
+            yield event
+
+
+def continuing(history: Pairing, measured: Pairing, new_turns: int, gate: Gate) -> Dialogue:
+    """One run: `gate.left` turns of `history`, then `new_turns` of `measured`."""
+    providers = {name: Continuing(history, measured, name, gate) for name in history.agent_names}
+    usage = {name: Usage() for name in history.agent_names}
+    state = DialogueState(history=[], max_turns=gate.left + new_turns, usage=usage)
+    return Dialogue(history, providers, state=state, run_id=RUN_ID)
+
+
+def resumed(p: Pairing, turns: list[Turn], new_turns: int) -> Dialogue:
     """A dialogue that continues `turns` (a resumed run, so a screen keeps the history)."""
     providers = {a.name: ScriptedProvider(a, p.partner_of(a.name)) for a in p.agents}
     usage = {name: Usage() for name in p.agent_names}
     budget = len(turns) + new_turns
     state = DialogueState(history=list(turns), max_turns=budget, usage=usage)
-    resume = Resumption(RUN_ID, len(turns), budget, at=now_iso()) if turns else None
-    return Dialogue(p, providers, state=state, run_id=RUN_ID, resume=resume)
+    return Dialogue(p, providers, state=state, run_id=RUN_ID,
+                    resume=Resumption(RUN_ID, len(turns), budget, at=now_iso()))
 
 
 class BenchSource(LiveSource):
-    """Runs the history flat out, then, when told to, the measured turns of the same run, and
-    then, when told to again, the turns of `paused` (if given), which the bench pauses."""
+    """Runs the history and then the measured turns, one run made once the app is up (as the
+    app's own sources do: nothing of it is frozen with the app's start-up objects); then, when
+    told to, the turns of `paused` (if given), which the bench pauses."""
 
-    def __init__(self, history: Dialogue, measured: Callable[[list[Turn]], Dialogue],
+    def __init__(self, whole: Callable[[Gate], Dialogue], gate: Gate,
                  paused: Callable[[list[Turn]], Dialogue] | None = None) -> None:
         super().__init__(self._open)
-        self.dialogue = history
-        self.measured = measured
+        self.make: Callable[[], Dialogue] = lambda: whole(gate)
+        self.gate = gate
         self.paused = paused
-        self.history_done = anyio.Event()
-        self.go = anyio.Event()
         self.measured_done = anyio.Event()
         self.go_on = anyio.Event()
 
     @asynccontextmanager
     async def _open(self) -> AsyncIterator[Run]:
+        self.dialogue = self.make()
         yield Run(self.dialogue, {}, None)
 
     async def serve(self, pump: Pump) -> None:
         await super().serve(pump)
-        # The scripted providers keep every request they were sent (over a hundred thousand
-        # messages after 500 turns); real providers keep none, so the history run is let go.
-        self.run, self.dialogue = None, self.measured(self.dialogue.state.turns)
-        gc.collect()
-        self.history_done.set()
-        await self.go.wait()
-        await super().serve(pump)
         self.measured_done.set()
         if self.paused is not None:
-            self.run, self.dialogue = None, self.paused(self.dialogue.state.turns)
+            paused, turns = self.paused, self.dialogue.state.turns
+            self.make = lambda: paused(turns)
             await self.go_on.wait()
             await super().serve(pump)
 
@@ -143,7 +180,8 @@ class Figures:
     tokens: int
     wall: float
     cpu: float
-    lags: list[float]
+    lag_p95: float  # seconds the event loop was late, over the measured turns
+    lag_max: float
     startup: float | None = None  # seconds from making the app to its first screen
     idle_finished: float | None = None  # CPU seconds of a finished screen over `--idle` s
     idle_paused: float | None = None  # CPU seconds of a paused screen over `--idle` s
@@ -152,11 +190,10 @@ class Figures:
     def rate(self) -> float:
         return self.tokens / self.wall
 
-    def lag(self, q: float) -> float:
-        if not self.lags:
-            return 0.0
-        ordered = sorted(self.lags)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 async def _measure(run: Callable[[], Awaitable[None]], tokens: int) -> Figures:
@@ -177,7 +214,7 @@ async def _measure(run: Callable[[], Awaitable[None]], tokens: int) -> Figures:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     done.set()
     await task
-    return Figures(tokens, wall, cpu, lags)
+    return Figures(tokens, wall, cpu, quantile(lags, 0.95), quantile(lags, 1.0))
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -187,7 +224,9 @@ async def until(condition: Callable[[], bool]) -> None:
 
 
 async def idle_cpu(seconds: float) -> float:
-    """CPU seconds the process spends over `seconds` of doing nothing itself."""
+    """CPU seconds the process spends over `seconds` of doing nothing itself, once what the
+    last turn's end set off (its last frame, the app's garbage collection) is over."""
+    await asyncio.sleep(SETTLE)
     gc.collect()
     cpu = time.process_time()
     await asyncio.sleep(seconds)
@@ -198,19 +237,18 @@ async def with_ui(fast: Pairing, paced: Pairing, history_turns: int, new_turns: 
                   words: int, idle: float = 0.0) -> Figures:
     """The measured turns on screen; with `idle`, also the start-up and the idle screens."""
     pause_after = pairing(30, 0.01)  # short turns, so the pause is reached soon
-    source = BenchSource(dialogue(fast, [], history_turns),
-                         lambda turns: dialogue(paced, turns, new_turns),
-                         (lambda turns: dialogue(pause_after, turns, 4)) if idle else None)
+    gate = Gate(history_turns)
+    source = BenchSource(lambda gate: continuing(fast, paced, new_turns, gate), gate,
+                         (lambda turns: resumed(pause_after, turns, 4)) if idle else None)
     started = time.perf_counter()
     app = IntermodelApp(source)
     async with app.run_test(size=SIZE) as pilot:
         startup = time.perf_counter() - started
-        await source.history_done.wait()
+        await gate.history_done.wait()
         await pilot.pause()
-        idle_finished = await idle_cpu(idle) if idle else None
 
         async def run() -> None:
-            source.go.set()
+            gate.go.set()
             await source.measured_done.wait()  # (its pump has shown the last batch)
             await pilot.pause()  # the last batch on screen
 
@@ -219,13 +257,14 @@ async def with_ui(fast: Pairing, paced: Pairing, history_turns: int, new_turns: 
         assert kept < 60, f"{kept} entries kept: the panes did not prune"
         assert app.model.last_turn == history_turns + new_turns
         if idle:
+            figures.idle_finished = await idle_cpu(idle)
             source.go_on.set()
             await until(lambda: app.model.in_flight is not None)
             await pilot.press("space")  # pause after the turn under way
             await until(lambda: app.model.paused and app.model.in_flight is None)
             await pilot.pause()
             figures.idle_paused = await idle_cpu(idle)
-            figures.idle_finished, figures.startup = idle_finished, startup
+            figures.startup = startup
             app.exit(0)
         else:
             await pilot.press("q")
@@ -234,21 +273,30 @@ async def with_ui(fast: Pairing, paced: Pairing, history_turns: int, new_turns: 
 
 async def without_ui(fast: Pairing, paced: Pairing, history_turns: int, new_turns: int,
                      words: int) -> Figures:
-    # The core needs no screen state: its history is handed over as records.
-    d = dialogue(paced, history(fast, history_turns), new_turns)
+    gate = Gate(history_turns)
+    d = continuing(fast, paced, new_turns, gate)
     subscription = d.subscribe()
+    finished = anyio.Event()
 
     async def drain() -> None:
         while await subscription.wait():
             subscription.drain()
             await anyio.sleep(0.04)
 
-    async def run() -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(drain)
-            await d.run()
+    async def whole() -> None:
+        await d.run()
+        finished.set()
 
-    return await _measure(run, new_turns * words)
+    async def run() -> None:
+        gate.go.set()
+        await finished.wait()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(drain)
+        tg.start_soon(whole)
+        await gate.history_done.wait()
+        figures = await _measure(run, new_turns * words)
+    return figures  # noqa: RET504 - once the run's tasks have ended
 
 
 async def one(args: argparse.Namespace) -> Figures:
@@ -267,7 +315,7 @@ async def one(args: argparse.Namespace) -> Figures:
 
 def measure_apart(args: argparse.Namespace, scenario: str, history_turns: int,
                   where: str) -> Figures:
-    """The median run (by wall time) of `args.repeat`, each in a fresh process, so that none
+    """The median of each figure over `args.repeat` runs, each in a fresh process, so that none
     inherits another's garbage or warm caches."""
     command = [sys.executable, __file__, "--one", scenario, str(history_turns), where,
                *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
@@ -279,17 +327,17 @@ def measure_apart(args: argparse.Namespace, scenario: str, history_turns: int,
             sys.exit(f"{' '.join(command[1:])} failed:\n{done.stderr[-3000:]}")
         out = done.stdout
         runs.append(Figures(**json.loads(out.strip().splitlines()[-1])))
-    return median_run(runs)
+    return medians(runs)
 
 
-def median_run(runs: list[Figures]) -> Figures:
-    """The median run by wall time, with the median of each idle figure (an idle figure does
-    not follow the wall time of the run it was measured in)."""
-    chosen = dataclasses.replace(sorted(runs, key=lambda f: f.wall)[len(runs) // 2])
-    for name in ("startup", "idle_finished", "idle_paused"):
-        values = sorted(v for f in runs if (v := getattr(f, name)) is not None)
-        setattr(chosen, name, values[len(values) // 2] if values else None)
-    return chosen
+def medians(runs: list[Figures]) -> Figures:
+    """Each figure's median over the runs (a run's worst lag, say, does not follow its wall
+    time, so no one run stands for the others)."""
+    chosen: dict[str, Any] = {}
+    for field in dataclasses.fields(Figures):
+        values = sorted(v for f in runs if (v := getattr(f, field.name)) is not None)
+        chosen[field.name] = values[len(values) // 2] if values else None
+    return Figures(**chosen)
 
 
 Row = tuple[str, str, int, Figures]  # scenario, "core" or "ui", first measured turn, figures
@@ -321,7 +369,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
         ui_share = f"{100 * (f.cpu - base.cpu) / f.wall:.1f}" if base and where == "ui" else "—"
         print(f"{scenario:<3} {where:<5} {start:>9} {f.tokens:>7} {f.wall:>7.2f} {f.rate:>7.0f} "
               f"{ratio:>8} {vs_core:>7} {f.cpu:>6.2f} {100 * f.cpu / f.wall:>6.1f} "
-              f"{ui_share:>5} {f.lag(0.95) * 1000:>6.1f}ms {f.lag(1.0) * 1000:>6.1f}ms")
+              f"{ui_share:>5} {f.lag_p95 * 1000:>6.1f}ms {f.lag_max * 1000:>6.1f}ms")
     ui = {(s, start): f for s, where, start, f in rows if where == "ui"}
     starts = sorted({start for _, _, start, _ in rows})
     for scenario in ("a", "b"):
@@ -330,7 +378,8 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
             continue
         print(f"({scenario}) UI, turn {starts[-1]} / turn {starts[0]}: "
               f"wall {late.wall / early.wall:.2f}, cpu {late.cpu / early.cpu:.2f}, "
-              f"lag p95 {late.lag(0.95) / max(early.lag(0.95), 1e-9):.2f}")
+              f"lag p95 {late.lag_p95 / max(early.lag_p95, 1e-9):.2f}, "
+              f"lag max {late.lag_max / max(early.lag_max, 1e-9):.2f}")
     print(f"\n{'from turn':>9} {'start-up s':>10} {'idle finished':>14} {'idle paused':>12}"
           f"   (CPU % of a core over {args.idle:g} s)")
     for start in starts:
@@ -343,7 +392,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--turns", type=int, default=16, help="turns streamed flat out")
+    parser.add_argument("--turns", type=int, default=64, help="turns streamed flat out")
     parser.add_argument("--words", type=int, default=1000, help="words per flat-out turn")
     parser.add_argument("--paced-turns", type=int, default=4, help="turns streamed at 100 tok/s")
     parser.add_argument("--paced-words", type=int, default=300, help="words per paced turn")
