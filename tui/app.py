@@ -7,7 +7,8 @@ whole history, as plain data), lets each pane catch up once (a pane keeps lines 
 newest entries, and wraps again only what changed), then sleeps a frame (`FRAME_SECONDS`) so
 tokens pile up into the next batch. The status line is worked out again with each batch and
 repainted only if it changed; a one-shot timer wakes it only when time alone would change it (its
-clock's next second), so a finished or paused screen sleeps. Nothing happens per token.
+clock's next second), so a finished or paused screen sleeps. Nothing happens per token. Full
+garbage collections wait for a turn's end (`collector.py`), so none pauses a stream.
 
 A panel (one message, N agents answering at once) uses the same path: when its run starts, the two
 dialogue columns are replaced by one column per agent (`columns.PanelView`), and every pane
@@ -16,7 +17,6 @@ catches up once per frame however many agents stream.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -35,7 +35,7 @@ from textual.widgets import Footer, Input, Static
 
 from intermodel.config.model import Panel, RunSpec
 from intermodel.engine.bus import Subscription
-from intermodel.engine.events import Event, RunStarted
+from intermodel.engine.events import Event, RunFinished, RunStarted, TurnCompleted, TurnDiscarded
 from intermodel.engine.prepare import ProviderFactory, RunOpener, prepared_run
 from intermodel.engine.signals import stop_on_signals
 from intermodel.errors import IntermodelError
@@ -44,6 +44,7 @@ from intermodel.records import exit_code_for
 from intermodel.transcript.reader import GrowingTranscript, read_transcript
 
 from . import keys
+from .collector import Collector
 from .columns import PanelView
 from .history import recorded_history
 from .model import ConversationModel
@@ -67,6 +68,9 @@ STREAMS_PER_FRAME = 8
 TICK_SLACK = 0.01  # seconds past the moment the status line changes that its timer fires
 STACK_BELOW = 100  # columns: narrower terminals show the agents one above the other
 QUIT_GRACE = 10.0  # seconds a stopping run gets to finish its transcript before quitting anyway
+# How long after a turn ends its full garbage collection waits: past the frame that shows the
+# turn's last lines, so the two pauses do not add up.
+COLLECT_AFTER = FRAME_SECONDS / 2
 
 
 class IntermodelApp(App[int]):
@@ -104,6 +108,8 @@ class IntermodelApp(App[int]):
         self._status_bar = StatusBar()
         self._status_timer: Timer | None = None  # wakes the status bar when its text would change
         self._status_due = 0.0
+        self._collector = Collector(clock)
+        self._collect_timer: Timer | None = None
         self._panes: tuple[AgentPane, ...] = (AgentPane(self.model, 0, id="pane-a"),
                                               AgentPane(self.model, 1, id="pane-b"))
         self.set_reactive(IntermodelApp.running, source.live)
@@ -124,16 +130,12 @@ class IntermodelApp(App[int]):
             bar.display = False
         if self.source.live:
             self._handle_signals()
-        # What is alive now (modules, classes, the screen's widgets: some 80,000 objects) lives
-        # as long as the app. Out of the collector's sight, a full collection no longer walks it
-        # every time, pausing the screen 20-40 ms mid-stream.
-        gc.collect()
-        gc.freeze()
+        self._collector.start()  # full collections between turns only (see collector.py)
         self._serve()
         self.refresh_status()
 
     def on_unmount(self) -> None:
-        gc.unfreeze()  # what the app leaves behind can be collected again
+        self._collector.stop()  # what the app leaves behind can be collected again
 
     @property
     def panes(self) -> tuple[AgentPane, ...]:
@@ -206,10 +208,15 @@ class IntermodelApp(App[int]):
     def apply(self, events: Iterable[Event]) -> None:
         """Show a batch of events: update the model, then let each pane catch up once."""
         model = self.model
+        quiet = False  # a turn (or the run) ended: a moment to collect garbage
         for event in events:
             model.apply((event,))
             if isinstance(event, RunStarted) and event.resumed and event.transcript:
                 model.apply(recorded_history(event.transcript, model.max_turns))
+            quiet = quiet or isinstance(event, (TurnCompleted, TurnDiscarded, RunFinished))
+        collector = self._collector
+        if ((quiet and collector.due) or collector.overdue) and self._collect_timer is None:
+            self._collect_timer = self.set_timer(COLLECT_AFTER, self._collect)
         changed = model.take_changed()
         with self.batch_update():
             for pane in self.panes:
@@ -222,6 +229,10 @@ class IntermodelApp(App[int]):
             self.notify(notice, markup=False, severity="warning", timeout=8)
         self._sync_state()
         self.refresh_status()  # repaints only if its text changed
+
+    def _collect(self) -> None:
+        self._collect_timer = None
+        self._collector.collect()
 
     def _sync_state(self) -> None:
         """Mirror the model into the reactive state; only a change refreshes anything."""
