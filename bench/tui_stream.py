@@ -24,7 +24,9 @@ Measured apart from those, in the runs of (b):
   run has finished, and once a further paced run (resumed) has been paused between two turns
   (`space`, then nothing under way).
 
-Each figure is the median of `--repeat` runs, each in a fresh process.
+Each figure is the median of `--repeat` runs, each in a fresh process; the runs go in rounds
+(every measurement once per round), and turn 501 against turn 10 is the median of the rounds'
+ratios.
 
     python bench/tui_stream.py [--turns 64] [--words 1000] [--paced-turns 4] [--paced-words 300]
 """
@@ -313,21 +315,20 @@ async def one(args: argparse.Namespace) -> Figures:
     return await without_ui(fast, measured, int(history_turns), turns, words)
 
 
-def measure_apart(args: argparse.Namespace, scenario: str, history_turns: int,
-                  where: str) -> Figures:
-    """The median of each figure over `args.repeat` runs, each in a fresh process, so that none
-    inherits another's garbage or warm caches."""
+def measure_once(args: argparse.Namespace, scenario: str, history_turns: int,
+                 where: str) -> Figures:
+    """One run in a fresh process, so that none inherits another's garbage or warm caches."""
     command = [sys.executable, __file__, "--one", scenario, str(history_turns), where,
                *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                  if k not in ("one", "repeat", "histories"))]
-    runs = []
-    for _ in range(args.repeat):
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"{' '.join(command[1:])} failed:\n{done.stderr[-3000:]}")
-        out = done.stdout
-        runs.append(Figures(**json.loads(out.strip().splitlines()[-1])))
-    return medians(runs)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{' '.join(command[1:])} failed:\n{done.stderr[-3000:]}")
+    return Figures(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def medians(runs: list[Figures]) -> Figures:
@@ -335,59 +336,66 @@ def medians(runs: list[Figures]) -> Figures:
     time, so no one run stands for the others)."""
     chosen: dict[str, Any] = {}
     for field in dataclasses.fields(Figures):
-        values = sorted(v for f in runs if (v := getattr(f, field.name)) is not None)
-        chosen[field.name] = values[len(values) // 2] if values else None
+        values = [v for f in runs if (v := getattr(f, field.name)) is not None]
+        chosen[field.name] = median(values) if values else None
     return Figures(**chosen)
 
 
-Row = tuple[str, str, int, Figures]  # scenario, "core" or "ui", first measured turn, figures
+Config = tuple[str, int, str]  # scenario, history turns, "core" or "ui"
 
 
-def collect(args: argparse.Namespace) -> list[Row]:
-    rows: list[Row] = []
-    for scenario in ("a", "b"):
-        for history_turns in args.histories:
-            for where in ("core", "ui"):
-                f = measure_apart(args, scenario, history_turns, where)
-                rows.append((scenario, where, history_turns + 1, f))
-    return rows
+def collect(args: argparse.Namespace) -> dict[Config, list[Figures]]:
+    """`args.repeat` rounds, each running every measurement once: a machine that is slower for
+    a few minutes slows a round, not all the runs of one measurement."""
+    configs = [(scenario, history_turns, where) for scenario in ("a", "b")
+               for history_turns in args.histories for where in ("core", "ui")]
+    runs: dict[Config, list[Figures]] = {config: [] for config in configs}
+    for _ in range(args.repeat):
+        for config in configs:
+            runs[config].append(measure_once(args, *config))
+    return runs
 
 
-def report(rows: list[Row], args: argparse.Namespace) -> None:
+def report(runs: dict[Config, list[Figures]], args: argparse.Namespace) -> None:
     """The tables: the streaming figures, then start-up and idle screens."""
     ideal = args.paced_turns * args.paced_words * 0.01
-    core = {(s, start): f for s, where, start, f in rows if where == "core"}
+    figures = {config: medians(each) for config, each in runs.items()}
     print(f"{'':<3} {'run':<5} {'from turn':>9} {'tokens':>7} {'wall s':>7} {'tok/s':>7} "
           f"{'x ideal':>8} {'x core':>7} {'cpu s':>6} {'cpu %':>6} {'UI %':>5} {'lag p95':>8} "
           f"{'lag max':>8}")
-    for scenario, where, start, f in rows:
-        base = core.get((scenario, start))
+    for (scenario, history_turns, where), f in figures.items():
+        base = figures.get((scenario, history_turns, "core"))
         paced = scenario == "b"
         ratio = f"{f.wall / ideal:.3f}" if paced else "—"
         vs_core = f"{f.wall / base.wall:.3f}" if paced and base and where == "ui" else "—"
         # The UI's share of a core: the CPU time it adds to the core's, over its wall time.
         ui_share = f"{100 * (f.cpu - base.cpu) / f.wall:.1f}" if base and where == "ui" else "—"
-        print(f"{scenario:<3} {where:<5} {start:>9} {f.tokens:>7} {f.wall:>7.2f} {f.rate:>7.0f} "
-              f"{ratio:>8} {vs_core:>7} {f.cpu:>6.2f} {100 * f.cpu / f.wall:>6.1f} "
+        print(f"{scenario:<3} {where:<5} {history_turns + 1:>9} {f.tokens:>7} {f.wall:>7.2f} "
+              f"{f.rate:>7.0f} {ratio:>8} {vs_core:>7} {f.cpu:>6.2f} {100 * f.cpu / f.wall:>6.1f} "
               f"{ui_share:>5} {f.lag_p95 * 1000:>6.1f}ms {f.lag_max * 1000:>6.1f}ms")
-    ui = {(s, start): f for s, where, start, f in rows if where == "ui"}
-    starts = sorted({start for _, _, start, _ in rows})
+    early, late = min(args.histories), max(args.histories)
     for scenario in ("a", "b"):
-        early, late = ui.get((scenario, starts[0])), ui.get((scenario, starts[-1]))
-        if early is None or late is None or early is late:
+        firsts, lasts = runs.get((scenario, early, "ui")), runs.get((scenario, late, "ui"))
+        if not firsts or not lasts or early == late:
             continue
-        print(f"({scenario}) UI, turn {starts[-1]} / turn {starts[0]}: "
-              f"wall {late.wall / early.wall:.2f}, cpu {late.cpu / early.cpu:.2f}, "
-              f"lag p95 {late.lag_p95 / max(early.lag_p95, 1e-9):.2f}, "
-              f"lag max {late.lag_max / max(early.lag_max, 1e-9):.2f}")
+        # Each round's pair was measured minutes apart at most: the median of their ratios.
+        pairs = list(zip(firsts, lasts, strict=True))
+
+        def ratio(name: str, pairs: list[tuple[Figures, Figures]] = pairs) -> float:
+            return median([getattr(b, name) / max(getattr(a, name), 1e-9) for a, b in pairs])
+
+        print(f"({scenario}) UI, turn {late + 1} / turn {early + 1}, median of the rounds' "
+              f"ratios: wall {ratio('wall'):.2f}, cpu {ratio('cpu'):.2f}, "
+              f"lag p95 {ratio('lag_p95'):.2f}, lag max {ratio('lag_max'):.2f}")
     print(f"\n{'from turn':>9} {'start-up s':>10} {'idle finished':>14} {'idle paused':>12}"
           f"   (CPU % of a core over {args.idle:g} s)")
-    for start in starts:
-        f = ui.get(("b", start))
+    for history_turns in sorted(args.histories):
+        f = figures.get(("b", history_turns, "ui"))
         if f is None or f.idle_finished is None or f.idle_paused is None:
             continue
-        print(f"{start:>9} {f.startup or 0:>10.3f} {100 * f.idle_finished / args.idle:>13.2f}% "
-              f"{100 * f.idle_paused / args.idle:>11.2f}%")
+        finished, paused = 100 * f.idle_finished / args.idle, 100 * f.idle_paused / args.idle
+        print(f"{history_turns + 1:>9} {f.startup or 0:>10.3f} {finished:>13.2f}% "
+              f"{paused:>11.2f}%")
 
 
 if __name__ == "__main__":
