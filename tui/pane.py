@@ -23,6 +23,7 @@ from bisect import bisect_right
 from typing import ClassVar
 
 from rich.segment import Segment
+from rich.style import Style
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -82,6 +83,8 @@ class AgentPane(ScrollView, can_focus=True):
         self._next = 0  # index of the first entry not yet kept
         self._width = 0
         self._palette: Palette | None = None
+        self._look: tuple[Palette, Style] | None = None  # the palette and own style painted with
+        self._restyle_due = False
         # Each line as last painted, by its index, with the line it was painted from.
         self._painted: dict[int, tuple[Strip, Strip]] = {}
         self._marker: tuple[tuple[int, int], Strip] | None = None  # the earlier-entries line
@@ -171,10 +174,26 @@ class AgentPane(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._palette = None  # the theme or the CSS changed: every line is drawn again
+        # Textual applies the CSS again to the pane whenever a class changes above it (its
+        # frame's `-speaking`, at each turn's start and end), and works out its component styles
+        # only after this call. So they are compared once in place: only a change (the theme)
+        # draws and paints every line again.
+        if not self._restyle_due:
+            self._restyle_due = True
+            self.call_later(self._restyle)
+
+    def _restyle(self) -> None:
+        self._restyle_due = False
+        palette = self._read_palette()
+        look = (palette, self.rich_style)
+        if look == self._look:
+            return
+        self._look, self._palette = look, palette
         self._painted.clear()
+        self._marker = None
         if self._views:
             self._redraw(set(self._views))
+        self.refresh()
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -240,10 +259,13 @@ class AgentPane(ScrollView, can_focus=True):
     def palette(self) -> Palette:
         """The style of each kind of line, from the CSS (worked out again when it changes)."""
         if self._palette is None:
-            # Whole styles (a muted colour is the text colour faded into the background).
-            self._palette = Palette(**{field: self.get_component_rich_style(name)
-                                       for field, name in PALETTE.items()})
+            self._palette = self._read_palette()
         return self._palette
+
+    def _read_palette(self) -> Palette:
+        # Whole styles (a muted colour is the text colour faded into the background).
+        return Palette(**{field: self.get_component_rich_style(name)
+                          for field, name in PALETTE.items()})
 
     def _redraw(self, dirty: set[EntryLines]) -> None:
         """Draw the dirty entries again and repaint the lines that changed."""

@@ -11,8 +11,8 @@ import anyio
 import pytest
 from textual.strip import Strip
 
-from intermodel.engine.events import RunStarted, TextChunk, TurnStarted
-from intermodel.records import now_iso
+from intermodel.engine.events import RunStarted, TextChunk, TurnCompleted, TurnStarted
+from intermodel.records import Turn, Usage, now_iso
 from intermodel.tui.app import IntermodelApp, live_app
 from intermodel.tui.pane import AgentPane
 from intermodel.tui.sources import LiveSource
@@ -184,6 +184,45 @@ async def test_a_frame_repaints_the_lines_that_changed_not_the_column(
         assert not layouts  # a longer scroll range is not a new layout of the screen
         # The grown line and the new ones; the rest of the column moved up, painted as before.
         assert pane.painted == list(range(last, pane.virtual_size.height))
+        source.done.set()
+        await until(pilot, app.served.is_set)
+
+
+async def test_a_turns_end_repaints_what_it_changed_and_a_theme_every_line(
+        make_pairing: PairingFactory) -> None:
+    """At each turn's start and end the frame's border changes colour (a CSS class), and Textual
+    applies the CSS to the pane again: its lines are painted again only if their styles changed,
+    as a new theme changes them."""
+    source = _Idle()
+    app = IntermodelApp(source, clock=lambda: 0.0, blink=False)
+    pane = _CountingPane(app.model, 0, id="counted")
+    app._panes = (pane, app.panes[1])
+    async with app.run_test(size=(100, 20)) as pilot:
+        app.apply([RunStarted("r", make_pairing(SCRIPTED), None, now_iso()),
+                   TurnStarted(1, "ada", 1, 10)])
+        words = " ".join(f"w{i}" for i in range(40))
+        text = "\n\n".join(words for _ in range(12))
+        app.apply([TextChunk(1, "ada", text)])
+        await pilot.pause()
+        assert pane.frame.has_class("-speaking")
+        rows = pane.scrollable_content_region.height
+        pane.painted.clear()
+        done = Turn(1, "ada", text, usage=Usage(10, 2), latency=1.0, ttft=0.1,
+                    stop_reason="end_turn", model="scripted", at=now_iso())
+        app.apply([TurnCompleted(done), TurnStarted(2, "bo", 1, 10)])
+        await pilot.pause()
+        assert not pane.frame.has_class("-speaking")
+        assert len(pane.painted) < rows // 2  # the lines that changed, not the column
+
+        before = pane.palette
+        painted = pane.render_line(rows - 1)
+        pane.painted.clear()
+        app.theme = "textual-light"
+        await pilot.pause()
+        await pilot.pause()
+        assert pane.palette != before
+        assert len(pane.painted) >= rows  # every line in view, in the new colours
+        assert pane.render_line(rows - 1) != painted
         source.done.set()
         await until(pilot, app.served.is_set)
 
