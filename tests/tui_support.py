@@ -21,8 +21,33 @@ from intermodel.tui.model import TurnEntry
 from intermodel.tui.sources import LiveSource
 from intermodel.tui.status import StatusBar
 
-__all__ = ["click_toggle", "frozen_clock", "make_app", "pane_text", "read_when", "status_text",
-           "still_app", "toggle_label", "turn_views", "until"]
+__all__ = ["HandClock", "IdleSource", "click_toggle", "frozen_clock", "make_app", "pane_text",
+           "read_when", "status_text", "still_app", "toggle_label", "turn_views", "until"]
+
+
+class HandClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class IdleSource(LiveSource):
+    """A source that never runs anything: the test hands the screen its events itself."""
+
+    def __init__(self) -> None:
+        super().__init__(self._nothing)
+        self.done = anyio.Event()
+
+    @staticmethod
+    def _nothing() -> Any:
+        raise AssertionError("not served")
+
+    async def serve(self, pump: Any) -> None:
+        await self.done.wait()
 
 
 def frozen_clock() -> float:

@@ -10,45 +10,19 @@ import gc
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-import anyio
 import pytest
 
 from intermodel.engine.events import RunStarted, TextChunk, TurnCompleted, TurnStarted
 from intermodel.records import Turn, Usage, now_iso
 from intermodel.tui.app import COLLECT_AFTER, IntermodelApp
 from intermodel.tui.collector import LONGEST_GAP, SHORTEST_GAP, Collector
-from intermodel.tui.sources import LiveSource
 from tests.conftest import SCRIPTED, PairingFactory
-from tests.tui_support import until
+from tests.tui_support import HandClock, IdleSource, until
 
 pytestmark = pytest.mark.anyio
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class _Idle(LiveSource):
-    """A source that never runs anything: the test hands the screen its events itself."""
-
-    def __init__(self) -> None:
-        super().__init__(self._nothing)
-        self.done = anyio.Event()
-
-    @staticmethod
-    def _nothing() -> Any:
-        raise AssertionError("not served")
-
-    async def serve(self, pump: Any) -> None:
-        await self.done.wait()
 
 
 class _Cyclic:
@@ -88,7 +62,7 @@ def turn(number: int, agent: str) -> Turn:
 
 def test_the_collector_takes_full_collections_over_and_gives_them_back() -> None:
     before = gc.get_threshold()
-    clock = Clock()
+    clock = HandClock()
     collector = Collector(clock)
     collector.start()
     try:
@@ -114,8 +88,8 @@ def test_the_collector_takes_full_collections_over_and_gives_them_back() -> None
 
 async def test_a_turns_end_collects_what_the_stream_left(make_pairing: PairingFactory) -> None:
     before = gc.get_threshold()
-    clock = Clock()
-    source = _Idle()
+    clock = HandClock()
+    source = IdleSource()
     app = IntermodelApp(source, clock=clock, blink=False)
     async with app.run_test() as pilot:
         assert gc.get_threshold()[2] > 1_000_000

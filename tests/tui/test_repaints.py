@@ -7,7 +7,6 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-import anyio
 import pytest
 from textual.strip import Strip
 
@@ -15,23 +14,13 @@ from intermodel.engine.events import RunStarted, TextChunk, TurnCompleted, TurnS
 from intermodel.records import Turn, Usage, now_iso
 from intermodel.tui.app import IntermodelApp, live_app
 from intermodel.tui.pane import AgentPane
-from intermodel.tui.sources import LiveSource
 from intermodel.tui.status import StatusBar, next_change
 from tests.conftest import SCRIPTED, PairingFactory
 from tests.fakes import Gate, gated_scripted
-from tests.tui_support import until
+from tests.tui_support import HandClock, IdleSource, until
 
 pytestmark = pytest.mark.anyio
 
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def bar_of(app: IntermodelApp) -> StatusBar:
@@ -41,7 +30,7 @@ def bar_of(app: IntermodelApp) -> StatusBar:
 async def test_a_live_status_line_repaints_once_a_second_at_most(
         make_pairing: PairingFactory) -> None:
     gate = Gate()  # the first turn stays under way, so nothing but the clock can change
-    clock = Clock()
+    clock = HandClock()
     app = live_app(make_pairing(SCRIPTED), provider_factory=gated_scripted(gate), clock=clock,
                    blink=False, record=False)
     async with app.run_test() as pilot:
@@ -67,7 +56,7 @@ async def test_a_live_status_line_repaints_once_a_second_at_most(
 
 
 async def test_a_finished_run_is_never_repainted_nor_woken(make_pairing: PairingFactory) -> None:
-    clock = Clock()
+    clock = HandClock()
     app = live_app(make_pairing(SCRIPTED), clock=clock, blink=False, record=False)
     async with app.run_test() as pilot:
         await until(pilot, app.served.is_set)
@@ -97,7 +86,7 @@ async def test_what_lives_as_long_as_the_app_is_out_of_the_collectors_walk_until
 
 async def test_a_run_paused_between_turns_is_not_woken(make_pairing: PairingFactory) -> None:
     gate = Gate()
-    clock = Clock()
+    clock = HandClock()
     app = live_app(make_pairing(SCRIPTED), provider_factory=gated_scripted(gate), clock=clock,
                    blink=False, record=False)
     async with app.run_test() as pilot:
@@ -130,20 +119,6 @@ async def test_nothing_hidden_has_the_focus(make_pairing: PairingFactory) -> Non
         await until(pilot, app.served.is_set)
 
 
-class _Idle(LiveSource):
-    """A source that never runs anything: the test hands the screen its events itself."""
-
-    def __init__(self) -> None:
-        super().__init__(self._nothing)
-        self.done = anyio.Event()
-
-    @staticmethod
-    def _nothing() -> Any:
-        raise AssertionError("not served")
-
-    async def serve(self, pump: Any) -> None:
-        await self.done.wait()
-
 
 class _CountingPane(AgentPane):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -155,14 +130,20 @@ class _CountingPane(AgentPane):
         return super()._paint(line, index)
 
 
+def counting_app() -> tuple[IdleSource, IntermodelApp, _CountingPane]:
+    """An app whose first pane counts the lines it paints, fed by hand."""
+    source = IdleSource()
+    app = IntermodelApp(source, clock=lambda: 0.0, blink=False)
+    pane = _CountingPane(app.model, 0, id="counted")
+    app._panes = (pane, app.panes[1])
+    return source, app, pane
+
+
 async def test_a_frame_repaints_the_lines_that_changed_not_the_column(
         make_pairing: PairingFactory) -> None:
     """A stream that only lengthens its last line repaints that line; one that adds lines scrolls
     without laying the screen out, and paints only the new lines."""
-    source = _Idle()
-    app = IntermodelApp(source, clock=lambda: 0.0, blink=False)
-    pane = _CountingPane(app.model, 0, id="counted")
-    app._panes = (pane, app.panes[1])
+    source, app, pane = counting_app()
     async with app.run_test(size=(100, 20)) as pilot:
         app.apply([RunStarted("r", make_pairing(SCRIPTED), None, now_iso()),
                    TurnStarted(1, "ada", 1, 10)])
@@ -193,10 +174,7 @@ async def test_a_turns_end_repaints_what_it_changed_and_a_theme_every_line(
     """At each turn's start and end the frame's border changes colour (a CSS class), and Textual
     applies the CSS to the pane again: its lines are painted again only if their styles changed,
     as a new theme changes them."""
-    source = _Idle()
-    app = IntermodelApp(source, clock=lambda: 0.0, blink=False)
-    pane = _CountingPane(app.model, 0, id="counted")
-    app._panes = (pane, app.panes[1])
+    source, app, pane = counting_app()
     async with app.run_test(size=(100, 20)) as pilot:
         app.apply([RunStarted("r", make_pairing(SCRIPTED), None, now_iso()),
                    TurnStarted(1, "ada", 1, 10)])
@@ -231,7 +209,7 @@ async def test_a_short_column_that_grows_shows_every_line_where_it_now_is(
         make_pairing: PairingFactory) -> None:
     """A short history sits at the bottom of its column, so each new line moves every line up;
     none may be left where it was (what the screen shows is what the pane holds)."""
-    source = _Idle()
+    source = IdleSource()
     app = IntermodelApp(source, clock=lambda: 0.0, blink=False)
     async with app.run_test(size=(100, 24)) as pilot:
         pane = app.panes[0]
