@@ -6,8 +6,8 @@ enough objects have outlived the two younger collections, which during a stream 
 middle of a screen update: a pause of 10-30 ms, longer as the run's history grows. While the app
 runs:
 
-- what is alive once it has started (modules, classes, the screen's widgets: some 80,000 objects
-  that are never garbage while it runs) is frozen, out of every collection's walk;
+- what is alive once it has started (modules, classes, the screen's widgets: 50,000 objects or
+  more, never garbage while it runs) is frozen, out of every collection's walk;
 - the automatic full collection is off (the young generations still collect what dies young);
 - the app runs a full collection itself once a turn has ended and its last lines are on screen,
   `SHORTEST_GAP` seconds after the last one at the soonest (turns streamed flat out, a few
@@ -36,10 +36,6 @@ class Collector:
         self._clock = clock
         self._saved: tuple[int, int, int] | None = None
         self._last = 0.0
-
-    @property
-    def active(self) -> bool:
-        return self._saved is not None
 
     def start(self) -> None:
         """Freeze what is alive, and take the full collections over from Python."""
