@@ -13,7 +13,7 @@ server that keeps the connection open after its reply costs neither the reply no
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, Self
 
@@ -33,20 +33,14 @@ from intermodel.providers.base import (
     ThinkingDelta,
     UsageReport,
 )
-from intermodel.providers.errors import StreamPhase, error_for_stream_payload, translate
+from intermodel.providers.errors import StreamPhase, translate
 from intermodel.providers.http import read_after_finish, sdk_http_client
 from intermodel.providers.probe import PROBE_SECONDS, server_context
 from intermodel.providers.thinktags import ThinkTagParser
-from intermodel.providers.wire import (
-    json_object,
-    loose_text,
-    member,
-    server_events,
-    text_member,
-)
+from intermodel.providers.wire import json_payloads, loose_text, member, text_member
 from intermodel.security.secrets import Credentials
 
-__all__ = ["OpenAIProvider", "chat_messages", "chunk_payloads"]
+__all__ = ["OpenAIProvider", "chat_messages"]
 
 _OFFICIAL_HOST = "api.openai.com"
 
@@ -147,7 +141,7 @@ class OpenAIProvider(OpenAIClientProvider):
         with translate(openai, self.name, phase):
             async with self._client.chat.completions.with_streaming_response.create(
                     **params) as response, \
-                    aclosing(chunk_payloads(response.http_response.aiter_bytes())) as chunks:
+                    aclosing(json_payloads(response.http_response.aiter_bytes())) as chunks:
                 async for chunk in chunks:
                     phase.streaming = True
                     model = loose_text(chunk, "model") or model
@@ -207,23 +201,6 @@ class OpenAIProvider(OpenAIClientProvider):
         with translate(openai, self.name, StreamPhase()):
             await self._client.chat.completions.create(**probe)
         raise StreamInterrupted("the server sent an empty stream", provider=self.name)
-
-async def chunk_payloads(body: AsyncIterator[bytes]) -> AsyncGenerator[dict[str, Any], None]:
-    """The JSON objects of a Chat Completions stream, up to its `[DONE]`. A chunk that carries an
-    `error` (how OpenAI and compatible servers report a failure after the 200) raises it, as the
-    SDK's own stream does."""
-    async with aclosing(server_events(body)) as events:
-        async for _, data in events:
-            if data.startswith("[DONE]"):
-                async for _ in events:  # to the body's end, so the connection can be reused
-                    pass
-                return
-            chunk = json_object(data)
-            if chunk.get("error"):
-                raise error_for_stream_payload(chunk, "An error occurred during streaming",
-                                               provider="")  # `translate` names it
-            yield chunk
-
 
 def _usage(usage: object) -> UsageReport:
     # The turn producer checks the counts themselves.

@@ -24,7 +24,7 @@ which fails on servers that leave out the events' indexes (llama.cpp's does), no
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -44,16 +44,10 @@ from intermodel.providers.errors import StreamPhase, error_for_stream_payload, t
 from intermodel.providers.http import read_after_finish
 from intermodel.providers.openai import OpenAIClientProvider
 from intermodel.providers.thinktags import ThinkTagParser
-from intermodel.providers.wire import (
-    json_object,
-    loose_text,
-    member,
-    server_events,
-    text_member,
-)
+from intermodel.providers.wire import json_payloads, loose_text, member, text_member
 from intermodel.records import ReasoningItem
 
-__all__ = ["INCLUDE_ENCRYPTED", "OpenAIResponsesProvider", "event_payloads", "input_items",
+__all__ = ["INCLUDE_ENCRYPTED", "OpenAIResponsesProvider", "input_items",
            "reasoning_item_param"]
 
 INCLUDE_ENCRYPTED = "reasoning.encrypted_content"
@@ -127,7 +121,7 @@ class OpenAIResponsesProvider(OpenAIClientProvider):
         with translate(openai, self.name, phase):
             async with self._client.responses.with_streaming_response.create(
                     **self._params(request)) as response, \
-                    aclosing(event_payloads(response.http_response.aiter_bytes())) as events:
+                    aclosing(json_payloads(response.http_response.aiter_bytes())) as events:
                 async for event in events:
                     phase.streaming = True
                     kind = event.get("type")
@@ -189,19 +183,6 @@ class OpenAIResponsesProvider(OpenAIClientProvider):
         finals = [item for item in final_output or () if member(item, "type") == "reasoning"]
         items = (_reasoning_item(item) for item in (finals or streamed))
         return tuple(item for item in items if item.encrypted_content or item.content is not None)
-
-
-async def event_payloads(body: AsyncIterator[bytes]) -> AsyncGenerator[dict[str, Any], None]:
-    """The JSON objects of a Responses stream. An event that carries an `error` object (a shape
-    some servers send instead of the flat `error` event) raises it, as the SDK's own stream
-    does."""
-    async with aclosing(server_events(body)) as events:
-        async for _, data in events:
-            event = json_object(data)
-            if event.get("error"):
-                raise error_for_stream_payload(event, "An error occurred during streaming",
-                                               provider="")  # `translate` names it
-            yield event
 
 
 def _stop_reason(response: object) -> str:

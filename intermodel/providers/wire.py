@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from intermodel.errors import ProviderBroken
+from intermodel.providers.errors import error_for_stream_payload
 
-__all__ = ["MAX_EVENT", "ServerEvent", "json_object", "loose_text", "member", "server_events",
-           "text_member"]
+__all__ = ["MAX_EVENT", "ServerEvent", "json_object", "json_payloads", "loose_text", "member",
+           "server_events", "text_member"]
 
 ServerEvent = tuple[str, str]  # (the event's name, "" when it has none; its data)
 
@@ -109,6 +111,23 @@ def json_object(data: str) -> dict[str, Any]:
         raise ProviderBroken(f"the server sent an event that is not a JSON object: "
                              f"{type(value).__name__}")
     return value
+
+
+async def json_payloads(body: AsyncIterator[bytes]) -> AsyncGenerator[dict[str, Any], None]:
+    """The JSON objects of an OpenAI-style stream (Chat Completions, Responses), up to a `[DONE]`
+    if it sends one. An object that carries an `error` (how OpenAI and compatible servers report a
+    failure after the 200) raises it, as the SDK's own stream does."""
+    async with aclosing(server_events(body)) as events:
+        async for _, data in events:
+            if data.startswith("[DONE]"):
+                async for _ in events:  # to the body's end, so the connection can be reused
+                    pass
+                return
+            payload = json_object(data)
+            if payload.get("error"):
+                raise error_for_stream_payload(payload, "An error occurred during streaming",
+                                               provider="")  # `translate` names it
+            yield payload
 
 
 def member(value: object, key: str) -> Any:
