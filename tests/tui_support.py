@@ -16,7 +16,7 @@ from intermodel.engine.events import Event, TurnCompleted
 from intermodel.engine.prepare import prepared_run
 from intermodel.tui import app as app_module
 from intermodel.tui.app import IntermodelApp, live_app
-from intermodel.tui.lines import EntryLines
+from intermodel.tui.lines import EntryLines, line_text
 from intermodel.tui.model import TurnEntry
 from intermodel.tui.sources import LiveSource
 from intermodel.tui.status import StatusBar
@@ -67,7 +67,7 @@ def turn_views(app: IntermodelApp, index: int) -> list[EntryLines]:
 
 def toggle_label(view: EntryLines) -> str:
     assert view.toggle_line is not None
-    return view.lines[view.toggle_line].text
+    return line_text(view.lines[view.toggle_line])
 
 
 async def click_toggle(pilot: Pilot[Any], app: IntermodelApp, index: int,

@@ -48,7 +48,8 @@ _ids = count(1)
 
 @dataclass(eq=False)
 class TurnEntry:
-    """One turn of one agent. Text arrives as pieces; a widget keeps how many it has shown."""
+    """One turn of one agent. Text arrives as pieces, which become the record's one text once
+    the turn is complete; a pane's lines keep how far they have taken them."""
 
     turn: int
     agent: str
@@ -259,10 +260,14 @@ class ConversationModel:
 
     def _complete(self, turn: Turn) -> None:
         entry = self._entry_for(turn.index, turn.agent)
-        # The record is the truth; the streamed pieces only need replacing if they differ.
+        # The record is the truth: shown pieces that differ from it are stale. Either way the
+        # pieces become the record's texts, one string each: a reply streamed as a thousand
+        # pieces would otherwise be a thousand references for every full garbage collection to
+        # visit, for the rest of the run.
         if "".join(entry.text) != turn.text or "".join(entry.thinking) != turn.thinking:
-            entry.text, entry.thinking = [turn.text], [turn.thinking]
             entry.revision += 1
+        entry.text = [turn.text] if turn.text else []
+        entry.thinking = [turn.thinking] if turn.thinking else []
         entry.record = turn
         self.last_turn = max(self.last_turn, turn.index)
         self.output_tokens[turn.agent] = (self.output_tokens.get(turn.agent, 0)

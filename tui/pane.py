@@ -22,7 +22,6 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import ClassVar
 
-from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.app import ComposeResult
@@ -33,7 +32,7 @@ from textual.scroll_view import ScrollView
 from textual.selection import Selection
 from textual.strip import Strip
 
-from .lines import EntryLines, Palette
+from .lines import EMPTY_LINE, EntryLines, Line, Palette, cropped, line_text, strip
 from .model import ConversationModel, Entry
 from .text import plain
 
@@ -86,8 +85,8 @@ class AgentPane(ScrollView, can_focus=True):
         self._look: tuple[Palette, Style] | None = None  # the palette and own style painted with
         self._restyle_due = False
         # Each line as last painted, by its index, with the line it was painted from.
-        self._painted: dict[int, tuple[Strip, Strip]] = {}
-        self._marker: tuple[tuple[int, int], Strip] | None = None  # the earlier-entries line
+        self._painted: dict[int, tuple[Line, Strip]] = {}
+        self._marker: tuple[tuple[int, int], Line] | None = None  # the earlier-entries line
 
     @property
     def entries(self) -> list[Entry]:
@@ -120,7 +119,7 @@ class AgentPane(ScrollView, can_focus=True):
 
     def text_lines(self) -> list[str]:
         """Every kept line as plain text (what selecting all of it would copy)."""
-        return [self._line(y).text for y in range(self._height())]
+        return [line_text(self._line(y)) for y in range(self._height())]
 
     def sync(self, changed: set[int]) -> None:
         """Catch up with the model: keep new entries, redraw changed ones, drop the oldest."""
@@ -177,7 +176,7 @@ class AgentPane(ScrollView, can_focus=True):
         # Textual applies the CSS again to the pane whenever a class changes above it (its
         # frame's `-speaking`, at each turn's start and end), and works out its component styles
         # only after this call. So they are compared once in place: only a change (the theme)
-        # draws and paints every line again.
+        # paints every line again (the lines themselves have no colours).
         if not self._restyle_due:
             self._restyle_due = True
             self.call_later(self._restyle)
@@ -190,9 +189,6 @@ class AgentPane(ScrollView, can_focus=True):
             return
         self._look, self._palette = look, palette
         self._painted.clear()
-        self._marker = None
-        if self._views:
-            self._redraw(set(self._views))
         self.refresh()
 
     def on_click(self, event: events.Click) -> None:
@@ -211,17 +207,18 @@ class AgentPane(ScrollView, can_focus=True):
         line = self._line(index)
         selection = self.text_selection
         if selection is not None and (span := selection.get_span(index)) is not None:
+            whole = strip(line, self.palette)
             start, end = span
-            end = line.cell_length if end == -1 else end
-            before, chosen, after = line.divide([start, max(start, end), line.cell_length])
+            end = whole.cell_length if end == -1 else end
+            before, chosen, after = whole.divide([start, max(start, end), whole.cell_length])
             style = self.screen.get_component_rich_style("screen--selection")
             return self._paint(Strip.join([before, chosen.apply_style(style), after]), index)
         painted = self._painted.get(index)
         if painted is not None and painted[0] is line:
             return painted[1]
-        strip = self._paint(line, index)
-        self._painted[index] = (line, strip)
-        return strip
+        shown = self._paint(strip(line, self.palette), index)
+        self._painted[index] = (line, shown)
+        return shown
 
     def _paint(self, line: Strip, index: int) -> Strip:
         # On the pane's own style (its background under the text as beside it); the offsets tell
@@ -278,7 +275,6 @@ class AgentPane(ScrollView, can_focus=True):
             self._painted.clear()
             self._marker = None
             dirty = set(self._views)
-        palette = self.palette
         marker = self._marker_rows
         known = len(self._starts)  # entries whose first line is known (the rest just came)
         height = self._height()  # (the new entries have no lines yet)
@@ -288,7 +284,7 @@ class AgentPane(ScrollView, can_focus=True):
             if view not in dirty:
                 continue
             old = view.lines
-            new = view.render(width, palette, self.thinking_shown)
+            new = view.render(width, self.thinking_shown)
             if index >= known:
                 continue
             same = 0  # lines as they were (the settled ones are the same objects)
@@ -357,17 +353,17 @@ class AgentPane(ScrollView, can_focus=True):
         line = index - self._starts[at]
         return (view, line) if line < len(view.lines) else (None, 0)
 
-    def _line(self, index: int) -> Strip:
+    def _line(self, index: int) -> Line:
         if self._first and index == 0:
             made_for = (self._first, self._width)
             if self._marker is None or self._marker[0] != made_for:
                 noun = "entry" if self._first == 1 else "entries"
                 text = f"▲ {self._first} earlier {noun} · scroll up to show more"
-                marker = Strip([Segment(text.center(self._width), self.palette.earlier)])
-                self._marker = (made_for, marker)
+                self._marker = (made_for, cropped(text.center(self._width), self._width,
+                                                  "earlier"))
             return self._marker[1]
         view, at = self._locate(index)
-        return view.lines[at] if view is not None else Strip.blank(0)
+        return view.lines[at] if view is not None else EMPTY_LINE
 
     def _tail_start(self, end: int) -> int:
         """Where the kept tail of entries[:end] begins."""
@@ -402,9 +398,8 @@ class AgentPane(ScrollView, can_focus=True):
         width = self._width
         if not new or width <= 0:
             return
-        palette = self.palette
         for view in new:
-            view.render(width, palette, self.thinking_shown)
+            view.render(width, self.thinking_shown)
         before = self._height()
         self._views[:0] = new
         self._by_key.update((view.entry.key, view) for view in new)

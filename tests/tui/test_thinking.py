@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from intermodel.tui.app import IntermodelApp
+from intermodel.tui.lines import line_text
 from tests.conftest import SCRIPTED, PairingFactory
 from tests.tui_support import click_toggle, make_app, toggle_label, turn_views, until
 
@@ -18,7 +19,7 @@ THINKING = SCRIPTED.replace(
 
 def shown(app: IntermodelApp) -> list[bool]:
     """Whether each of ada's turns shows its thinking, as the screen draws it."""
-    return [view.thinking_showing and "ponders" in "\n".join(line.text for line in view.lines)
+    return [view.thinking_showing and "ponders" in "\n".join(map(line_text, view.lines))
             for view in turn_views(app, 0)]
 
 

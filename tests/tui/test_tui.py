@@ -27,6 +27,7 @@ from intermodel.records import Discard, Turn
 from intermodel.security.secrets import Credentials
 from intermodel.transcript.reader import read_transcript
 from intermodel.tui.app import IntermodelApp, replay_app
+from intermodel.tui.lines import strip
 from intermodel.tui.model import HumanEntry
 from intermodel.tui.pane import KEEP_ENTRIES
 from intermodel.tui.quit import ConfirmQuit
@@ -361,7 +362,8 @@ async def test_model_text_is_never_markup_or_terminal_control(
     async with app.run_test(size=(200, 30)) as pilot:
         await until(pilot, app.served.is_set)
         view = turn_views(app, 0)[0]
-        [reply] = view.lines[1:]  # under the title, as one line of text in one style
+        [line] = view.lines[1:]  # under the title, as one line of text in one style
+        reply = strip(line, app.panes[0].palette)
         assert reply.text == "[bold red]loud[/] [link=https://example.com]x[/link] " \
                              "␛[2J␛]0;pwned␇ end"
         assert {segment.style for segment in reply} == {app.panes[0].palette.reply}
