@@ -8,7 +8,8 @@ newest entries, and wraps again only what changed), then sleeps a frame (`FRAME_
 tokens pile up into the next batch. The status line is worked out again with each batch and
 repainted only if it changed; a one-shot timer wakes it only when time alone would change it (its
 clock's next second), so a finished or paused screen sleeps. Nothing happens per token. Full
-garbage collections wait for a turn's end (`collector.py`), so none pauses a stream.
+garbage collections wait for a turn's end (`collector.py`), so none pauses a stream, and painted
+lines are freed as soon as they are replaced (`strip_cycles.py`), so those collections find little.
 
 A panel (one message, N agents answering at once) uses the same path: when its run starts, the two
 dialogue columns are replaced by one column per agent (`columns.PanelView`), and every pane
@@ -43,7 +44,7 @@ from intermodel.providers.registry import make_provider
 from intermodel.records import exit_code_for
 from intermodel.transcript.reader import GrowingTranscript, read_transcript
 
-from . import keys
+from . import keys, strip_cycles
 from .collector import Collector
 from .columns import PanelView
 from .history import recorded_history
@@ -130,6 +131,7 @@ class IntermodelApp(App[int]):
             bar.display = False
         if self.source.live:
             self._handle_signals()
+        strip_cycles.install()  # replaced lines are freed at once, not left for a collection
         self._collector.start()  # full collections between turns only (see collector.py)
         self._serve()
         self.refresh_status()
