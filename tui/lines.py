@@ -20,6 +20,7 @@ Every text here is untrusted (replies, thinking, names, error notes): it goes th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -124,7 +125,7 @@ class TextLines:
 
     def __init__(self) -> None:
         self.text = ""
-        self._pieces: list[str] | None = None  # the list of pieces taken from, and how far
+        self._pieces: Sequence[str] | None = None  # the pieces taken from, and how far
         self._taken = 0
         self._taken_chars = 0  # characters of the pieces taken (before `terminal_safe`)
         self._made_for: tuple[int, Kind, str] | None = None  # width, kind, prefix
@@ -133,9 +134,9 @@ class TextLines:
         self._tail_text = ""
         self._tail: list[Line] = []
 
-    def take(self, pieces: list[str]) -> bool:
-        """Take in what `pieces` has that was not taken yet; whether the text grew. A new list
-        holds the same text as the last one did, and maybe more: a completed turn's pieces become
+    def take(self, pieces: Sequence[str]) -> bool:
+        """Take in what `pieces` has that was not taken yet; whether the text grew. New pieces
+        hold the same text as the last ones did, and maybe more: a completed turn's pieces become
         its record's one text (`ConversationModel._complete`)."""
         if pieces is self._pieces:
             if self._taken >= len(pieces):

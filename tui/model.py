@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Literal
+from typing import Literal, cast
 
 from intermodel.config.model import Pairing, RunSpec
 from intermodel.engine.events import (
@@ -55,8 +55,11 @@ class TurnEntry:
     agent: str
     attempt: int = 1
     state: TurnState = "waiting"
-    thinking: list[str] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
+    # Pieces as they stream in; once the turn is complete, the record's text alone, in a tuple
+    # (a tuple of strings is not tracked by the garbage collector: a run's finished turns are
+    # not walked by its full collections).
+    thinking: list[str] | tuple[str, ...] = field(default_factory=list)
+    text: list[str] | tuple[str, ...] = field(default_factory=list)
     record: Turn | None = None
     note: str = ""  # why it was discarded, or the failed attempt's error
     revision: int = 0  # bumped when shown pieces became stale (a retry restarted the turn)
@@ -168,7 +171,10 @@ class ConversationModel:
                     entry = self.under_way.get(event.agent)  # another of a panel's answers
                     if entry is None or entry.turn != event.turn:
                         entry = self._start_turn(event.turn, event.agent, 1)
-                (entry.text if isinstance(event, TextChunk) else entry.thinking).append(event.text)
+                # (An entry under way: its pieces are a list until the record settles them.)
+                pieces = cast(list[str], entry.text if isinstance(event, TextChunk)
+                              else entry.thinking)
+                pieces.append(event.text)
                 entry.state = "streaming"
                 self.changed.add(entry.key)
             case TurnStarted():
@@ -261,13 +267,13 @@ class ConversationModel:
     def _complete(self, turn: Turn) -> None:
         entry = self._entry_for(turn.index, turn.agent)
         # The record is the truth: shown pieces that differ from it are stale. Either way the
-        # pieces become the record's texts, one string each: a reply streamed as a thousand
-        # pieces would otherwise be a thousand references for every full garbage collection to
-        # visit, for the rest of the run.
+        # pieces become the record's texts: a reply streamed as a thousand pieces would otherwise
+        # be a thousand references for every full garbage collection to visit, for the rest of
+        # the run.
         if "".join(entry.text) != turn.text or "".join(entry.thinking) != turn.thinking:
             entry.revision += 1
-        entry.text = [turn.text] if turn.text else []
-        entry.thinking = [turn.thinking] if turn.thinking else []
+        entry.text = (turn.text,) if turn.text else ()
+        entry.thinking = (turn.thinking,) if turn.thinking else ()
         entry.record = turn
         self.last_turn = max(self.last_turn, turn.index)
         self.output_tokens[turn.agent] = (self.output_tokens.get(turn.agent, 0)
