@@ -16,13 +16,11 @@ import pytest
 from intermodel.engine.events import RunStarted, TextChunk, TurnCompleted, TurnStarted
 from intermodel.records import Turn, Usage, now_iso
 from intermodel.tui.app import COLLECT_AFTER, IntermodelApp
-from intermodel.tui.collector import LONGEST_GAP, SHORTEST_GAP, Collector
+from intermodel.tui.collector import LONGEST_GAP, SHORTEST_GAP, THAW_GAP, Collector
 from tests.conftest import SCRIPTED, PairingFactory
 from tests.tui_support import HandClock, IdleSource, until
 
 pytestmark = pytest.mark.anyio
-
-
 
 
 class _Cyclic:
@@ -122,3 +120,31 @@ async def test_a_turns_end_collects_what_the_stream_left(make_pairing: PairingFa
         source.done.set()
         await until(pilot, app.served.is_set)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_what_survives_a_turns_end_is_left_out_of_later_walks_until_a_thaw() -> None:
+    """The run's records outlive every collection: frozen after the one that found them alive,
+    so later ones walk only what came since. Something frozen that later dies in a cycle is
+    reclaimed once everything is walked again."""
+    clock = HandClock()
+    collector = Collector(clock)
+    collector.start()
+    try:
+        thaws = collector.thaws
+        thing = _Cyclic()
+        garbage = weakref.ref(thing)
+        collector.collect()  # a turn's end: `thing` is alive, and frozen
+        del thing
+        clock.now += THAW_GAP - 1
+        with counting_full_collections() as full:
+            collector.collect()
+        assert len(full) == 1 and garbage() is not None  # the walk left the frozen out
+        assert not collector.thaw_due and collector.thaws == thaws
+        clock.now += 1
+        assert collector.thaw_due
+        collector.collect()  # walks everything
+        assert collector.thaws == thaws + 1 and garbage() is None
+        assert not collector.thaw_due
+    finally:
+        collector.stop()
+    assert gc.get_freeze_count() == 0
