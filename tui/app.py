@@ -8,8 +8,9 @@ newest entries, and wraps again only what changed), then sleeps a frame (`FRAME_
 tokens pile up into the next batch. The status line is worked out again with each batch and
 repainted only if it changed; a one-shot timer wakes it only when time alone would change it (its
 clock's next second), so a finished or paused screen sleeps. Nothing happens per token. Full
-garbage collections wait for a turn's end (`collector.py`), so none pauses a stream, and painted
-lines are freed as soon as they are replaced (`strip_cycles.py`), so those collections find little.
+garbage collections wait for a turn's end and leave out what earlier ones found alive
+(`collector.py`), so none pauses a stream; painted lines are freed as soon as they are replaced
+(`strip_cycles.py`), so those collections find little.
 
 A panel (one message, N agents answering at once) uses the same path: when its run starts, the two
 dialogue columns are replaced by one column per agent (`columns.PanelView`), and every pane

@@ -10,9 +10,9 @@ A kept line is a plain tuple (`Line`): its text, its width in cells, the kind of
 of the pane's styles it is painted in) and how many of its first cells are bold. A tuple of strings
 and numbers drops out of the garbage collector's walk after the first collection that sees it,
 where a Textual `Strip` is ten tracked objects (its segments and seven caches): the lines a pane
-keeps were three quarters of what every full collection walked (bench/README.md, "Kept lines out
-of the collector's walk"). The pane makes a `Strip` of a line only to paint it (`strip`), and its
-style comes from the palette then, so a new theme paints the same lines in new colours.
+keeps were three quarters of what every full collection walked (bench/README.md, "The terminal
+UI"). The pane makes a `Strip` of a line only to paint it (`strip`), and its style comes from the
+palette then, so a new theme paints the same lines in new colours.
 
 Every text here is untrusted (replies, thinking, names, error notes): it goes through
 `terminal_safe` and becomes segments of literal text, never markup.

@@ -6,7 +6,7 @@ of the strip itself: the strip then refers to itself. Replaced on screen, such a
 when the last reference to it goes, but left to the garbage collector; and a line that stayed on
 screen for a few seconds is old enough that only a full collection finds it. Between two turns
 that was some 3,000 objects (180 lines, each with its segments and seven caches), which made up
-most of the full collection's pause (bench/README.md, "Painted lines that free themselves").
+most of the full collection's pause (bench/README.md, "The terminal UI").
 
 `install` makes that one case return a new list of the strip, uncached (a list of one costs less
 than the cache's lookup); every other division goes to Textual's own, cache and all. Nothing else
