@@ -39,7 +39,7 @@ __all__ = ["LONGEST_GAP", "SHORTEST_GAP", "THAW_GAP", "Collector"]
 
 SHORTEST_GAP = 1.0  # seconds at least between two full collections at turns' ends
 LONGEST_GAP = 60.0  # seconds of events at most between two full collections
-THAW_GAP = 300.0  # seconds at least between two walks of everything (but for a run's end)
+THAW_GAP = 300.0  # seconds at least between two walks of everything (thaws)
 _NEVER = 1 << 30  # a full-collection threshold no run reaches
 
 
